@@ -1,0 +1,130 @@
+import { hostname } from 'node:os';
+import { DEFAULT_PREFIX, isName } from '@conveyor/contracts';
+
+/**
+ * Every setting of every app, read from the environment in one place so that the README's
+ * configuration table and the code cannot drift apart. A bad value stops the process at
+ * start-up with a message naming the variable.
+ */
+export interface ConveyorConfig {
+  nats: {
+    servers: string[];
+    user?: string;
+    pass?: string;
+    token?: string;
+    credsFile?: string;
+    name: string;
+  };
+  prefix: string;
+  /** Replicas of every stream and bucket: 1 on a single server, 3 on a cluster. */
+  replicas: number;
+  retention: {
+    stepsMaxAgeMs: number;
+    eventsMaxAgeMs: number;
+    logsMaxAgeMs: number;
+    logsMaxBytes: number;
+    deadLettersMaxAgeMs: number;
+  };
+  http: { port: number; host: string; bodyLimitBytes: number };
+  steps: {
+    defaultTimeoutMs: number;
+    defaultRetries: number;
+    retryBackoffMs: number;
+    retryBackoffMaxMs: number;
+    /** How long JetStream waits for an ack before redelivering; kept alive with in-progress acks. */
+    ackWaitMs: number;
+  };
+  agent: { id: string; machine: string; concurrency: number };
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env, defaults: { concurrency?: number; name?: string } = {}): ConveyorConfig {
+  const prefix = env.CONVEYOR_PREFIX?.trim() || DEFAULT_PREFIX;
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
+    throw new ConfigError(`CONVEYOR_PREFIX=${prefix}: use tokens of letters, digits, "_" and "-" separated by "."`);
+  }
+  const host = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'host';
+  const agentId = env.CONVEYOR_AGENT_ID?.trim() || `${host}-${process.pid}`;
+  const machine = env.CONVEYOR_MACHINE_ID?.trim() || host;
+  if (!isName(agentId)) throw new ConfigError(`CONVEYOR_AGENT_ID=${agentId}: must be lowercase letters, digits and "-", at most 63 characters`);
+  if (!isName(machine)) throw new ConfigError(`CONVEYOR_MACHINE_ID=${machine}: must be lowercase letters, digits and "-", at most 63 characters`);
+  return {
+    nats: {
+      servers: list(env.CONVEYOR_NATS_URL, ['nats://127.0.0.1:4222']),
+      user: env.CONVEYOR_NATS_USER || undefined,
+      pass: env.CONVEYOR_NATS_PASS || undefined,
+      token: env.CONVEYOR_NATS_TOKEN || undefined,
+      credsFile: env.CONVEYOR_NATS_CREDS || undefined,
+      name: defaults.name ?? 'conveyor',
+    },
+    prefix,
+    replicas: int(env, 'CONVEYOR_REPLICAS', 1, 1, 5),
+    retention: {
+      stepsMaxAgeMs: duration(env, 'CONVEYOR_STEPS_MAX_AGE', '7d'),
+      eventsMaxAgeMs: duration(env, 'CONVEYOR_EVENTS_MAX_AGE', '30d'),
+      logsMaxAgeMs: duration(env, 'CONVEYOR_LOGS_MAX_AGE', '7d'),
+      logsMaxBytes: bytes(env, 'CONVEYOR_LOGS_MAX_BYTES', '1gb'),
+      deadLettersMaxAgeMs: duration(env, 'CONVEYOR_DLQ_MAX_AGE', '30d'),
+    },
+    http: {
+      port: int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535),
+      host: env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1',
+      bodyLimitBytes: bytes(env, 'CONVEYOR_BODY_LIMIT', '1mb'),
+    },
+    steps: {
+      defaultTimeoutMs: duration(env, 'CONVEYOR_STEP_TIMEOUT', '1h'),
+      defaultRetries: int(env, 'CONVEYOR_STEP_RETRIES', 0, 0, 20),
+      retryBackoffMs: duration(env, 'CONVEYOR_RETRY_BACKOFF', '1s'),
+      retryBackoffMaxMs: duration(env, 'CONVEYOR_RETRY_BACKOFF_MAX', '5m'),
+      ackWaitMs: duration(env, 'CONVEYOR_ACK_WAIT', '30s'),
+    },
+    agent: { id: agentId, machine, concurrency: int(env, 'CONVEYOR_CONCURRENCY', defaults.concurrency ?? 1, 1, 1024) },
+  };
+}
+
+function list(value: string | undefined, fallback: string[]): string[] {
+  const items = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return items.length ? items : fallback;
+}
+
+function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}=${raw}: expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "5m", "1h", "7d"; a bare number is seconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']);
+}
+
+function duration(env: Env, key: string, fallback: string): number {
+  const raw = env[key]?.trim() || fallback;
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) throw new ConfigError(`${key}=${raw}: expected a duration such as 500ms, 30s, 5m, 1h or 7d`);
+  return ms;
+}
+
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+export function parseBytes(raw: string): number | undefined {
+  const m = /^(\d+)(b|kb|mb|gb)?$/i.exec(raw.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * BYTE_UNITS[(m[2] ?? 'b').toLowerCase()];
+}
+
+function bytes(env: Env, key: string, fallback: string): number {
+  const raw = env[key]?.trim() || fallback;
+  const n = parseBytes(raw);
+  if (n === undefined || n <= 0) throw new ConfigError(`${key}=${raw}: expected a size such as 512kb, 1mb or 1gb`);
+  return n;
+}

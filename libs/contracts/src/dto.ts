@@ -1,0 +1,230 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN } from './names';
+import type { JsonObject } from './models';
+
+/** Limits that keep one request from filling the store; the body limit itself is set on the HTTP server. */
+export const LIMITS = {
+  descriptionLength: 1024,
+  stepNameLength: 200,
+  maxSteps: 50,
+  maxRetries: 20,
+  maxTimeoutSeconds: 24 * 3600,
+} as const;
+
+const nameMessage = { message: `$property must be ${NAME_RULE}` };
+
+export class ResourceDefinitionDto {
+  @ApiProperty({ example: 'flutter-builder', pattern: NAME_PATTERN.source })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(LIMITS.descriptionLength)
+  description?: string;
+
+  @ApiPropertyOptional({ example: '0.0.1', description: 'free-form version label' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  version?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'JSON Schema for the resources\' spec' })
+  @IsObject()
+  schema!: JsonObject;
+}
+
+/** PUT /resource-definitions/:name: the name comes from the path (a body name must match it). */
+export class ResourceDefinitionUpdateDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(LIMITS.descriptionLength)
+  description?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  version?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  @IsObject()
+  schema!: JsonObject;
+}
+
+export class PipelineStepDto {
+  @ApiProperty({ example: '1', pattern: STEP_ID_PATTERN.source })
+  @IsString()
+  @Matches(STEP_ID_PATTERN, { message: '$property must be letters, digits, "_" and "-", at most 63 characters' })
+  id!: string;
+
+  @ApiProperty({ example: 'Start Build Environment' })
+  @IsString()
+  @MaxLength(LIMITS.stepNameLength)
+  name!: string;
+
+  @ApiProperty({ example: 'container-start', pattern: NAME_PATTERN.source })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  driver!: string;
+
+  @ApiPropertyOptional({ description: 'seconds one attempt may take' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(LIMITS.maxTimeoutSeconds)
+  timeout?: number;
+
+  @ApiPropertyOptional({ description: 'extra attempts after a failure' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(LIMITS.maxRetries)
+  retries?: number;
+
+  @ApiPropertyOptional({ description: 'cleanup step: runs even after a failure or a cancel' })
+  @IsOptional()
+  @IsBoolean()
+  always?: boolean;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'free JSON handed to the driver' })
+  @IsOptional()
+  @IsObject()
+  config?: JsonObject;
+}
+
+export class PipelineDto {
+  @ApiProperty({ example: 'flutter-pipeline' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(LIMITS.descriptionLength)
+  description?: string;
+
+  @ApiProperty({ example: 'flutter-builder', description: 'the resource definition this pipeline builds' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiProperty({ type: [PipelineStepDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(LIMITS.maxSteps)
+  @ValidateNested({ each: true })
+  @Type(() => PipelineStepDto)
+  steps!: PipelineStepDto[];
+}
+
+export class PipelineUpdateDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(LIMITS.descriptionLength)
+  description?: string;
+
+  @ApiProperty()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiProperty({ type: [PipelineStepDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(LIMITS.maxSteps)
+  @ValidateNested({ each: true })
+  @Type(() => PipelineStepDto)
+  steps!: PipelineStepDto[];
+}
+
+export class ResourceDto {
+  @ApiProperty({ example: 'build-app' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+
+  @ApiProperty({ example: 'flutter-builder', description: 'the resource definition (type) of this resource' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiPropertyOptional({ example: 'flutter-pipeline', description: 'when given, a run of this pipeline starts' })
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  @IsObject()
+  spec!: JsonObject;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsObject()
+  metadata?: JsonObject;
+}
+
+/** PUT /resources/:type/:name: a new version. Name and type come from the path. */
+export class ResourceUpdateDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  @IsObject()
+  spec!: JsonObject;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsObject()
+  metadata?: JsonObject;
+}
+

@@ -1,0 +1,15 @@
+/** Headers that travel with every step message and event, so the NATS CLI shows them without decoding JSON. */
+export const Headers = {
+  RunId: 'Conveyor-Run-Id',
+  Pipeline: 'Conveyor-Pipeline',
+  Step: 'Conveyor-Step',
+  StepIndex: 'Conveyor-Step-Index',
+  Driver: 'Conveyor-Driver',
+  Resource: 'Conveyor-Resource',
+  Mode: 'Conveyor-Mode',
+  /** JetStream de-duplication id. */
+  MsgId: 'Nats-Msg-Id',
+  /** On dead letters. */
+  Reason: 'Conveyor-Reason',
+  Agent: 'Conveyor-Agent',
+} as const;

@@ -1,0 +1,107 @@
+/** The stored shapes. JSON over HTTP and over NATS uses exactly these field names. */
+
+export type JsonObject = { [key: string]: unknown };
+
+export interface ResourceDefinition {
+  name: string;
+  description: string;
+  /** Free-form version label chosen by the author (Conveyor CI's field); not the storage revision. */
+  version: string;
+  /** JSON Schema that every resource's `spec` must satisfy. */
+  schema: JsonObject;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PipelineStep {
+  id: string;
+  name: string;
+  driver: string;
+  /** Seconds one attempt may take before it is aborted. */
+  timeout?: number;
+  /** Extra attempts after the first one fails. */
+  retries?: number;
+  /** A cleanup step: runs even when an earlier step failed or the run was cancelled. */
+  always?: boolean;
+  /** Free JSON handed to the driver. */
+  config?: JsonObject;
+}
+
+export interface Pipeline {
+  name: string;
+  description: string;
+  /** Name of the resource definition whose resources this pipeline builds. */
+  resource: string;
+  steps: PipelineStep[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Resource {
+  name: string;
+  /** Name of the resource definition (the resource's type). */
+  resource: string;
+  pipeline?: string;
+  spec: JsonObject;
+  metadata: JsonObject;
+  /** 1 for the first version, +1 for every change. */
+  version: number;
+  /** The run this version started, when it names a pipeline. */
+  runid?: string;
+  createdAt: string;
+}
+
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type StepStatus = 'pending' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
+export function isTerminalRunStatus(status: RunStatus): boolean {
+  return TERMINAL_RUN_STATUSES.includes(status);
+}
+
+export interface StepRun {
+  id: string;
+  name: string;
+  driver: string;
+  always: boolean;
+  status: StepStatus;
+  /** Attempts started so far (a redelivery after a crash counts as an attempt). */
+  attempts: number;
+  agent?: string;
+  machine?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  message?: string;
+  /** What the driver returned (e.g. the container id), readable by later steps. */
+  data?: JsonObject;
+}
+
+/** The pipeline as it was when the run started: later edits of the pipeline do not change a run. */
+export interface PipelineSnapshot {
+  name: string;
+  resource: string;
+  steps: PipelineStep[];
+}
+
+export interface ResourceRef {
+  /** The resource definition's name. */
+  type: string;
+  name: string;
+  version: number;
+}
+
+export interface Run {
+  id: string;
+  pipeline: PipelineSnapshot;
+  resource: ResourceRef;
+  status: RunStatus;
+  message?: string;
+  steps: StepRun[];
+  /** Set by `POST /runs/:id/cancel`; drivers check it before starting a step. */
+  cancelRequested: boolean;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+}

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Subjects } from '@conveyor/contracts';
+import type { ConveyorConfig } from '@conveyor/config';
+
+/** One NATS connection and the JetStream handles built on it; every app holds exactly one. */
+export interface JetStreamContext {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kvm: Kvm;
+  subjects: Subjects;
+  config: ConveyorConfig;
+}
+
+export function connectionOptions(config: ConveyorConfig): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: config.nats.servers,
+    name: config.nats.name,
+    // Keep trying for ever: a NATS restart or a cluster node going away must not kill an agent.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    timeout: 5000,
+  };
+  if (config.nats.user) {
+    opts.user = config.nats.user;
+    opts.pass = config.nats.pass;
+  }
+  if (config.nats.token) opts.token = config.nats.token;
+  if (config.nats.credsFile) opts.authenticator = credsAuthenticator(readFileSync(config.nats.credsFile));
+  return opts;
+}
+
+export async function connectJetStream(config: ConveyorConfig): Promise<JetStreamContext> {
+  const nc = await connect(connectionOptions(config));
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+  const js = jetstream(nc, { timeout: 10_000 });
+  return { nc, js, jsm, kvm: new Kvm(js), subjects: new Subjects(config.prefix), config };
+}

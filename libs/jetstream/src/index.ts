@@ -1,0 +1,3 @@
+export * from './connection';
+export * from './provision';
+export * from './jetstream.module';

@@ -1,0 +1,129 @@
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import type { JetStreamContext } from './connection';
+
+export interface Buckets {
+  definitions: KV;
+  pipelines: KV;
+  resources: KV;
+  runs: KV;
+}
+
+const DEDUP_WINDOW_MS = 2 * 60_000;
+
+/**
+ * Creates the streams and buckets if they are missing. Safe to run from every process at
+ * start-up at the same time: whichever comes first creates, the rest find what it made.
+ * An existing stream is never recreated or shrunk (that could drop stored data); its
+ * limits are updated only when they differ.
+ */
+export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
+  const { subjects: s, config: c } = ctx;
+  const common = { storage: StorageType.File, num_replicas: c.replicas, discard: DiscardPolicy.Old };
+  await ensureStream(ctx, {
+    ...common,
+    name: s.stepsStream,
+    description: 'Step work for drivers; acked by the driver after it handed the run on',
+    subjects: [s.allSteps],
+    // Limits (not WorkQueue) so that `nats stream view` works and operators can read what ran.
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.retention.stepsMaxAgeMs),
+    duplicate_window: nanos(DEDUP_WINDOW_MS),
+  });
+  await ensureStream(ctx, {
+    ...common,
+    name: s.eventsStream,
+    description: 'Run and step events; folded into the runs bucket by the gateway',
+    subjects: [s.allEvents],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.retention.eventsMaxAgeMs),
+    duplicate_window: nanos(DEDUP_WINDOW_MS),
+  });
+  await ensureStream(ctx, {
+    ...common,
+    name: s.logsStream,
+    description: 'Log lines of steps, in order per run',
+    subjects: [s.allLogs],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.retention.logsMaxAgeMs),
+    max_bytes: c.retention.logsMaxBytes,
+    duplicate_window: nanos(DEDUP_WINDOW_MS),
+  });
+  await ensureStream(ctx, {
+    ...common,
+    name: s.deadLetterStream,
+    description: 'Messages a driver could not read, with the reason',
+    subjects: [s.allDeadLetters],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.retention.deadLettersMaxAgeMs),
+  });
+}
+
+export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
+  const { subjects: s, config: c } = ctx;
+  const open = (kind: Parameters<typeof s.bucket>[0], history: number) =>
+    ensureBucket(ctx, s.bucket(kind), { history, replicas: c.replicas, storage: StorageType.File });
+  const [definitions, pipelines, resources, runs] = await Promise.all([
+    open('definitions', 5),
+    open('pipelines', 5),
+    open('resources', 1),
+    open('runs', 1),
+  ]);
+  return { definitions, pipelines, resources, runs };
+}
+
+export async function ensureBucket(
+  ctx: JetStreamContext,
+  name: string,
+  opts: { history: number; replicas: number; storage: StorageType; ttl?: number },
+): Promise<KV> {
+  try {
+    return await ctx.kvm.open(name, { bindOnly: true });
+  } catch {
+    // Missing: create it. Two processes racing here both succeed with the same config.
+  }
+  return ctx.kvm.create(name, { ...opts, allow_direct: true });
+}
+
+async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  let existing;
+  try {
+    existing = await ctx.jsm.streams.info(config.name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (!existing) {
+    try {
+      await ctx.jsm.streams.add(config);
+      return;
+    } catch (err) {
+      // Another process created it between our info and add.
+      if (!(err instanceof JetStreamApiError) || !/already in use/i.test(err.message)) throw err;
+      existing = await ctx.jsm.streams.info(config.name);
+    }
+  }
+  const cur = existing.config;
+  const drift =
+    cur.max_age !== config.max_age ||
+    (config.max_bytes !== undefined && cur.max_bytes !== config.max_bytes) ||
+    cur.num_replicas !== config.num_replicas;
+  if (drift) {
+    await ctx.jsm.streams.update(config.name, {
+      max_age: config.max_age,
+      max_bytes: config.max_bytes ?? cur.max_bytes,
+      num_replicas: config.num_replicas,
+    });
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 404 || /not found/i.test(err.message);
+  return err instanceof Error && /not found/i.test(err.message);
+}

@@ -1,0 +1,3 @@
+export * from './errors';
+export * from './json-kv';
+export * from './stores';

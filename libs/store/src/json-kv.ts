@@ -1,0 +1,96 @@
+import type { KV, KvEntry } from '@nats-io/kv';
+import { ConflictError, NotFoundError, isWrongRevision } from './errors';
+
+/** A stored value with the KV revision it was read at: the handle for optimistic concurrency. */
+export interface Versioned<T> {
+  value: T;
+  revision: number;
+}
+
+const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 'PUT';
+
+/**
+ * JSON values in a KV bucket, with compare-and-set on every write. A write that names a
+ * revision fails with ConflictError when someone else wrote in between; nothing is ever
+ * overwritten silently.
+ */
+export class JsonKv<T> {
+  constructor(
+    readonly kv: KV,
+    private readonly what: string,
+  ) {}
+
+  async get(key: string): Promise<Versioned<T> | undefined> {
+    const e = await this.kv.get(key);
+    return live(e) ? { value: e.json<T>(), revision: e.revision } : undefined;
+  }
+
+  async require(key: string): Promise<Versioned<T>> {
+    const found = await this.get(key);
+    if (!found) throw new NotFoundError(`${this.what} "${key}" not found`);
+    return found;
+  }
+
+  /** Creates a new key; ConflictError when it exists. */
+  async create(key: string, value: T): Promise<number> {
+    try {
+      return await this.kv.create(key, JSON.stringify(value));
+    } catch (err) {
+      if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" already exists`);
+      throw err;
+    }
+  }
+
+  /** Replaces the value written at `revision`; ConflictError when it changed since. */
+  async update(key: string, value: T, revision: number): Promise<number> {
+    try {
+      return await this.kv.update(key, JSON.stringify(value), revision);
+    } catch (err) {
+      if (isWrongRevision(err)) {
+        throw new ConflictError(`${this.what} "${key}" was changed by someone else (revision ${revision} is not the latest); read it again and retry`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Read-modify-write with a bounded number of compare-and-set retries: for writers
+   * that merge rather than replace (e.g. folding run events).
+   */
+  async mutate(key: string, change: (current: T) => T | undefined, attempts = 20): Promise<T> {
+    for (let i = 0; i < attempts; i++) {
+      const cur = await this.require(key);
+      const next = change(cur.value);
+      if (next === undefined) return cur.value;
+      try {
+        await this.kv.update(key, JSON.stringify(next), cur.revision);
+        return next;
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+      }
+    }
+    throw new ConflictError(`${this.what} "${key}" is being changed too often; gave up after ${attempts} attempts`);
+  }
+
+  async delete(key: string, revision?: number): Promise<void> {
+    try {
+      await this.kv.delete(key, revision ? { previousSeq: revision } : undefined);
+    } catch (err) {
+      if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" was changed by someone else; read it again and retry`);
+      throw err;
+    }
+  }
+
+  /** Keys that match a filter (`>` for all), without deleted ones. */
+  async keys(filter = '>'): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.kv.keys(filter)) out.push(k);
+    return out;
+  }
+
+  async list(filter = '>'): Promise<Versioned<T>[]> {
+    const keys = await this.keys(filter);
+    const values = await Promise.all(keys.map((k) => this.get(k)));
+    return values.filter((v): v is Versioned<T> => v !== undefined);
+  }
+}
