@@ -84,12 +84,14 @@ export async function ensureBucket(
   name: string,
   opts: { history: number; replicas: number; storage: StorageType; ttl?: number },
 ): Promise<KV> {
+  // Kvm.create binds to an existing bucket and creates a missing one; two processes racing
+  // here send the same stream config, which JetStream accepts twice.
   try {
-    return await ctx.kvm.open(name, { bindOnly: true });
-  } catch {
-    // Missing: create it. Two processes racing here both succeed with the same config.
+    return await ctx.kvm.create(name, { ...opts, allow_direct: true });
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || !/already in use/i.test(err.message)) throw err;
+    return ctx.kvm.create(name, { ...opts, allow_direct: true });
   }
-  return ctx.kvm.create(name, { ...opts, allow_direct: true });
 }
 
 async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig> & { name: string }): Promise<void> {

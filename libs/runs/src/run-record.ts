@@ -64,19 +64,23 @@ export function applyEvent(run: Run, e: RunEvent): Run {
     if (!step) return run;
     const attempt = e.attempt ?? 0;
     const wins = orderKey(attempt, e.kind) >= orderKey(step.attempts, step.status);
+    // Agent and machine belong to the latest attempt, whichever of its events comes first.
+    if (attempt >= step.attempts) {
+      if (e.agent) step.agent = e.agent;
+      if (e.machine) step.machine = e.machine;
+    }
     step.attempts = Math.max(step.attempts, attempt);
     if (e.kind === 'started' && (!step.startedAt || e.at < step.startedAt)) step.startedAt = e.at;
     if (wins) {
       step.status = e.kind === 'started' ? 'running' : (e.kind as StepStatus);
-      if (e.agent) step.agent = e.agent;
-      if (e.machine) step.machine = e.machine;
+      // The winning event says everything about the step's message and data.
       if (e.message !== undefined) step.message = e.message;
+      else delete step.message;
       if (e.data !== undefined) step.data = e.data;
-      if (TERMINAL_STEP.includes(step.status)) {
-        step.finishedAt = e.at;
-        if (step.startedAt) step.durationMs = Date.parse(e.at) - Date.parse(step.startedAt);
-      }
+      else delete step.data;
+      if (TERMINAL_STEP.includes(step.status)) step.finishedAt = e.at;
     }
+    if (step.startedAt && step.finishedAt) step.durationMs = Date.parse(step.finishedAt) - Date.parse(step.startedAt);
     if (next.status === 'queued' && e.kind === 'started') {
       next.status = 'running';
     }

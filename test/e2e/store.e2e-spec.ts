@@ -1,0 +1,53 @@
+import { loadConfig } from '@conveyor/config';
+import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import { ConflictError, DefinitionsStore, ResourcesStore } from '@conveyor/store';
+import { NatsServer } from '../support/nats-server';
+
+describe('state store on a real nats-server', () => {
+  let nats: NatsServer;
+  let ctx: JetStreamContext;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    ctx = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: nats.url }));
+    await provisionStreams(ctx);
+  });
+  afterAll(async () => {
+    await ctx?.nc.close();
+    await nats?.dispose();
+  });
+
+  it('provisions idempotently from several processes at once', async () => {
+    const others = await Promise.all([1, 2, 3].map(() => connectJetStream(loadConfig({ CONVEYOR_NATS_URL: nats.url }))));
+    await Promise.all(others.map(async (c) => { await provisionStreams(c); await openBuckets(c); }));
+    await Promise.all(others.map((c) => c.nc.close()));
+    const names: string[] = [];
+    for await (const n of ctx.jsm.streams.names()) names.push(n);
+    expect(names).toEqual(expect.arrayContaining(['CONVEYOR_STEPS', 'CONVEYOR_EVENTS', 'CONVEYOR_LOGS', 'CONVEYOR_DLQ', 'KV_conveyor-runs']));
+  });
+
+  it('refuses a write based on a stale revision', async () => {
+    const defs = new DefinitionsStore(await openBuckets(ctx));
+    const def = { name: 'd', description: '', version: '1', schema: {}, createdAt: '', updatedAt: '' };
+    const rev = await defs.create('d', def);
+    await expect(defs.create('d', def)).rejects.toBeInstanceOf(ConflictError);
+    await defs.update('d', { ...def, version: '2' }, rev);
+    await expect(defs.update('d', { ...def, version: '3' }, rev)).rejects.toBeInstanceOf(ConflictError);
+    expect((await defs.require('d')).value.version).toBe('2');
+  });
+
+  it('keeps every version of a resource and numbers concurrent writers apart', async () => {
+    const res = new ResourcesStore(await openBuckets(ctx));
+    await res.create({ name: 'x', resource: 't', spec: { n: 0 }, metadata: {}, version: 1, createdAt: '' });
+    await Promise.all([1, 2, 3, 4, 5].map((n) => res.update('t', 'x', (cur) => ({ ...cur, spec: { n } }))));
+    const latest = await res.require('t', 'x');
+    expect(latest.value.version).toBe(6);
+    const seen = new Set<unknown>();
+    for (let v = 1; v <= 6; v++) seen.add((await res.version('t', 'x', v))?.spec.n);
+    expect(seen).toEqual(new Set([0, 1, 2, 3, 4, 5]));
+    await expect(res.update('t', 'x', (c) => c, 3)).rejects.toBeInstanceOf(ConflictError);
+    await res.delete('t', 'x');
+    expect(await res.latest('t', 'x')).toBeUndefined();
+    expect(await res.version('t', 'x', 2)).toBeUndefined();
+  });
+});
