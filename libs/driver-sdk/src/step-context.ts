@@ -1,0 +1,49 @@
+import type { JsonObject, PipelineStep, StepMessage, StepOutput, StepResource } from '@conveyor/contracts';
+
+/** Where a driver's log lines go: the run's log stream in JetStream, in order. */
+export interface StepLogger {
+  info(line: string): void;
+  warn(line: string): void;
+  error(line: string): void;
+  /** Lines a build wrote to stdout or stderr. Text is split on newlines; a partial last line waits for the rest. */
+  write(stream: 'stdout' | 'stderr', text: string | Buffer): void;
+}
+
+/** Everything a driver gets for one attempt of one step. */
+export interface StepContext {
+  runId: string;
+  pipeline: string;
+  /** The step as the pipeline defined it when the run started. */
+  step: PipelineStep;
+  stepIndex: number;
+  /** 1 for the first attempt; a redelivery after a crash is a new attempt too. */
+  attempt: number;
+  /** `cleanup` when the run already failed or was cancelled and only `always` steps run. */
+  mode: StepMessage['mode'];
+  outcome?: StepMessage['outcome'];
+  /** The resource at the version the run was started for. */
+  resource: StepResource;
+  /** The step's `config` from the pipeline (`{}` when it has none). */
+  config: JsonObject;
+  /** Outputs of the steps that ran before this one, by step id. */
+  outputs: Record<string, StepOutput>;
+  /** The output of the latest earlier step that ran `driver` (e.g. the container id from container-start). */
+  outputOf(driver: string): StepOutput | undefined;
+  agent: { id: string; machine: string };
+  log: StepLogger;
+  /** Fires when the step times out, the run is cancelled, or the agent shuts down: stop work promptly. */
+  signal: AbortSignal;
+}
+
+/** What a driver returns. `success: false` fails the attempt (retried while retries remain). */
+export interface StepResult {
+  success: boolean;
+  message?: string;
+  /** Handed to later steps as `outputs[stepId].data` and shown in the run record. */
+  data?: JsonObject;
+}
+
+/** A driver implements one method; the SDK does the rest (acks, retries, hand-off, logs, events). */
+export interface StepHandler {
+  run(ctx: StepContext): Promise<StepResult>;
+}
