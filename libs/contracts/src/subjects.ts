@@ -35,7 +35,7 @@ export class Subjects {
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
 
-  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'agents'): string {
+  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 

@@ -1,2 +1,3 @@
 export * from './run-record';
 export * from './hand-off';
+export * from './step-headers';

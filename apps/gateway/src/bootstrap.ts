@@ -1,0 +1,38 @@
+import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import type { ConveyorConfig } from '@conveyor/config';
+import { AppModule } from './app.module';
+import { HttpErrorFilter, toHttpError } from './common/http-error.filter';
+import { validationPipe } from './common/validation';
+
+/**
+ * The gateway, configured but not listening: main.ts listens on the configured port, tests
+ * on a free one. Everything that shapes HTTP behaviour (body limit, validation, error JSON,
+ * OpenAPI) is set here so that both get the same app.
+ */
+export async function createGateway(config: ConveyorConfig, options: NestApplicationOptions = {}): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...options, bodyParser: false });
+  // Our own parser, so that the limit is the configured one; its errors become 400/413 in HttpErrorFilter.
+  app.useBodyParser('json', { limit: config.http.bodyLimitBytes });
+  // Body-parser errors (invalid JSON, too large, bad charset) are answered here, before any route.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const body = toHttpError(err);
+    res.status(body.statusCode).json(body);
+  });
+  // Express would add weak ETags of its own to every GET; ours are revisions and versions.
+  app.set('etag', false);
+  app.disable('x-powered-by');
+  app.useGlobalPipes(validationPipe());
+  app.useGlobalFilters(new HttpErrorFilter());
+
+  const openApi = new DocumentBuilder()
+    .setTitle('Conveyor API gateway')
+    .setDescription('Resource definitions, pipelines, resources (versioned) and runs of Conveyor, a CI/CD framework on NATS JetStream')
+    .setVersion('1')
+    .build();
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi));
+  return app;
+}

@@ -1,0 +1,92 @@
+import { BadRequestException, Controller, Get, Headers, NotFoundException, Param, Query, Res } from '@nestjs/common';
+import { ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { NAME_PATTERN, RUN_ID_PATTERN, type LogLine } from '@conveyor/contracts';
+import { LogReader, type LogEntry } from '@conveyor/logs';
+import { RunsStore } from '@conveyor/store';
+import { NamePipe, RunIdPipe } from '../common/params';
+
+/** Keeps proxies and idle-timeouts from closing a quiet stream. */
+const SSE_PING_MS = 15_000;
+
+@ApiTags('logs')
+@Controller('logs')
+export class LogsController {
+  constructor(
+    private readonly reader: LogReader,
+    private readonly runs: RunsStore,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Stored log lines of a run (optionally of one driver), in order' })
+  @ApiQuery({ name: 'runid', required: true })
+  @ApiQuery({ name: 'driver', required: false })
+  async list(@Query('runid') runId?: string, @Query('driver') driver?: string): Promise<LogLine[]> {
+    if (!runId || !RUN_ID_PATTERN.test(runId)) throw new BadRequestException('query parameter "runid" must be a run id (26 lowercase letters and digits)');
+    if (driver !== undefined && !NAME_PATTERN.test(driver)) throw new BadRequestException('query parameter "driver" must be a driver name');
+    await this.requireRun(runId);
+    const lines: LogLine[] = [];
+    for await (const e of this.reader.read(runId, { driver, follow: false })) if ('line' in e) lines.push(e.line);
+    return lines;
+  }
+
+  @Get('pipeline/:runid')
+  @ApiOperation({ summary: 'Server-Sent Events: every log line of a run, stored then live, ending with an "end" event' })
+  @ApiProduces('text/event-stream')
+  async pipeline(@Param('runid', RunIdPipe) runId: string, @Headers('last-event-id') lastEventId: string | undefined, @Res() res: Response): Promise<void> {
+    await this.requireRun(runId);
+    await this.stream(res, runId, undefined, lastEventId);
+  }
+
+  @Get('streams/:driver/:runid')
+  @ApiOperation({ summary: 'Server-Sent Events: the log lines of one driver in a run, stored then live' })
+  @ApiProduces('text/event-stream')
+  async driver(
+    @Param('driver', new NamePipe('driver')) driver: string,
+    @Param('runid', RunIdPipe) runId: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.requireRun(runId);
+    await this.stream(res, runId, driver, lastEventId);
+  }
+
+  private async requireRun(runId: string): Promise<void> {
+    if (!(await this.runs.get(runId))) throw new NotFoundException(`run "${runId}" not found`);
+  }
+
+  /**
+   * One SSE stream: event id = the line's JetStream sequence, so `Last-Event-ID` resumes
+   * exactly after the last line the client saw.
+   */
+  private async stream(res: Response, runId: string, driver: string | undefined, lastEventId?: string): Promise<void> {
+    const afterSeq = lastEventId && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : 0;
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    res.status(200).set({
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.flushHeaders();
+    res.write('retry: 1000\n\n');
+    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
+    try {
+      for await (const e of this.reader.read(runId, { driver, afterSeq, follow: true, signal: abort.signal })) {
+        if (!res.write(frame(e))) await new Promise((r) => res.once('drain', r));
+        if (abort.signal.aborted) break;
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
+    } finally {
+      clearInterval(ping);
+      res.end();
+    }
+  }
+}
+
+function frame(e: LogEntry): string {
+  if ('end' in e) return `id: ${e.seq}\nevent: end\ndata: ${JSON.stringify(e.end)}\n\n`;
+  return `id: ${e.seq}\nevent: log\ndata: ${JSON.stringify(e.line)}\n\n`;
+}

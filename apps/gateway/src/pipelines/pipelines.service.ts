@@ -1,0 +1,77 @@
+import { BadRequestException, Injectable } from '@nestjs/common';
+import type { Pipeline, PipelineDto, PipelineUpdateDto } from '@conveyor/contracts';
+import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
+import { replaceStored } from '../common/replace';
+
+const WHAT = 'pipeline';
+
+@Injectable()
+export class PipelinesService {
+  constructor(
+    private readonly pipelines: PipelinesStore,
+    private readonly definitions: DefinitionsStore,
+    private readonly resources: ResourcesStore,
+  ) {}
+
+  async create(dto: PipelineDto): Promise<Versioned<Pipeline>> {
+    await this.check(dto);
+    const now = new Date().toISOString();
+    const value = build(dto, dto.name, now, now);
+    return { value, revision: await this.pipelines.create(dto.name, value) };
+  }
+
+  list(): Promise<Pipeline[]> {
+    return this.pipelines.list().then((all) => all.map((p) => p.value).sort((a, b) => a.name.localeCompare(b.name)));
+  }
+
+  get(name: string): Promise<Versioned<Pipeline>> {
+    return this.pipelines.require(name);
+  }
+
+  async update(name: string, dto: PipelineUpdateDto, ifMatch: number | undefined): Promise<Versioned<Pipeline>> {
+    if (dto.name !== undefined && dto.name !== name) {
+      throw new BadRequestException(`name "${dto.name}" in the body does not match "${name}" in the path; a pipeline cannot be renamed`);
+    }
+    await this.check(dto);
+    const now = new Date().toISOString();
+    return replaceStored(this.pipelines, WHAT, name, (cur) => build(dto, name, cur.createdAt, now), ifMatch);
+  }
+
+  /**
+   * Refused while the latest version of a resource names the pipeline: its next PUT would
+   * start a run of it. Runs already started keep their own copy of the pipeline.
+   */
+  async delete(name: string, ifMatch: number | undefined): Promise<void> {
+    const cur = await this.pipelines.require(name);
+    if (ifMatch !== undefined && cur.revision !== ifMatch) {
+      throw new ConflictError(`${WHAT} "${name}" was changed since revision ${ifMatch} (it is at revision ${cur.revision}); read it again and retry`);
+    }
+    const users = (await this.resources.listAll()).filter((r) => r.pipeline === name).map((r) => r.name);
+    if (users.length) throw new ConflictError(`${WHAT} "${name}" is still used by resource(s) ${users.sort().join(', ')}; delete them or move them to another pipeline first`);
+    await this.pipelines.delete(name, cur.revision);
+  }
+
+  /** What class-validator cannot see: unique step ids and an existing resource definition. */
+  private async check(dto: PipelineUpdateDto): Promise<void> {
+    const seen = new Set<string>();
+    for (const [i, step] of dto.steps.entries()) {
+      if (seen.has(step.id)) throw new BadRequestException(`steps.${i}.id "${step.id}" is used by an earlier step; step ids must be unique`);
+      seen.add(step.id);
+    }
+    if (!(await this.definitions.get(dto.resource))) {
+      throw new BadRequestException(`resource definition "${dto.resource}" does not exist`);
+    }
+  }
+}
+
+function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedAt: string): Pipeline {
+  const steps = dto.steps.map((s) => {
+    const step: Pipeline['steps'][number] = { id: s.id, name: s.name, driver: s.driver };
+    if (s.timeout !== undefined) step.timeout = s.timeout;
+    if (s.retries !== undefined) step.retries = s.retries;
+    if (s.always !== undefined) step.always = s.always;
+    if (s.config !== undefined) step.config = s.config;
+    return step;
+  });
+  return { name, description: dto.description ?? '', resource: dto.resource, steps, createdAt, updatedAt };
+}

@@ -1,0 +1,133 @@
+import { BadRequestException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type ResourceUpdateDto, newRunId } from '@conveyor/contracts';
+import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
+import { JsonSchemaService } from '../common/json-schema.service';
+import { RunStarter } from '../runs/run-starter.service';
+
+/** Conveyor CI's answer to a resource write. */
+export interface ResourceWriteResult {
+  name: string;
+  /** The run this version started; absent when the resource names no pipeline. */
+  runid?: string;
+  message: string;
+  version: number;
+}
+
+@Injectable()
+export class ResourcesService {
+  private readonly log = new Logger(ResourcesService.name);
+
+  constructor(
+    private readonly resources: ResourcesStore,
+    private readonly definitions: DefinitionsStore,
+    private readonly pipelines: PipelinesStore,
+    private readonly schemas: JsonSchemaService,
+    private readonly runs: RunStarter,
+  ) {}
+
+  async create(dto: ResourceDto): Promise<ResourceWriteResult> {
+    await this.checkSpec(dto.resource, dto.spec);
+    const pipeline = dto.pipeline ? await this.pipelineFor(dto.pipeline, dto.resource) : undefined;
+    const runid = pipeline ? newRunId() : undefined;
+    const resource: Resource = {
+      name: dto.name,
+      resource: dto.resource,
+      spec: dto.spec,
+      metadata: dto.metadata ?? {},
+      version: 1,
+      createdAt: new Date().toISOString(),
+      ...(pipeline ? { pipeline: pipeline.name, runid } : {}),
+    };
+    const saved = await this.resources.create(resource);
+    return this.startRun(saved, pipeline, 'created');
+  }
+
+  /**
+   * A new version. `pipeline` absent keeps the previous version's pipeline, `null` drops it,
+   * a name sets it; whenever the new version has a pipeline, a run of it starts. `metadata`
+   * absent keeps the previous metadata.
+   */
+  async update(type: string, name: string, dto: ResourceUpdateDto, ifMatchVersion: number | undefined): Promise<ResourceWriteResult> {
+    if (dto.name !== undefined && dto.name !== name) {
+      throw new BadRequestException(`name "${dto.name}" in the body does not match "${name}" in the path; a resource cannot be renamed`);
+    }
+    if (dto.resource !== undefined && dto.resource !== type) {
+      throw new BadRequestException(`resource "${dto.resource}" in the body does not match type "${type}" in the path; a resource cannot change its type`);
+    }
+    const latest = await this.resources.require(type, name);
+    await this.checkSpec(type, dto.spec);
+    const pipelineName = dto.pipeline === null ? undefined : (dto.pipeline ?? latest.value.pipeline);
+    const pipeline = pipelineName ? await this.pipelineFor(pipelineName, type) : undefined;
+    const runid = pipeline ? newRunId() : undefined;
+    const saved = await this.resources.update(
+      type,
+      name,
+      (cur) => {
+        const { pipeline: _p, runid: _r, ...rest } = cur;
+        return {
+          ...rest,
+          spec: dto.spec,
+          metadata: dto.metadata ?? cur.metadata,
+          createdAt: new Date().toISOString(),
+          ...(pipeline ? { pipeline: pipeline.name, runid } : {}),
+        };
+      },
+      ifMatchVersion,
+    );
+    return this.startRun(saved, pipeline, 'updated');
+  }
+
+  list(type?: string): Promise<Resource[]> {
+    return (type ? this.resources.list(type) : this.resources.listAll()).then((all) =>
+      all.sort((a, b) => a.resource.localeCompare(b.resource) || a.name.localeCompare(b.name)),
+    );
+  }
+
+  async get(type: string, name: string): Promise<Resource> {
+    return (await this.resources.require(type, name)).value;
+  }
+
+  async version(type: string, name: string, version: number): Promise<Resource> {
+    const found = await this.resources.version(type, name, version);
+    if (found) return found;
+    const latest = await this.resources.require(type, name);
+    throw new NotFoundException(`resource "${name}" of type "${type}" has no version ${version}; its versions are 1 to ${latest.value.version}`);
+  }
+
+  async delete(type: string, name: string, ifMatchVersion: number | undefined): Promise<void> {
+    await this.resources.delete(type, name, ifMatchVersion);
+  }
+
+  private async checkSpec(type: string, spec: JsonObject): Promise<void> {
+    const definition = await this.definitions.get(type);
+    if (!definition) throw new BadRequestException(`resource definition "${type}" does not exist`);
+    const failures = this.schemas.check(definition.value.schema, spec);
+    if (failures.length) {
+      throw new BadRequestException({ message: `spec does not match resource definition "${type}": ${failures.join('; ')}`, details: failures });
+    }
+  }
+
+  private async pipelineFor(name: string, type: string): Promise<Pipeline> {
+    const found = await this.pipelines.get(name);
+    if (!found) throw new BadRequestException(`pipeline "${name}" does not exist`);
+    if (found.value.resource !== type) {
+      throw new BadRequestException(`pipeline "${name}" builds resources of type "${found.value.resource}", not "${type}"`);
+    }
+    return found.value;
+  }
+
+  private async startRun(saved: Resource, pipeline: Pipeline | undefined, verb: string): Promise<ResourceWriteResult> {
+    const what = `resource "${saved.name}" ${verb} (version ${saved.version})`;
+    if (!pipeline || !saved.runid) return { name: saved.name, message: what, version: saved.version };
+    try {
+      await this.runs.start(saved.runid, pipeline, saved);
+    } catch (err) {
+      this.log.error(`${what}, but run ${saved.runid} could not be started: ${(err as Error).message}`);
+      throw new ServiceUnavailableException(
+        `${what} and saved, but its run ${saved.runid} could not be started because NATS did not answer (${(err as Error).message}); ` +
+          'send the same PUT again to start a new run',
+      );
+    }
+    return { name: saved.name, runid: saved.runid, message: `${what}; run ${saved.runid} of pipeline "${pipeline.name}" queued`, version: saved.version };
+  }
+}

@@ -1,0 +1,153 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { decodeRunEvent, type RunEvent } from '@conveyor/contracts';
+import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
+import { applyEvent } from '@conveyor/runs';
+import { NotFoundError, RunsStore } from '@conveyor/store';
+
+export const PROJECTOR_CONSUMER = 'gateway-runs';
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * Folds run and step events from the events stream into the runs bucket, so that
+ * `GET /runs/:id` shows what the drivers did. A durable consumer shared by every gateway
+ * copy: each event is folded by one of them, and `applyEvent` is order-independent and
+ * idempotent, so redeliveries and batching are both safe. An event is acked only after its
+ * run record was written.
+ */
+@Injectable()
+export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger(RunProjector.name);
+  private messages?: ConsumerMessages;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private readonly pending: JsMsg[] = [];
+  private draining?: Promise<void>;
+
+  constructor(
+    @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
+    private readonly runs: RunsStore,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.ensureConsumer();
+    this.loop = this.run();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    this.messages?.stop();
+    await this.loop;
+    await this.draining;
+  }
+
+  private consumerConfig(): Partial<ConsumerConfig> & { durable_name: string } {
+    return {
+      durable_name: PROJECTOR_CONSUMER,
+      description: 'gateway: folds run events into the runs bucket',
+      filter_subject: this.ctx.subjects.allEvents,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 1000,
+      max_deliver: -1,
+    };
+  }
+
+  /** Adding the same config again is a no-op; a consumer left by an older config is updated in place. */
+  private async ensureConsumer(): Promise<void> {
+    const stream = this.ctx.subjects.eventsStream;
+    const config = this.consumerConfig();
+    try {
+      await this.ctx.jsm.consumers.add(stream, config);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || !/already exists/i.test(err.message)) throw err;
+      const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
+      await this.ctx.jsm.consumers.update(stream, PROJECTOR_CONSUMER, changeable);
+    }
+  }
+
+  /** Consumes until the app stops; whatever ends a consume (NATS gone for long, consumer deleted) starts a new one. */
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.eventsStream, PROJECTOR_CONSUMER);
+        this.messages = await consumer.consume({ max_messages: 256, callback: (m) => this.enqueue(m) });
+        void this.watch(this.messages);
+        const closed = await this.messages.closed();
+        if (closed instanceof Error && !this.stopped) this.log.warn(`event consumer stopped: ${closed.message}; restarting`);
+      } catch (err) {
+        if (this.stopped) break;
+        this.log.warn(`event consumer failed: ${(err as Error).message}; retrying`);
+        if (isNotFound(err)) await this.ensureConsumer().catch(() => undefined);
+      }
+      if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+    }
+  }
+
+  /** A consumer deleted by hand (or lost with its stream) is recreated, and consuming resumes. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 1)) {
+        this.log.warn(`event consumer ${s.type.replace('_', ' ')}; recreating it`);
+        await this.ensureConsumer().catch((err) => this.log.warn(`could not recreate the event consumer: ${(err as Error).message}`));
+      }
+    }
+  }
+
+  private enqueue(m: JsMsg): void {
+    this.pending.push(m);
+    if (!this.draining) {
+      this.draining = this.drain()
+        // Acking on a connection that just closed throws; unacked events are redelivered, so log and go on.
+        .catch((err) => this.log.warn(`folding events failed: ${(err as Error).message}; they will be redelivered`))
+        .finally(() => (this.draining = undefined));
+    }
+  }
+
+  /** Folds whatever has arrived, one batch at a time; messages that arrive meanwhile form the next batch. */
+  private async drain(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending.splice(0, this.pending.length);
+      await this.fold(batch);
+    }
+  }
+
+  async fold(batch: JsMsg[]): Promise<void> {
+    const byRun = new Map<string, { events: RunEvent[]; msgs: JsMsg[] }>();
+    for (const m of batch) {
+      const decoded = decodeRunEvent(m.data);
+      if (!decoded.ok) {
+        this.log.warn(`terminated a message on ${m.subject} (stream seq ${m.seq}): ${decoded.reason}`);
+        m.term();
+        continue;
+      }
+      const group = byRun.get(decoded.value.runId) ?? { events: [], msgs: [] };
+      group.events.push(decoded.value);
+      group.msgs.push(m);
+      byRun.set(decoded.value.runId, group);
+    }
+    await Promise.all(
+      [...byRun].map(async ([runId, { events, msgs }]) => {
+        try {
+          // One compare-and-set write for all of this run's events in the batch.
+          await this.runs.mutate(runId, (run) => {
+            const next = events.reduce(applyEvent, run);
+            return next === run ? undefined : next;
+          });
+          for (const m of msgs) m.ack();
+        } catch (err) {
+          if (err instanceof NotFoundError) {
+            this.log.warn(`${msgs.length} event(s) for unknown run ${runId} acked and dropped`);
+            for (const m of msgs) m.ack();
+            return;
+          }
+          // NATS trouble: let JetStream redeliver them later.
+          this.log.warn(`could not fold ${msgs.length} event(s) of run ${runId}: ${(err as Error).message}; will retry`);
+          for (const m of msgs) m.nak(RESTART_DELAY_MS);
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { NAME_PATTERN, NAME_RULE, type RunStatus } from '@conveyor/contracts';
+
+const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const nameMessage = { message: `$property must be ${NAME_RULE}` };
+
+export class RunsQueryDto {
+  @ApiPropertyOptional({ description: 'only runs of this pipeline' })
+  @IsOptional()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline?: string;
+
+  @ApiPropertyOptional({ enum: RUN_STATUSES })
+  @IsOptional()
+  @IsIn(RUN_STATUSES)
+  status?: RunStatus;
+
+  @ApiPropertyOptional({ description: 'only runs of resources with this name' })
+  @IsOptional()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource?: string;
+
+  @ApiPropertyOptional({ description: 'only runs of resources of this resource definition' })
+  @IsOptional()
+  @Matches(NAME_PATTERN, nameMessage)
+  type?: string;
+
+  @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 500 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+}

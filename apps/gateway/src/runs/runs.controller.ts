@@ -1,0 +1,35 @@
+import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { Run } from '@conveyor/contracts';
+import { setEtag } from '../common/etag';
+import { RunIdPipe } from '../common/params';
+import { RunsQueryDto } from './runs-query.dto';
+import { RunsService } from './runs.service';
+
+@ApiTags('runs')
+@Controller('runs')
+export class RunsController {
+  constructor(private readonly service: RunsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Runs, newest first' })
+  list(@Query() q: RunsQueryDto): Promise<Run[]> {
+    return this.service.list({ pipeline: q.pipeline, status: q.status, resource: q.resource, type: q.type, limit: q.limit ?? 50 });
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'A run: its status and every step\'s status, attempts, agent and timings' })
+  async get(@Param('id', RunIdPipe) id: string, @Res({ passthrough: true }) res: Response): Promise<Run> {
+    const found = await this.service.get(id);
+    setEtag(res, found.revision);
+    return found.value;
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Ask a run to stop: the running step is aborted and cleanup steps run (409 if it already ended)' })
+  cancel(@Param('id', RunIdPipe) id: string): Promise<Run> {
+    return this.service.cancel(id);
+  }
+}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { RunProjector } from './run-projector.service';
+import { RunStarter } from './run-starter.service';
+import { RunsController } from './runs.controller';
+import { RunsService } from './runs.service';
+
+@Module({
+  controllers: [RunsController],
+  providers: [RunsService, RunStarter, RunProjector],
+  exports: [RunStarter],
+})
+export class RunsModule {}

@@ -1,0 +1,93 @@
+import request from 'supertest';
+import { MESSAGE_VERSION, type Run, type RunEvent } from '@conveyor/contracts';
+import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { NatsServer } from '../support/nats-server';
+import { eventually, startGateway, storedState, tutorial, type RunningGateway } from '../support/gateway';
+
+jest.setTimeout(90_000);
+
+/** Nothing is lost when the gateway or nats-server restarts, and the gateway works again afterwards. */
+describe('gateway across restarts', () => {
+  let nats: NatsServer;
+  let gw: RunningGateway;
+  let ctx: JetStreamContext;
+  const http = () => request(gw.url);
+
+  const stepStarted = async (runId: string, stepId: string, agent: string) => {
+    const e: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'step', kind: 'started', stepId, attempt: 1, agent, at: new Date().toISOString() };
+    await ctx.js.publish(ctx.subjects.stepEvent(runId, stepId, 'started'), JSON.stringify(e));
+  };
+  const stepRunning = (runId: string, stepId: string) =>
+    eventually(async () => {
+      const run: Run = (await http().get(`/runs/${runId}`)).body;
+      return run.steps?.find((s) => s.id === stepId)?.status === 'running' ? run : undefined;
+    }, `step ${stepId} of run ${runId} to be folded`, 20_000);
+
+  let firstRun: string;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    gw = await startGateway(nats.url);
+    ctx = await connectJetStream(gw.config);
+    await http().post('/resource-definitions').send(tutorial.definition).expect(201);
+    await http().post('/pipelines').send(tutorial.pipeline).expect(201);
+    firstRun = (await http().post('/resources').send(tutorial.resource).expect(201)).body.runid;
+    for (let n = 1; n <= 2; n++) {
+      await http().put('/resources/flutter-builder/build-app').send({ spec: { repository: `file:///srv/app-${n}.git` } }).expect(200);
+    }
+    await http().post('/resources').send({ name: 'no-run', resource: 'flutter-builder', spec: { repository: 'x' } }).expect(201);
+    await stepStarted(firstRun, '1', 'agent-before');
+    await stepRunning(firstRun, '1');
+  });
+  afterAll(async () => {
+    await ctx?.nc.close();
+    await gw?.close();
+    await nats?.dispose();
+  });
+
+  it('keeps everything across a gateway restart', async () => {
+    const before = await storedState(gw.url);
+    expect((before.versions as unknown[]).length).toBe(4);
+    expect((before.runs as unknown[]).length).toBe(3);
+    await gw.close();
+    gw = await startGateway(nats.url);
+    expect(await storedState(gw.url)).toEqual(before);
+    // The new gateway's projector continues the same durable consumer.
+    await stepStarted(firstRun, '2', 'agent-after-gateway-restart');
+    await stepRunning(firstRun, '2');
+  });
+
+  it('answers 503 while NATS is down, and works again with nothing lost once it is back', async () => {
+    const before = await storedState(gw.url);
+    await nats.stop();
+    const down = await eventually(async () => {
+      const res = await http().get('/health').timeout(10_000);
+      return res.status === 503 ? res : undefined;
+    }, '/health to report NATS down', 20_000);
+    expect(down.body).toMatchObject({ statusCode: 503, status: 'unavailable', nats: 'disconnected' });
+    const read = await http().get('/pipelines').timeout(30_000);
+    expect(read.status).toBe(503);
+    expect(read.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: expect.stringMatching(/^NATS did not answer/) });
+
+    await nats.restart();
+    await eventually(async () => ((await http().get('/health')).status === 200 ? true : undefined), '/health to recover', 30_000);
+    expect(await storedState(gw.url)).toEqual(before);
+
+    // Writes and the run projector work again.
+    const created = await http().post('/resources').send({ ...tutorial.resource, name: 'after-outage' }).expect(201);
+    await stepStarted(created.body.runid, '1', 'agent-after-nats-restart');
+    await stepRunning(created.body.runid, '1');
+    await http().put('/resources/flutter-builder/build-app').send({ spec: { repository: 'file:///srv/app-3.git' } }).expect(200);
+    expect((await http().get('/resources/flutter-builder/build-app/4').expect(200)).body.spec.repository).toBe('file:///srv/app-3.git');
+  });
+
+  it('keeps everything across a crash of nats-server (SIGKILL)', async () => {
+    const before = await storedState(gw.url);
+    await nats.restart('SIGKILL');
+    await eventually(async () => ((await http().get('/health')).status === 200 ? true : undefined), '/health to recover', 30_000);
+    const after = await eventually(async () => storedState(gw.url), 'state to be readable', 30_000);
+    expect(after).toEqual(before);
+    await stepStarted(firstRun, '3', 'agent-after-crash');
+    await stepRunning(firstRun, '3');
+  });
+});

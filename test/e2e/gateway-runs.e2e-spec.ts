@@ -1,0 +1,193 @@
+import request from 'supertest';
+import { AckPolicy } from '@nats-io/jetstream';
+import { Headers, MESSAGE_VERSION, decodeStepMessage, type Run, type RunEvent } from '@conveyor/contracts';
+import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { NatsServer } from '../support/nats-server';
+import { eventually, startGateway, tutorial, type RunningGateway } from '../support/gateway';
+
+/** Runs: what POST /resources starts on NATS, the projector folding events, cancel. */
+describe('gateway runs', () => {
+  let nats: NatsServer;
+  let gw: RunningGateway;
+  let ctx: JetStreamContext;
+  const http = () => request(gw.url);
+
+  const getRun = async (id: string): Promise<Run> => (await http().get(`/runs/${id}`).expect(200)).body;
+  const startRun = async (name: string): Promise<string> => {
+    const res = await http().post('/resources').send({ ...tutorial.resource, name }).expect(201);
+    return res.body.runid;
+  };
+  /** An event as a driver publishes it, onto the events subject, by hand. */
+  const publishEvent = async (e: Omit<RunEvent, 'v' | 'at'> & { at?: string }) => {
+    const event: RunEvent = { v: MESSAGE_VERSION, at: new Date().toISOString(), ...e };
+    const subject = e.scope === 'run' ? ctx.subjects.runEvent(e.runId, e.kind) : ctx.subjects.stepEvent(e.runId, e.stepId!, e.kind);
+    await ctx.js.publish(subject, JSON.stringify(event));
+  };
+  const runWhere = (id: string, test: (r: Run) => boolean, what: string) =>
+    eventually(async () => {
+      const r = await getRun(id);
+      return test(r) ? r : undefined;
+    }, what);
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    gw = await startGateway(nats.url);
+    ctx = await connectJetStream(gw.config);
+    await http().post('/resource-definitions').send(tutorial.definition).expect(201);
+    await http().post('/pipelines').send(tutorial.pipeline).expect(201);
+  });
+  afterAll(async () => {
+    await ctx?.nc.close();
+    await gw?.close();
+    await nats?.dispose();
+  });
+
+  it('runs the tutorial: POST /resources queues a run and stores its first step on conveyor.steps.container-start', async () => {
+    const res = await http().post('/resources').send(tutorial.resource).expect(201);
+    const runid: string = res.body.runid;
+    expect(res.body).toEqual({ name: 'build-app', runid: expect.stringMatching(/^[0-9a-z]{26}$/), message: expect.stringContaining(runid), version: 1 });
+
+    const run = await getRun(runid);
+    expect(run).toMatchObject({
+      id: runid,
+      status: 'queued',
+      cancelRequested: false,
+      pipeline: { name: 'flutter-pipeline', resource: 'flutter-builder', steps: tutorial.pipeline.steps },
+      resource: { type: 'flutter-builder', name: 'build-app', version: 1 },
+    });
+    expect(run.steps.map((s) => [s.id, s.driver, s.status, s.always])).toEqual([
+      ['1', 'container-start', 'pending', false],
+      ['2', 'git-cloner', 'pending', false],
+      ['3', 'builder', 'pending', false],
+      ['4', 'container-stop', 'pending', true],
+    ]);
+    expect((await http().get('/resources/flutter-builder/build-app/1').expect(200)).body.runid).toBe(runid);
+
+    // The step message is really in the steps stream, under the driver's subject, with its headers.
+    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.stepsStream, { last_by_subj: 'conveyor.steps.container-start' });
+    expect(stored).not.toBeNull();
+    const decoded = decodeStepMessage(stored!.data);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    expect(decoded.value).toMatchObject({
+      runId: runid,
+      stepIndex: 0,
+      mode: 'normal',
+      outputs: {},
+      resource: { type: 'flutter-builder', name: 'build-app', version: 1, spec: tutorial.resource.spec, metadata: {} },
+      pipeline: { name: 'flutter-pipeline', steps: tutorial.pipeline.steps },
+    });
+    expect(stored!.header.get(Headers.RunId)).toBe(runid);
+    expect(stored!.header.get(Headers.Pipeline)).toBe('flutter-pipeline');
+    expect(stored!.header.get(Headers.Step)).toBe('1');
+    expect(stored!.header.get(Headers.StepIndex)).toBe('0');
+    expect(stored!.header.get(Headers.Driver)).toBe('container-start');
+    expect(stored!.header.get(Headers.Mode)).toBe('normal');
+    expect(stored!.header.get(Headers.Resource)).toBe('flutter-builder/build-app@1');
+    expect(stored!.header.get(Headers.MsgId)).toBe(`${runid}.step.0`);
+
+    // And its `queued` event is in the events stream.
+    const queued = await ctx.jsm.streams.getMessage(ctx.subjects.eventsStream, { last_by_subj: ctx.subjects.runEvent(runid, 'queued') });
+    expect(queued!.json<RunEvent>()).toMatchObject({ runId: runid, scope: 'run', kind: 'queued' });
+  });
+
+  it('starts a new run for every PUT of a resource that has a pipeline', async () => {
+    const put = await http().put('/resources/flutter-builder/build-app').send({ spec: { repository: 'file:///srv/app.git', env: [{ name: 'A', value: '1' }] } }).expect(200);
+    expect(put.body.version).toBe(2);
+    const run = await getRun(put.body.runid);
+    expect(run).toMatchObject({ status: 'queued', resource: { version: 2 } });
+    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.stepsStream, { last_by_subj: 'conveyor.steps.container-start' });
+    expect(stored!.header.get(Headers.RunId)).toBe(put.body.runid);
+  });
+
+  it('folds step and run events into GET /runs/:id', async () => {
+    const id = await startRun('fold-me');
+    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '1', stepIndex: 0, attempt: 1, agent: 'agent-a', machine: 'm1' });
+    const running = await runWhere(id, (r) => r.steps[0].status === 'running', 'step 1 running');
+    expect(running).toMatchObject({ status: 'running', startedAt: expect.any(String) });
+    expect(running.steps[0]).toMatchObject({ attempts: 1, agent: 'agent-a', machine: 'm1', startedAt: expect.any(String) });
+
+    await publishEvent({ runId: id, scope: 'step', kind: 'succeeded', stepId: '1', stepIndex: 0, attempt: 1, data: { containerId: 'c1' } });
+    // Published out of order on purpose: the fold does not depend on it.
+    await publishEvent({ runId: id, scope: 'step', kind: 'failed', stepId: '2', stepIndex: 1, attempt: 1, message: 'clone failed' });
+    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '2', stepIndex: 1, attempt: 1, agent: 'agent-a' });
+    const after = await runWhere(id, (r) => r.steps[1].status === 'failed' && r.steps[0].status === 'succeeded', 'steps 1 and 2 folded');
+    expect(after.steps[0]).toMatchObject({ status: 'succeeded', data: { containerId: 'c1' }, finishedAt: expect.any(String) });
+    expect(after.steps[1]).toMatchObject({ status: 'failed', message: 'clone failed', attempts: 1 });
+
+    await publishEvent({ runId: id, scope: 'run', kind: 'failed', message: 'step "Clone Repository" failed' });
+    const failed = await runWhere(id, (r) => r.status === 'failed', 'run failed');
+    expect(failed).toMatchObject({ message: 'step "Clone Repository" failed', finishedAt: expect.any(String) });
+    expect(failed.steps.map((s) => s.status)).toEqual(['succeeded', 'failed', 'skipped', 'skipped']);
+
+    const list = await http().get('/runs?status=failed').expect(200);
+    expect(list.body.map((r: Run) => r.id)).toEqual([id]);
+  });
+
+  it('terminates garbage on the events subject, drops events of unknown runs, and keeps folding', async () => {
+    const id = await startRun('after-garbage');
+    await ctx.js.publish(ctx.subjects.runEvent(id, 'succeeded'), 'this is not json');
+    await ctx.js.publish(ctx.subjects.stepEvent(id, '1', 'started'), JSON.stringify({ v: 1, runId: id, scope: 'step', kind: 'exploded', stepId: '1', at: new Date().toISOString() }));
+    await publishEvent({ runId: '0'.repeat(26), scope: 'run', kind: 'succeeded' });
+    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '1', stepIndex: 0, attempt: 1 });
+    await runWhere(id, (r) => r.steps[0].status === 'running', 'the valid event folded');
+    expect((await getRun(id)).status).toBe('running');
+    // Nothing is left unacked for redelivery.
+    await eventually(async () => {
+      const info = await ctx.jsm.consumers.info(ctx.subjects.eventsStream, 'gateway-runs');
+      return info.num_ack_pending === 0 && info.num_pending === 0 ? info : undefined;
+    }, 'the projector to have acked or terminated everything');
+    const info = await ctx.jsm.consumers.info(ctx.subjects.eventsStream, 'gateway-runs');
+    expect(info.config.ack_policy).toBe(AckPolicy.Explicit);
+  });
+
+  it('cancels a live run: 202, cancelRequested, and a cancel signal on core NATS', async () => {
+    const id = await startRun('cancel-me');
+    const sub = ctx.nc.subscribe(ctx.subjects.cancel(id), { max: 1 });
+    const signal = (async () => {
+      for await (const m of sub) return m.json<{ runId: string }>();
+      return undefined;
+    })();
+    await ctx.nc.flush();
+    const res = await http().post(`/runs/${id}/cancel`).expect(202);
+    expect(res.body).toMatchObject({ id, status: 'queued', cancelRequested: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 5000)));
+    expect(await Promise.race([signal, timeout]).finally(() => clearTimeout(timer))).toMatchObject({ runId: id });
+    sub.unsubscribe();
+    expect((await getRun(id)).cancelRequested).toBe(true);
+    // Asking again is harmless while the run has not ended.
+    await http().post(`/runs/${id}/cancel`).expect(202);
+  });
+
+  it('refuses to cancel a run that already ended (409)', async () => {
+    const id = await startRun('finish-me');
+    await publishEvent({ runId: id, scope: 'run', kind: 'succeeded' });
+    await runWhere(id, (r) => r.status === 'succeeded', 'run succeeded');
+    const res = await http().post(`/runs/${id}/cancel`).expect(409);
+    expect(res.body).toEqual({ statusCode: 409, error: 'Conflict', message: `run ${id} already ended (succeeded); there is nothing to cancel` });
+    expect((await getRun(id)).cancelRequested).toBe(false);
+  });
+
+  it('lists runs newest first, filtered and limited, and validates the query', async () => {
+    const all = (await http().get('/runs').expect(200)).body as Run[];
+    expect(all.length).toBeGreaterThanOrEqual(6);
+    expect(all.map((r) => r.id)).toEqual([...all.map((r) => r.id)].sort().reverse());
+    expect((await http().get('/runs?limit=2').expect(200)).body.map((r: Run) => r.id)).toEqual(all.slice(0, 2).map((r) => r.id));
+    const byResource = (await http().get('/runs?resource=build-app&pipeline=flutter-pipeline&type=flutter-builder').expect(200)).body as Run[];
+    expect(byResource.map((r) => r.resource.version)).toEqual([2, 1]);
+    expect((await http().get('/runs?pipeline=no-such').expect(200)).body).toEqual([]);
+    for (const q of ['limit=0', 'limit=501', 'limit=ten', 'status=done', 'pipeline=Bad.Name', 'resource=a%2Fb']) {
+      const res = await http().get(`/runs?${q}`).expect(400);
+      expect(res.body.statusCode).toBe(400);
+    }
+  });
+
+  it('answers 404 for an unknown run and 400 for a malformed id', async () => {
+    await http().get(`/runs/${'0'.repeat(26)}`).expect(404);
+    await http().post(`/runs/${'0'.repeat(26)}/cancel`).expect(404);
+    for (const bad of ['abc', 'A'.repeat(26), '..%2F' + '0'.repeat(23), '0'.repeat(27)]) {
+      await http().get(`/runs/${bad}`).expect(400);
+      await http().post(`/runs/${bad}/cancel`).expect(400);
+    }
+  });
+});
