@@ -14,6 +14,8 @@ export interface Buckets {
   pipelines: KV;
   resources: KV;
   runs: KV;
+  /** Run ids whose cancel was requested; every agent watches it (see driver-sdk CancelWatch). */
+  cancels: KV;
 }
 
 const DEDUP_WINDOW_MS = 2 * 60_000;
@@ -68,15 +70,17 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
 
 export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
   const { subjects: s, config: c } = ctx;
-  const open = (kind: Parameters<typeof s.bucket>[0], history: number) =>
-    ensureBucket(ctx, s.bucket(kind), { history, replicas: c.replicas, storage: StorageType.File });
-  const [definitions, pipelines, resources, runs] = await Promise.all([
+  const open = (kind: Parameters<typeof s.bucket>[0], history: number, ttl?: number) =>
+    ensureBucket(ctx, s.bucket(kind), { history, replicas: c.replicas, storage: StorageType.File, ttl });
+  const [definitions, pipelines, resources, runs, cancels] = await Promise.all([
     open('definitions', 5),
     open('pipelines', 5),
     open('resources', 1),
     open('runs', 1),
+    // A cancel matters as long as a step message of the run can still be delivered.
+    open('cancels', 1, c.retention.stepsMaxAgeMs),
   ]);
-  return { definitions, pipelines, resources, runs };
+  return { definitions, pipelines, resources, runs, cancels };
 }
 
 export async function ensureBucket(

@@ -1,0 +1,5 @@
+export * from './step-context';
+export * from './handle-step.decorator';
+export * from './start-driver';
+export * from './step-runner';
+export * from './backoff';

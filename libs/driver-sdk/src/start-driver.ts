@@ -1,0 +1,46 @@
+import { Logger, type INestMicroservice, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { loadConfig, parseDuration, type ConveyorConfig } from '@conveyor/config';
+import { JetStreamServer } from '@conveyor/transport';
+import { StepRunner } from './step-runner';
+
+export interface StartDriverOptions {
+  /** Used for the NATS connection name and the logs. */
+  name: string;
+  /** Default steps per agent when CONVEYOR_CONCURRENCY is not set. */
+  concurrency?: number;
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Runs a driver app: a Nest microservice on the JetStream transport whose `@HandleStep`
+ * method gets every step of its driver. SIGTERM/SIGINT stop taking work, let running steps
+ * finish (CONVEYOR_DRAIN_TIMEOUT, default 30s), hand back the rest, and exit 0.
+ */
+export async function startDriver(module: Type<unknown>, options: StartDriverOptions): Promise<INestMicroservice> {
+  const env = options.env ?? process.env;
+  const config: ConveyorConfig = loadConfig(env, { concurrency: options.concurrency, name: options.name });
+  const drainTimeoutMs = parseDuration(env.CONVEYOR_DRAIN_TIMEOUT ?? '30s') ?? 30_000;
+  const app = await NestFactory.createMicroservice(module, {
+    strategy: new JetStreamServer({ config, processor: new StepRunner(config), drainTimeoutMs }),
+    logger: ['log', 'warn', 'error'],
+  });
+  await app.listen();
+  const log = new Logger(options.name);
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.log(`${signal}: draining (up to ${drainTimeoutMs / 1000}s) and stopping`);
+      app.close().then(
+        () => process.exit(0),
+        (err) => {
+          log.error(`shutdown failed: ${err}`);
+          process.exit(1);
+        },
+      );
+    });
+  }
+  return app;
+}

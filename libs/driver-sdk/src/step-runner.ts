@@ -1,0 +1,344 @@
+import { Logger } from '@nestjs/common';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import type { JsMsg } from '@nats-io/jetstream';
+import {
+  MESSAGE_VERSION,
+  decodeStepMessage,
+  isTerminalRunStatus,
+  type DeadLetter,
+  type LogsEnd,
+  type PipelineStep,
+  type RunEvent,
+  type StepMessage,
+  type StepOutput,
+} from '@conveyor/contracts';
+import type { ConveyorConfig } from '@conveyor/config';
+import { openBuckets, type JetStreamContext } from '@conveyor/jetstream';
+import { StepLogWriter } from '@conveyor/logs';
+import { MsgIds, planHandOff, stepHeaderValues, type StepOutcome } from '@conveyor/runs';
+import { RunsStore } from '@conveyor/store';
+import type { MessageProcessor } from '@conveyor/transport';
+import { ActiveStep, ActiveSteps } from './active-steps';
+import { CancelWatch } from './cancel-watch';
+import { retryDelayMs } from './backoff';
+import type { StepContext, StepResult } from './step-context';
+
+/** Redeliveries allowed beyond a step's own attempts when the agent running it died. */
+const EXTRA_REDELIVERIES = 2;
+/** Hand-off publishes are retried this long (e.g. across a NATS restart) before the message is handed back. */
+const HAND_OFF_PATIENCE_MS = 60_000;
+
+/**
+ * The step protocol every driver shares: decode, check for cancel, run the handler with a
+ * timeout and in-progress acks, then hand on — publish the next step (or the run's end)
+ * and the step's events, wait for JetStream to store them, and only then ack. A crash at
+ * any point leaves the message unacked, so another copy of the driver takes it; the
+ * deterministic message ids make the repeated hand-off a no-op.
+ */
+export class StepRunner implements MessageProcessor {
+  private ctx!: JetStreamContext;
+  private runs!: RunsStore;
+  private readonly active = new ActiveSteps();
+  private readonly cancels = new CancelWatch((runId) => {
+    const n = this.active.cancelRun(runId, 'the run was cancelled');
+    if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
+  });
+  private readonly log = new Logger('StepRunner');
+
+  constructor(private readonly config: ConveyorConfig) {}
+
+  async init(ctx: JetStreamContext): Promise<void> {
+    this.ctx = ctx;
+    const buckets = await openBuckets(ctx);
+    this.runs = new RunsStore(buckets);
+    await this.cancels.start(ctx, buckets.cancels);
+  }
+
+  abortAll(reason: string): void {
+    this.active.abortAll('shutdown', reason);
+  }
+
+  async close(): Promise<void> {
+    this.cancels.stop();
+  }
+
+  async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void> {
+    const decoded = decodeStepMessage(m.data);
+    if (!decoded.ok) return this.deadLetter(m, driver, decoded.reason);
+    let msg = decoded.value;
+    const step = msg.pipeline.steps[msg.stepIndex];
+    if (step.driver !== driver) {
+      return this.deadLetter(m, driver, `step "${step.id}" is for driver "${step.driver}", not "${driver}"`);
+    }
+    const attempt = m.info.deliveryCount;
+    // Registered before the cancel set is read: a cancel is either in the set already or
+    // reaches this step through the watch, never neither.
+    const active = new ActiveStep(msg.runId, msg.mode === 'normal' && !step.always);
+    this.active.add(active);
+    try {
+      let cancelled = this.cancels.has(msg.runId);
+      if (attempt > 1) {
+        // A redelivery may be a stale copy whose hand-off already happened (the agent died
+        // between publishing and acking) and whose run has ended since: drop it then, or a
+        // finished run would get, say, a new container. Only redeliveries pay this read.
+        const run = await this.runs.get(msg.runId);
+        if (run && isTerminalRunStatus(run.value.status)) {
+          await ackAck(m);
+          return;
+        }
+        cancelled ||= run?.value.cancelRequested === true;
+      }
+      if (msg.mode === 'normal' && cancelled) {
+        if (!step.always) {
+          return await this.handOff(m, msg, attempt, { status: 'cancelled', message: 'the run was cancelled' }, undefined, 'skipped');
+        }
+        msg = { ...msg, mode: 'cleanup', outcome: { status: 'cancelled', stepId: step.id, message: 'the run was cancelled' } };
+      }
+      const maxAttempts = (step.retries ?? this.config.steps.defaultRetries) + 1;
+      if (attempt > maxAttempts + EXTRA_REDELIVERIES) {
+        const message = `gave up after ${attempt - 1} attempts: the agents running this step stopped before finishing it`;
+        return await this.handOff(m, msg, attempt, { status: 'failed', output: { success: false, message } });
+      }
+      await this.execute(m, msg, step, attempt, maxAttempts, active, invoke);
+    } finally {
+      this.active.delete(active);
+    }
+  }
+
+  private async execute(
+    m: JsMsg,
+    msg: StepMessage,
+    step: PipelineStep,
+    attempt: number,
+    maxAttempts: number,
+    active: ActiveStep,
+    invoke: (payload: unknown) => Promise<unknown>,
+  ): Promise<void> {
+    const { id: agent, machine } = this.config.agent;
+    const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt });
+    const started = this.publishStepEvent(msg, attempt, 'started', {});
+    const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
+    const startedAt = Date.now();
+    logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);
+
+    const heartbeat = setInterval(() => m.working(), Math.max(1000, Math.floor(this.config.steps.ackWaitMs / 3)));
+    const timer = setTimeout(() => active.abort('timeout', `timed out after ${timeoutMs / 1000}s`), timeoutMs);
+    let output: StepOutput;
+    try {
+      const result = await invoke(this.context(msg, step, attempt, logs, active.controller.signal));
+      output = toOutput(result, agent, machine);
+    } catch (err) {
+      output = { success: false, message: errorMessage(err), agent, machine };
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(timer);
+    }
+
+    if (active.reason === 'shutdown') {
+      // Not a failure of the step: hand the message back at once for another agent.
+      logs.warn('agent is shutting down; the step goes back to the queue');
+      await logs.flush();
+      await started.catch(() => undefined);
+      m.nak();
+      return;
+    }
+    let outcome: StepOutcome;
+    if (active.reason === 'cancelled') {
+      outcome = { status: 'cancelled', message: 'the run was cancelled' };
+      logs.warn('cancelled');
+    } else if (active.reason === 'timeout' && !output.success) {
+      outcome = { status: 'failed', output: { ...output, message: `timed out after ${timeoutMs / 1000}s` } };
+    } else {
+      outcome = output.success ? { status: 'succeeded', output } : { status: 'failed', output };
+    }
+    const durationMs = Date.now() - startedAt;
+
+    if (outcome.status === 'failed' && attempt < maxAttempts) {
+      const delay = retryDelayMs(attempt, this.config.steps.retryBackoffMs, this.config.steps.retryBackoffMaxMs);
+      logs.warn(`attempt ${attempt} failed: ${outcome.output.message ?? 'no message'}; retrying in ${(delay / 1000).toFixed(1)}s`);
+      await logs.flush();
+      await this.persist(() => Promise.all([started, this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
+      m.nak(delay);
+      return;
+    }
+    if (outcome.status === 'failed') logs.error(outcome.output.message ?? 'failed');
+    // flush() sends the last partial lines synchronously, so they precede the run's end
+    // marker on this connection; waiting for their acks need not delay the hand-off.
+    const flushed = logs.flush();
+    await this.handOff(m, msg, attempt, outcome, started, undefined, durationMs);
+    await flushed;
+  }
+
+  /**
+   * Publishes everything that follows this step, waits until JetStream stored all of it,
+   * then acks. `selfKind` overrides the kind of this step's own event (a step that never
+   * started because the run was cancelled is `skipped`).
+   */
+  private async handOff(
+    m: JsMsg,
+    msg: StepMessage,
+    attempt: number,
+    outcome: StepOutcome,
+    started?: Promise<unknown>,
+    selfKind?: 'skipped',
+    durationMs?: number,
+  ): Promise<void> {
+    const { js, subjects } = this.ctx;
+    const plan = planHandOff(msg, outcome);
+    const steps = msg.pipeline.steps;
+    const kind = selfKind ?? outcome.status;
+    const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
+    const publishes = (): Promise<unknown>[] => {
+      const out: Promise<unknown>[] = [this.publishStepEvent(msg, attempt, kind, { ...own, durationMs })];
+      if (started) out.push(started);
+      for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
+      if (plan.next) {
+        const next = plan.next;
+        const nextStep = steps[next.stepIndex];
+        out.push(
+          js.publish(subjects.step(nextStep.driver), JSON.stringify(next), {
+            msgID: MsgIds.step(msg.runId, next.stepIndex),
+            headers: stepHeaders(next),
+          }),
+        );
+      }
+      if (plan.final) {
+        const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at: new Date().toISOString() };
+        out.push(this.publishRunEvent(msg, plan.final.status, plan.final.message));
+        out.push(js.publish(subjects.logsEnd(msg.runId), JSON.stringify(end), { msgID: `${msg.runId}.logs.end` }));
+      }
+      return out;
+    };
+    const stored = await this.persist(() => Promise.all(publishes()));
+    if (!stored) {
+      // NATS did not take the hand-off in time: give the message back; the redelivery
+      // repeats the step (drivers are idempotent) and the ids make the hand-off happen once.
+      m.nak(5_000);
+      return;
+    }
+    await ackAck(m);
+  }
+
+  /** Retries a set of idempotent publishes (they carry message ids) until stored, bounded in time. */
+  private async persist(publish: () => Promise<unknown>): Promise<boolean> {
+    const deadline = Date.now() + HAND_OFF_PATIENCE_MS;
+    for (let i = 1; ; i++) {
+      try {
+        await publish();
+        return true;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          this.log.error(`could not store the hand-off after ${i} tries: ${errorMessage(err)}`);
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
+      }
+    }
+  }
+
+  private publishStepEvent(msg: StepMessage, attempt: number, kind: RunEvent['kind'], extra: Partial<RunEvent>): Promise<unknown> {
+    const step = msg.pipeline.steps[msg.stepIndex];
+    const e: RunEvent = {
+      v: MESSAGE_VERSION,
+      runId: msg.runId,
+      scope: 'step',
+      kind,
+      stepId: step.id,
+      stepIndex: msg.stepIndex,
+      attempt,
+      ...(kind === 'skipped' ? {} : { agent: this.config.agent.id, machine: this.config.agent.machine }),
+      ...extra,
+      at: new Date().toISOString(),
+    };
+    return this.ctx.js.publish(this.ctx.subjects.stepEvent(msg.runId, step.id, kind), JSON.stringify(e), {
+      msgID: MsgIds.stepEvent(msg.runId, msg.stepIndex, attempt, kind),
+      headers: stepHeaders(msg),
+    });
+  }
+
+  private publishRunEvent(msg: StepMessage, kind: RunEvent['kind'], message?: string): Promise<unknown> {
+    const e: RunEvent = { v: MESSAGE_VERSION, runId: msg.runId, scope: 'run', kind, message, at: new Date().toISOString() };
+    return this.ctx.js.publish(this.ctx.subjects.runEvent(msg.runId, kind), JSON.stringify(e), {
+      msgID: MsgIds.runEvent(msg.runId, kind),
+    });
+  }
+
+  private context(msg: StepMessage, step: PipelineStep, attempt: number, log: StepLogWriter, signal: AbortSignal): StepContext {
+    const steps = msg.pipeline.steps;
+    return {
+      runId: msg.runId,
+      pipeline: msg.pipeline.name,
+      step,
+      stepIndex: msg.stepIndex,
+      attempt,
+      mode: msg.mode,
+      outcome: msg.outcome,
+      resource: msg.resource,
+      config: step.config ?? {},
+      outputs: msg.outputs,
+      outputOf: (driver: string) => {
+        for (let j = msg.stepIndex - 1; j >= 0; j--) {
+          if (steps[j].driver === driver && msg.outputs[steps[j].id]) return msg.outputs[steps[j].id];
+        }
+        return undefined;
+      },
+      agent: { id: this.config.agent.id, machine: this.config.agent.machine },
+      log,
+      signal,
+    };
+  }
+
+  /** Records a message nobody can process, with the reason, then terminates it. */
+  private async deadLetter(m: JsMsg, driver: string, reason: string): Promise<void> {
+    const dl: DeadLetter = {
+      driver,
+      subject: m.subject,
+      reason,
+      agent: this.config.agent.id,
+      payload: Buffer.from(m.data).toString('base64'),
+      headers: headersToRecord(m.headers),
+      streamSeq: m.seq,
+      at: new Date().toISOString(),
+    };
+    this.log.warn(`dead-lettering message ${m.seq} on ${m.subject}: ${reason}`);
+    const stored = await this.persist(() =>
+      this.ctx.js.publish(this.ctx.subjects.deadLetter(driver), JSON.stringify(dl), { msgID: `dlq.${m.info.stream}.${m.seq}` }),
+    );
+    if (stored) m.term();
+    else m.nak(5_000);
+  }
+}
+
+function stepHeaders(msg: StepMessage): MsgHdrs {
+  const h = natsHeaders();
+  for (const [k, v] of Object.entries(stepHeaderValues(msg))) h.set(k, v);
+  return h;
+}
+
+function headersToRecord(h?: MsgHdrs): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  if (!h) return out;
+  for (const k of h.keys()) out[k] = h.values(k);
+  return out;
+}
+
+function toOutput(result: unknown, agent: string, machine: string): StepOutput {
+  if (typeof result !== 'object' || result === null || typeof (result as StepResult).success !== 'boolean') {
+    return { success: false, message: 'the driver returned no result ({success, message?, data?})', agent, machine };
+  }
+  const r = result as StepResult;
+  return { success: r.success, message: r.message, data: r.data, agent, machine };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Waits for the server to confirm the ack, so a lost ack cannot make a finished step run again. */
+async function ackAck(m: JsMsg): Promise<void> {
+  try {
+    await m.ackAck({ timeout: 5_000 });
+  } catch {
+    // The hand-off is stored; at worst the step is redelivered and its repeat is deduplicated.
+  }
+}

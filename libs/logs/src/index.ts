@@ -1,0 +1,2 @@
+export * from './log-writer';
+export * from './log-reader';

@@ -1,0 +1,112 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { LogLine, LogStream, Subjects } from '@conveyor/contracts';
+
+/** Longer lines are split into several (never dropped), so one message stays small. */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** Publishes in flight above which a producer that can wait (`ready()`) should. */
+const WINDOW = 512;
+
+export interface LogTarget {
+  runId: string;
+  driver: string;
+  stepId: string;
+  attempt: number;
+}
+
+/**
+ * Turns a step's output into ordered log lines on `<prefix>.logs.<run>.<driver>.<step>`.
+ * Publishes are pipelined on one connection (JetStream stores them in the order sent), so a
+ * 10,000-line build does not wait a round trip per line; producers that can pause (a build's
+ * output stream) await `ready()` to bound what is in flight.
+ */
+export class StepLogWriter {
+  private seq = 0;
+  private readonly partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
+  private readonly inflight = new Set<Promise<unknown>>();
+  private failures = 0;
+  private readonly subject: string;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    subjects: Subjects,
+    private readonly target: LogTarget,
+    /** Masks secrets before a line leaves the process (see issue 6); identity by default. */
+    private readonly mask: (line: string) => string = (l) => l,
+  ) {
+    this.subject = subjects.log(target.runId, target.driver, target.stepId);
+  }
+
+  info(line: string): void {
+    this.emit('system', line);
+  }
+  warn(line: string): void {
+    this.emit('system', `warning: ${line}`);
+  }
+  error(line: string): void {
+    this.emit('system', `error: ${line}`);
+  }
+
+  write(stream: 'stdout' | 'stderr', text: string | Buffer): void {
+    const data = this.partial[stream] + (typeof text === 'string' ? text : text.toString('utf8'));
+    const lines = data.split('\n');
+    this.partial[stream] = lines.pop() ?? '';
+    for (const l of lines) this.emit(stream, l.endsWith('\r') ? l.slice(0, -1) : l);
+    // A producer that never writes a newline must not grow the buffer for ever.
+    if (Buffer.byteLength(this.partial[stream]) > MAX_LINE_BYTES) {
+      this.emit(stream, this.partial[stream]);
+      this.partial[stream] = '';
+    }
+  }
+
+  /** Lines published so far (including those still in flight). */
+  get lines(): number {
+    return this.seq;
+  }
+
+  /** Writes out partial lines and waits until every line is stored. */
+  async flush(): Promise<{ failed: number }> {
+    for (const s of ['stdout', 'stderr'] as const) {
+      if (this.partial[s]) this.emit(s, this.partial[s]);
+      this.partial[s] = '';
+    }
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+    return { failed: this.failures };
+  }
+
+  /** Resolves when fewer than WINDOW lines are in flight. */
+  async ready(): Promise<void> {
+    while (this.inflight.size >= WINDOW) await Promise.race([...this.inflight]);
+  }
+
+  private emit(stream: LogStream, text: string): void {
+    for (const piece of splitLong(this.mask(text))) {
+      const line: LogLine = { ...this.target, seq: ++this.seq, ts: new Date().toISOString(), stream, line: piece };
+      const p: Promise<unknown> = this.js.publish(this.subject, JSON.stringify(line)).then(
+        () => this.inflight.delete(p),
+        () => {
+          // A lost log line must not fail the build; the gap shows in `seq`.
+          this.failures++;
+          this.inflight.delete(p);
+        },
+      );
+      this.inflight.add(p);
+    }
+  }
+}
+
+function splitLong(line: string): string[] {
+  if (Buffer.byteLength(line) <= MAX_LINE_BYTES) return [line];
+  const out: string[] = [];
+  let rest = line;
+  while (Buffer.byteLength(rest) > MAX_LINE_BYTES) {
+    // Split on characters, not bytes, so a multi-byte character is never cut in half.
+    let n = MAX_LINE_BYTES / 4;
+    while (n < rest.length && Buffer.byteLength(rest.slice(0, n * 2)) <= MAX_LINE_BYTES) n *= 2;
+    let cut = Math.min(n, rest.length);
+    while (Buffer.byteLength(rest.slice(0, cut)) > MAX_LINE_BYTES) cut = Math.floor(cut * 0.9);
+    out.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+  }
+  if (rest) out.push(rest);
+  return out;
+}

@@ -1,0 +1,153 @@
+import { Logger } from '@nestjs/common';
+import { CustomTransportStrategy, Server, type MessageHandler } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { connectJetStream, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import type { ConveyorConfig } from '@conveyor/config';
+
+/**
+ * What the transport hands every message to. The processor decides the message's fate
+ * (ack, nak, term, in-progress); the transport only delivers and bounds concurrency.
+ */
+export interface MessageProcessor {
+  /** Called once after connecting, before any message is delivered. */
+  init(ctx: JetStreamContext): Promise<void>;
+  process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void>;
+  /** Called on shutdown while messages are still in flight: abort them so they can be handed back. */
+  abortAll(reason: string): void;
+  close(): Promise<void>;
+}
+
+export interface JetStreamServerOptions {
+  config: ConveyorConfig;
+  processor: MessageProcessor;
+  /** How long shutdown waits for running messages before aborting them. */
+  drainTimeoutMs?: number;
+}
+
+/**
+ * A NestJS transport on JetStream durable pull consumers. Nest's own NATS transport is
+ * core NATS and cannot ack; this one never acks by itself: the processor does, after it
+ * handed the work on. Each pattern (`@EventPattern('builder')`) is one durable consumer
+ * shared by every copy of the app, so work spreads across copies. An app never holds more
+ * messages than its concurrency limit: each slot pulls one message only when it is free.
+ */
+export class JetStreamServer extends Server implements CustomTransportStrategy {
+  private ctx?: JetStreamContext;
+  private running = true;
+  private readonly workers: Promise<void>[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly log = new Logger('JetStreamServer');
+  private readonly stopWaiting = new AbortController();
+
+  constructor(private readonly options: JetStreamServerOptions) {
+    super();
+  }
+
+  async listen(callback: (err?: unknown) => void): Promise<void> {
+    try {
+      const { config } = this.options;
+      this.ctx = await connectJetStream(config);
+      await provisionStreams(this.ctx);
+      await this.options.processor.init(this.ctx);
+      const slots = config.agent.concurrency;
+      for (const [pattern, handler] of this.messageHandlers) {
+        const consumer = await this.ensureConsumer(pattern);
+        for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, pattern, handler));
+        this.log.log(`serving "${pattern}" from ${this.ctx.subjects.step(pattern)} with ${slots} slot(s) as agent ${config.agent.id}`);
+      }
+      callback();
+    } catch (err) {
+      callback(err);
+    }
+  }
+
+  /** The durable consumer of a driver; created by whichever copy starts first. */
+  private async ensureConsumer(driver: string): Promise<Consumer> {
+    const { jsm, js, subjects, config } = this.ctx!;
+    const cfg = {
+      durable_name: driver,
+      filter_subject: subjects.step(driver),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(config.steps.ackWaitMs),
+      // Attempts are counted by the SDK against each step's own `retries`.
+      max_deliver: -1,
+      max_ack_pending: 10_000,
+    };
+    try {
+      await jsm.consumers.add(subjects.stepsStream, cfg);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || !/already (exists|in use)/i.test(err.message)) throw err;
+      await jsm.consumers.update(subjects.stepsStream, driver, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+    }
+    return js.consumers.get(subjects.stepsStream, driver);
+  }
+
+  private async work(consumer: Consumer, pattern: string, handler: MessageHandler): Promise<void> {
+    const invoke = async (payload: unknown) => {
+      // Nest's RPC pipeline turns a thrown error into an erroring Observable: awaiting it
+      // rethrows, so a failed handler is never taken for a successful one.
+      const result = await handler(payload);
+      return lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+    };
+    while (this.running) {
+      let msg: JsMsg | null = null;
+      try {
+        msg = await consumer.next({ expires: 5_000 });
+      } catch (err) {
+        if (!this.running) break;
+        this.log.warn(`pull from "${pattern}" failed: ${(err as Error).message}; retrying`);
+        await sleep(500, this.stopWaiting.signal);
+        continue;
+      }
+      if (!msg) continue;
+      if (!this.running) {
+        msg.nak();
+        break;
+      }
+      const job = this.options.processor.process(msg, pattern, invoke).catch((err) => {
+        this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
+      });
+      this.inflight.add(job);
+      await job;
+      this.inflight.delete(job);
+    }
+  }
+
+  /**
+   * Graceful stop: no new pulls; running steps get `drainTimeoutMs` to finish, then are
+   * aborted, which makes the processor hand their messages back (nak) to another agent.
+   */
+  async close(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopWaiting.abort();
+    const drain = this.options.drainTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => this.options.processor.abortAll('agent is shutting down'), drain);
+    await Promise.all([...this.inflight]);
+    clearTimeout(timer);
+    // A pull that is still waiting ends by its expiry; a message it gets then is nak'ed.
+    await Promise.race([Promise.all(this.workers), sleep(6_000)]);
+    await this.options.processor.close();
+    if (this.ctx && !this.ctx.nc.isClosed()) await this.ctx.nc.drain().catch(() => this.ctx!.nc.close());
+  }
+
+  on(): void {
+    throw new Error('JetStreamServer does not emit events');
+  }
+
+  unwrap<T>(): T {
+    if (!this.ctx) throw new Error('not connected yet');
+    return this.ctx.nc as T;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+

@@ -1,0 +1,57 @@
+import type { StepContext, StepResult } from '@conveyor/driver-sdk';
+
+/**
+ * What a test driver does, read from the step's `config`, so one program can play every
+ * part a test needs:
+ *   sleepMs         wait this long (aborts promptly on cancel/timeout)
+ *   failTimes       fail the first N attempts
+ *   throwTimes      throw on the first N attempts (instead of returning a failure)
+ *   crashOnAttempt  kill this process with SIGKILL on that attempt (after logging a line)
+ *   lines           print this many numbered lines
+ *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
+ * Every call also appends `<run> <step> <attempt> <agent>` to $TEST_DRIVER_JOURNAL, so a
+ * test can count how often a step really ran.
+ */
+export async function behave(ctx: StepContext): Promise<StepResult> {
+  const c = ctx.config as Record<string, number | boolean | undefined>;
+  const journal = process.env.TEST_DRIVER_JOURNAL;
+  if (journal) {
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} start\n`);
+  }
+  if (typeof c.lines === 'number') {
+    for (let i = 1; i <= c.lines; i++) {
+      ctx.log.write('stdout', `line ${i}\n`);
+      if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+  if (c.crashOnAttempt === ctx.attempt) {
+    ctx.log.info('about to crash');
+    await new Promise((r) => setTimeout(r, 50));
+    process.kill(process.pid, 'SIGKILL');
+  }
+  if (typeof c.sleepMs === 'number') {
+    await sleep(c.sleepMs, c.ignoreAbort ? undefined : ctx.signal);
+  }
+  if (typeof c.throwTimes === 'number' && ctx.attempt <= c.throwTimes) {
+    throw new Error(`thrown on attempt ${ctx.attempt}`);
+  }
+  if (typeof c.failTimes === 'number' && ctx.attempt <= c.failTimes) {
+    return { success: false, message: `failed on attempt ${ctx.attempt}` };
+  }
+  if (journal) {
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} done\n`);
+  }
+  return { success: true, message: 'ok', data: { agent: ctx.agent.id, attempt: ctx.attempt } };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    }, { once: true });
+  });
+}

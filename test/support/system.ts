@@ -1,0 +1,118 @@
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import type { PipelineStep, Run, RunStatus } from '@conveyor/contracts';
+import { loadConfig } from '@conveyor/config';
+import { createGateway } from '../../apps/gateway/src/bootstrap';
+import { Api } from './api';
+import { NatsServer } from './nats-server';
+import { AppProcess, startTestDriver, waitFor } from './processes';
+
+/**
+ * A whole Conveyor for a test: a real nats-server, the gateway in this process, and test
+ * driver processes; plus helpers to make pipelines and runs.
+ */
+export class TestSystem {
+  readonly drivers: AppProcess[] = [];
+  readonly journal: string;
+  private readonly dir: string;
+  private seq = 0;
+
+  private constructor(
+    readonly nats: NatsServer,
+    public gateway: INestApplication,
+    public api: Api,
+    private readonly driverEnv: Record<string, string>,
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), 'conveyor-test-'));
+    this.journal = join(this.dir, 'journal.log');
+  }
+
+  static async start(driverEnv: Record<string, string> = {}): Promise<TestSystem> {
+    const nats = await NatsServer.start();
+    const { app, api } = await TestSystem.gatewayOn(nats);
+    const sys = new TestSystem(nats, app, api, driverEnv);
+    await api.ok('POST', '/resource-definitions', { name: 'thing', version: '1', schema: { type: 'object' } });
+    return sys;
+  }
+
+  private static async gatewayOn(nats: NatsServer): Promise<{ app: INestApplication; api: Api }> {
+    const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0' }), { logger: ['error'] });
+    await app.listen(0, '127.0.0.1');
+    const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    return { app, api: new Api(url) };
+  }
+
+  async restartGateway(): Promise<void> {
+    await this.gateway.close();
+    const { app, api } = await TestSystem.gatewayOn(this.nats);
+    this.gateway = app;
+    this.api = api;
+  }
+
+  /** Starts a test driver process serving `drivers`, with a readable agent id. */
+  async startDriver(drivers: string[], env: Record<string, string> = {}): Promise<AppProcess> {
+    const agent = `agent-${++this.seq}`;
+    const p = await startTestDriver(drivers, {
+      CONVEYOR_NATS_URL: this.nats.url,
+      CONVEYOR_AGENT_ID: agent,
+      CONVEYOR_ACK_WAIT: '3s',
+      CONVEYOR_RETRY_BACKOFF: '200ms',
+      CONVEYOR_DRAIN_TIMEOUT: '10s',
+      TEST_DRIVER_JOURNAL: this.journal,
+      ...this.driverEnv,
+      ...env,
+    });
+    this.drivers.push(p);
+    return p;
+  }
+
+  /** Creates a pipeline of the given steps (fresh name) and starts a run of it. */
+  async run(steps: Array<Partial<PipelineStep> & { driver: string }>): Promise<string> {
+    const name = await this.pipeline(steps);
+    return this.trigger(name);
+  }
+
+  async pipeline(steps: Array<Partial<PipelineStep> & { driver: string }>): Promise<string> {
+    const name = `p-${++this.seq}`;
+    await this.api.ok('POST', '/pipelines', {
+      name,
+      resource: 'thing',
+      steps: steps.map((s, i) => ({ id: s.id ?? `s${i + 1}`, name: s.name ?? `step ${i + 1}`, ...s })),
+    });
+    return name;
+  }
+
+  async trigger(pipeline: string): Promise<string> {
+    const res = await this.api.ok<{ runid: string }>('POST', '/resources', { name: `r-${++this.seq}`, resource: 'thing', pipeline, spec: {} });
+    return res.runid;
+  }
+
+  /** Waits (bounded) until the run reached one of `statuses`, and returns it. */
+  waitForRun(runId: string, statuses: RunStatus[] = ['succeeded', 'failed', 'cancelled'], timeoutMs = 60_000): Promise<Run> {
+    return waitFor(`run ${runId} to be ${statuses.join('/')}`, async () => {
+      const run = await this.api.run(runId);
+      return statuses.includes(run.status) ? run : undefined;
+    }, timeoutMs, 100);
+  }
+
+  /** Journal lines `<run> <step> <attempt> <agent> start|done` written by test drivers. */
+  journalOf(runId: string): Array<{ step: string; attempt: number; agent: string; what: string }> {
+    if (!existsSync(this.journal)) return [];
+    return readFileSync(this.journal, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith(runId + ' '))
+      .map((l) => {
+        const [, step, attempt, agent, what] = l.split(' ');
+        return { step, attempt: Number(attempt), agent, what };
+      });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.drivers.map((d) => d.stop('SIGKILL')));
+    await this.gateway?.close().catch(() => undefined);
+    await this.nats.dispose();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
