@@ -1,0 +1,402 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import Docker from 'dockerode';
+import { RUN_ID_PATTERN } from '@conveyor/contracts';
+import { EXEC_KILLER, EXEC_WRAPPER } from './exec-scripts';
+import { type BuildContainerOptions, DEFAULT_BUILD_IMAGE } from './options';
+
+export const DOCKER = Symbol('DOCKER');
+export const BUILD_CONTAINER_OPTIONS = Symbol('BUILD_CONTAINER_OPTIONS');
+
+/**
+ * The part of a step's logger this lib writes to. A StepLogger from @conveyor/driver-sdk fits;
+ * kept structural so that the lib does not depend on the SDK.
+ */
+export interface ProgressLog {
+  info(line: string): void;
+  warn(line: string): void;
+}
+
+export const LABELS = {
+  run: 'conveyor.run',
+  agent: 'conveyor.agent',
+  machine: 'conveyor.machine',
+  managed: 'conveyor.managed',
+} as const;
+
+export interface EnvVar {
+  name: string;
+  value: string;
+}
+
+export interface StartContainerRequest {
+  runId: string;
+  /** Defaults to the configured default image. */
+  image?: string;
+  env?: EnvVar[];
+  /** Host directory mounted at /workspace. */
+  workspaceDir: string;
+  agent: string;
+  machine: string;
+  /** Extra labels, e.g. `conveyor.test=true`. */
+  labels?: Record<string, string>;
+  log?: ProgressLog;
+  signal?: AbortSignal;
+}
+
+export interface StartContainerResult {
+  containerId: string;
+  name: string;
+  image: string;
+  /** True when the run's container already existed (a redelivered step) and was reused. */
+  reused: boolean;
+}
+
+export interface ExecOptions {
+  env?: EnvVar[];
+  workdir?: string;
+  /** Overrides the configured exec user. */
+  user?: string;
+  signal?: AbortSignal;
+  /** Output as it arrives, in the order Docker delivers it. */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+export interface ExecResult {
+  /** null when the exit code could not be read (the process was killed and Docker gave none). */
+  exitCode: number | null;
+  /** True when `signal` fired and the process was killed. */
+  aborted: boolean;
+}
+
+export interface RunContainer {
+  id: string;
+  name: string;
+  runId?: string;
+  state: string;
+  labels: Record<string, string>;
+}
+
+/** Statuses dockerode puts on errors from the Engine API. */
+function statusOf(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null ? (err as { statusCode?: number }).statusCode : undefined;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Error) {
+    const json = (err as { json?: { message?: string } }).json;
+    return json?.message ?? err.message;
+  }
+  return String(err);
+}
+
+function envList(env: EnvVar[] | undefined): string[] {
+  return (env ?? []).map(({ name, value }) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`environment variable name "${name}" is not valid`);
+    return `${name}=${value}`;
+  });
+}
+
+/** Build containers: one per run, with a deterministic name, on the local Docker engine. */
+@Injectable()
+export class BuildContainers {
+  constructor(
+    @Inject(DOCKER) readonly docker: Docker,
+    @Inject(BUILD_CONTAINER_OPTIONS) readonly options: BuildContainerOptions,
+  ) {}
+
+  /** The one container name of a run: a redelivered container-start finds the container by it. */
+  containerName(runId: string): string {
+    if (!RUN_ID_PATTERN.test(runId)) throw new Error(`run id "${runId}" is malformed`);
+    return `conveyor-${runId}`;
+  }
+
+  /**
+   * Makes sure `image` is present locally. A missing image is pulled (bounded by the pull
+   * timeout) unless the pull policy is `never`; failure explains how to provide the image.
+   */
+  async ensureImage(image: string, log?: ProgressLog, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new Error(`cannot inspect image ${image}: ${messageOf(err)}`);
+    }
+    if (this.options.pullPolicy === 'never') {
+      throw new Error(this.missingImageMessage(image, 'pulling is disabled (CONVEYOR_IMAGE_PULL=never)'));
+    }
+    log?.info(`image ${image} is not present locally; pulling it (timeout ${Math.round(this.options.pullTimeoutMs / 1000)} s)`);
+    const timeout = AbortSignal.timeout(this.options.pullTimeoutMs);
+    const abort = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      await this.pull(image, abort, log);
+    } catch (err) {
+      if (signal?.aborted) throw new Error(`pulling image ${image} was cancelled`);
+      const reason = timeout.aborted ? `the pull did not finish within ${Math.round(this.options.pullTimeoutMs / 1000)} s` : messageOf(err);
+      throw new Error(this.missingImageMessage(image, reason));
+    }
+    log?.info(`pulled image ${image}`);
+  }
+
+  private missingImageMessage(image: string, reason: string): string {
+    const howTo =
+      image === this.options.defaultImage
+        ? `build it on this machine with deploy/image/build.sh${image === DEFAULT_BUILD_IMAGE ? '' : ` --tag ${image}`}`
+        : `load it on this machine (docker load -i FILE, or docker pull ${image} where a registry is reachable)`;
+    return `image ${image} is missing locally and could not be pulled: ${reason}; ${howTo}`;
+  }
+
+  private async pull(image: string, signal: AbortSignal, log?: ProgressLog): Promise<void> {
+    const stream = (await this.docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream & { destroy?: (e?: Error) => void };
+    const onAbort = () => stream.destroy?.(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Only status changes per layer are logged: "Downloading" ticks would flood the run's log.
+    const lastStatus = new Map<string, string>();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { id?: string; status?: string; error?: string }) => {
+            if (event.error) return;
+            const key = event.id ?? '';
+            if (!event.status || lastStatus.get(key) === event.status) return;
+            lastStatus.set(key, event.status);
+            log?.info(event.id ? `${event.id}: ${event.status}` : event.status);
+          },
+        );
+      });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Starts the run's container, or reuses it when it already exists (started again if stopped):
+   * the step may be a redelivery, or another agent may have raced us to create it.
+   */
+  async start(req: StartContainerRequest): Promise<StartContainerResult> {
+    const name = this.containerName(req.runId);
+    const image = req.image?.trim() || this.options.defaultImage;
+    const existing = await this.reuse(name, req);
+    if (existing) return existing;
+
+    await this.ensureImage(image, req.log, req.signal);
+    const labels: Record<string, string> = {
+      ...(req.labels ?? {}),
+      [LABELS.run]: req.runId,
+      [LABELS.agent]: req.agent,
+      [LABELS.machine]: req.machine,
+      [LABELS.managed]: 'true',
+    };
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        name,
+        Image: image,
+        // The container idles; the build runs through exec so that each step streams its own output.
+        Cmd: ['sleep', 'infinity'],
+        WorkingDir: '/workspace',
+        Env: envList(req.env),
+        Labels: labels,
+        HostConfig: {
+          Binds: [`${req.workspaceDir}:/workspace`],
+          NetworkMode: this.options.network,
+          Memory: this.options.memoryBytes,
+          NanoCpus: this.options.nanoCpus,
+          PidsLimit: this.options.pidsLimit,
+          Privileged: false,
+          CapDrop: ['ALL'],
+          CapAdd: this.options.capAdd,
+          SecurityOpt: ['no-new-privileges'],
+          Init: this.options.init,
+          AutoRemove: false,
+        },
+      });
+    } catch (err) {
+      if (statusOf(err) === 409) {
+        // Another agent created it between our inspect and create. Docker reserves the name
+        // before the container can be inspected, so the inspect may need a few tries.
+        for (let i = 0; i < 50; i++) {
+          const raced = await this.reuse(name, req);
+          if (raced) return raced;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      throw new Error(`cannot create container ${name} from ${image}: ${messageOf(err)}`);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      if (statusOf(err) !== 304) throw new Error(`container ${name} was created but does not start: ${messageOf(err)}`);
+    }
+    req.log?.info(`started container ${name} (${container.id.slice(0, 12)}) from ${image}`);
+    return { containerId: container.id, name, image, reused: false };
+  }
+
+  private async reuse(name: string, req: StartContainerRequest): Promise<StartContainerResult | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(name).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw new Error(`cannot inspect container ${name}: ${messageOf(err)}`);
+    }
+    if (info.Config.Labels?.[LABELS.run] !== req.runId) {
+      throw new Error(`a container named ${name} exists but does not belong to run ${req.runId}; remove it first`);
+    }
+    if (!info.State.Running) {
+      try {
+        await this.docker.getContainer(info.Id).start();
+      } catch (err) {
+        if (statusOf(err) !== 304) throw new Error(`container ${name} exists but does not start: ${messageOf(err)}`);
+      }
+      req.log?.info(`container ${name} (${info.Id.slice(0, 12)}) already existed and was stopped; started it again`);
+    } else {
+      req.log?.info(`container ${name} (${info.Id.slice(0, 12)}) already exists and runs; reusing it`);
+    }
+    return { containerId: info.Id, name, image: info.Config.Image, reused: true };
+  }
+
+  /**
+   * Runs `/bin/sh -c command` in the container and streams its output. Resolves when the
+   * command ends, with its exit code. When `signal` fires, the command and every process it
+   * started are killed (TERM, then KILL) and the promise resolves with `aborted: true`.
+   */
+  async exec(container: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.signal?.aborted) return { exitCode: null, aborted: true };
+    const target = this.docker.getContainer(container);
+    const user = opts.user ?? this.options.execUser;
+    const pidFile = `/tmp/.conveyor-exec-${randomUUID()}.pid`;
+    let exec: Docker.Exec;
+    let stream: NodeJS.ReadableStream & { destroy(): void };
+    try {
+      exec = await target.exec({
+        Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'conveyor-exec', pidFile, command],
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: false,
+        Tty: false,
+        Env: envList(opts.env),
+        ...(opts.workdir ? { WorkingDir: opts.workdir } : {}),
+        ...(user ? { User: user } : {}),
+      });
+      stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream & { destroy(): void };
+    } catch (err) {
+      throw new Error(`cannot run a command in container ${container}: ${messageOf(err)}`);
+    }
+    const sink = (name: 'stdout' | 'stderr') =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          try {
+            opts.onOutput?.(name, chunk);
+          } catch {
+            // A failing log sink must not break the command or the demultiplexer.
+          }
+          done();
+        },
+      });
+    this.docker.modem.demuxStream(stream, sink('stdout'), sink('stderr'));
+
+    let aborted = false;
+    const ended = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', resolve);
+    });
+    const onAbort = () => {
+      aborted = true;
+      void this.kill(container, pidFile, user).finally(() => {
+        // If something still holds the output pipe open, stop waiting for it.
+        setTimeout(() => stream.destroy(), 2_000).unref();
+      });
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await ended;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    return { exitCode: await this.exitCodeOf(exec), aborted };
+  }
+
+  /** Docker may report the exec as running for a moment after its output ended. */
+  private async exitCodeOf(exec: Docker.Exec): Promise<number | null> {
+    for (let i = 0; i < 50; i++) {
+      const info = await exec.inspect().catch(() => undefined);
+      if (!info) return null;
+      if (!info.Running) return info.ExitCode ?? null;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return null;
+  }
+
+  private async kill(container: string, pidFile: string, user: string): Promise<void> {
+    try {
+      // Same user as the command: without CAP_KILL only the owner may signal it.
+      const killer = await this.docker.getContainer(container).exec({
+        Cmd: ['/bin/sh', '-c', EXEC_KILLER, 'conveyor-kill', pidFile, '20'],
+        AttachStdout: true,
+        AttachStderr: true,
+        ...(user ? { User: user } : {}),
+      });
+      const stream = (await killer.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+      stream.resume();
+      await new Promise<void>((resolve) => {
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+        stream.once('error', resolve);
+      });
+    } catch {
+      // The container may be gone already, which ends the command too.
+    }
+  }
+
+  /** Stops and removes a container with its anonymous volumes; a missing one is success. */
+  async stopAndRemove(container: string): Promise<{ removed: boolean }> {
+    const target = this.docker.getContainer(container);
+    try {
+      await target.stop({ t: this.options.stopTimeoutSeconds });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404) return { removed: false };
+      // 304: already stopped; anything else: removal with force still ends it.
+    }
+    try {
+      await target.remove({ force: true, v: true });
+      return { removed: true };
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404) return { removed: false };
+      // 409 "removal already in progress": another agent removes it; wait for it to be gone.
+      if (status === 409 && (await this.waitGone(target))) return { removed: false };
+      throw new Error(`cannot remove container ${container}: ${messageOf(err)}`);
+    }
+  }
+
+  private async waitGone(target: Docker.Container): Promise<boolean> {
+    for (let i = 0; i < 50; i++) {
+      try {
+        await target.inspect();
+      } catch (err) {
+        if (statusOf(err) === 404) return true;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  }
+
+  /** Containers this lib made (`conveyor.managed=true`) that carry every label in `labels`. */
+  async listRunContainers(labels: Record<string, string> = {}): Promise<RunContainer[]> {
+    const filters = { label: [`${LABELS.managed}=true`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)] };
+    const list = await this.docker.listContainers({ all: true, filters });
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      runId: c.Labels?.[LABELS.run],
+      state: c.State,
+      labels: c.Labels ?? {},
+    }));
+  }
+}

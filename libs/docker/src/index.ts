@@ -1,0 +1,3 @@
+export * from './options';
+export * from './build-containers';
+export * from './docker.module';
