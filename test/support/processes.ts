@@ -14,6 +14,8 @@ export class AppProcess {
   private constructor(
     readonly name: string,
     readonly proc: ChildProcess,
+    /** CONVEYOR_AGENT_ID of a driver process. */
+    readonly agentId?: string,
   ) {
     proc.stdout?.on('data', (d) => (this.output += d));
     proc.stderr?.on('data', (d) => (this.output += d));
@@ -25,7 +27,7 @@ export class AppProcess {
     const file = join(DIST, entry);
     if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first (test/run.sh does)`);
     const proc = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const app = new AppProcess(name, proc);
+    const app = new AppProcess(name, proc, env.CONVEYOR_AGENT_ID);
     const deadline = Date.now() + timeoutMs;
     while (!app.output.includes(readyText)) {
       if (proc.exitCode !== null || Date.now() > deadline) {

@@ -9,6 +9,9 @@ import { Api } from './api';
 import { NatsServer } from './nats-server';
 import { AppProcess, startTestDriver, waitFor } from './processes';
 
+/** Agents heartbeat fast in tests, so a dead one drops off the list within seconds. */
+const HEARTBEAT = '1s';
+
 /**
  * A whole Conveyor for a test: a real nats-server, the gateway in this process, and test
  * driver processes; plus helpers to make pipelines and runs.
@@ -38,7 +41,7 @@ export class TestSystem {
   }
 
   private static async gatewayOn(nats: NatsServer): Promise<{ app: INestApplication; api: Api }> {
-    const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0' }), { logger: ['error'] });
+    const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0', CONVEYOR_HEARTBEAT_INTERVAL: HEARTBEAT }), { logger: ['error'] });
     await app.listen(0, '127.0.0.1');
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     return { app, api: new Api(url) };
@@ -60,6 +63,7 @@ export class TestSystem {
       CONVEYOR_ACK_WAIT: '3s',
       CONVEYOR_RETRY_BACKOFF: '200ms',
       CONVEYOR_DRAIN_TIMEOUT: '10s',
+      CONVEYOR_HEARTBEAT_INTERVAL: HEARTBEAT,
       TEST_DRIVER_JOURNAL: this.journal,
       ...this.driverEnv,
       ...env,

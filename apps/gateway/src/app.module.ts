@@ -3,6 +3,7 @@ import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
 import { StoresModule } from './common/stores.module';
 import { DefinitionsModule } from './definitions/definitions.module';
+import { DriversModule } from './drivers/drivers.module';
 import { HealthModule } from './health/health.module';
 import { LogsModule } from './logs/logs.module';
 import { PipelinesModule } from './pipelines/pipelines.module';
@@ -14,7 +15,7 @@ export class AppModule {
   static forRoot(config: ConveyorConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, HealthModule],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, HealthModule],
     };
   }
 }

@@ -34,7 +34,7 @@ export interface ConveyorConfig {
     /** How long JetStream waits for an ack before redelivering; kept alive with in-progress acks. */
     ackWaitMs: number;
   };
-  agent: { id: string; machine: string; concurrency: number };
+  agent: { id: string; machine: string; concurrency: number; heartbeatMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -81,7 +81,12 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       retryBackoffMaxMs: duration(env, 'CONVEYOR_RETRY_BACKOFF_MAX', '5m'),
       ackWaitMs: duration(env, 'CONVEYOR_ACK_WAIT', '30s'),
     },
-    agent: { id: agentId, machine, concurrency: int(env, 'CONVEYOR_CONCURRENCY', defaults.concurrency ?? 1, 1, 1024) },
+    agent: {
+      id: agentId,
+      machine,
+      concurrency: int(env, 'CONVEYOR_CONCURRENCY', defaults.concurrency ?? 1, 1, 1024),
+      heartbeatMs: duration(env, 'CONVEYOR_HEARTBEAT_INTERVAL', '5s'),
+    },
   };
 }
 

@@ -105,3 +105,18 @@ export interface Run {
   finishedAt?: string;
   durationMs?: number;
 }
+
+/** A driver agent, as it announces itself in the agents bucket (refreshed by heartbeats). */
+export interface AgentInfo {
+  id: string;
+  /** Drivers this agent serves. */
+  drivers: string[];
+  /** Build machine: agents of one machine share its Docker engine and workspaces. */
+  machine: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  running: Array<{ runId: string; stepId: string; driver: string; since: string }>;
+  startedAt: string;
+  lastHeartbeat: string;
+}

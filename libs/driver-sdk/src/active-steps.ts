@@ -3,10 +3,13 @@ export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
 /** One step attempt running on this agent, abortable by a cancel, its timeout or shutdown. */
 export class ActiveStep {
   readonly controller = new AbortController();
+  readonly since = new Date().toISOString();
   reason?: AbortReason;
 
   constructor(
     readonly runId: string,
+    readonly stepId: string,
+    readonly driver: string,
     /** Cleanup steps are never cancelled: they are what a cancel leads to. */
     readonly cancellable: boolean,
   ) {}
@@ -46,6 +49,12 @@ export class ActiveSteps {
 
   abortAll(reason: AbortReason, detail: string): void {
     for (const set of this.byRun.values()) for (const s of set) s.abort(reason, detail);
+  }
+
+  list(): Array<{ runId: string; stepId: string; driver: string; since: string }> {
+    const out = [];
+    for (const set of this.byRun.values()) for (const s of set) out.push({ runId: s.runId, stepId: s.stepId, driver: s.driver, since: s.since });
+    return out;
   }
 
   get size(): number {

@@ -2,6 +2,7 @@ import { Logger, type INestMicroservice, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadConfig, parseDuration, type ConveyorConfig } from '@conveyor/config';
 import { JetStreamServer } from '@conveyor/transport';
+import { StepErrorFilter } from './step-error.filter';
 import { StepRunner } from './step-runner';
 
 export interface StartDriverOptions {
@@ -25,6 +26,7 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
     strategy: new JetStreamServer({ config, processor: new StepRunner(config), drainTimeoutMs }),
     logger: ['log', 'warn', 'error'],
   });
+  app.useGlobalFilters(new StepErrorFilter());
   await app.listen();
   const log = new Logger(options.name);
   let stopping = false;

@@ -13,13 +13,14 @@ import {
   type StepOutput,
 } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
-import { openBuckets, type JetStreamContext } from '@conveyor/jetstream';
+import { openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { MsgIds, planHandOff, stepHeaderValues, type StepOutcome } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
 import { CancelWatch } from './cancel-watch';
+import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
 import type { StepContext, StepResult } from './step-context';
 
@@ -39,6 +40,7 @@ export class StepRunner implements MessageProcessor {
   private ctx!: JetStreamContext;
   private runs!: RunsStore;
   private readonly active = new ActiveSteps();
+  private heartbeat?: Heartbeat;
   private readonly cancels = new CancelWatch((runId) => {
     const n = this.active.cancelRun(runId, 'the run was cancelled');
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
@@ -47,11 +49,13 @@ export class StepRunner implements MessageProcessor {
 
   constructor(private readonly config: ConveyorConfig) {}
 
-  async init(ctx: JetStreamContext): Promise<void> {
+  async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
     this.ctx = ctx;
     const buckets = await openBuckets(ctx);
     this.runs = new RunsStore(buckets);
     await this.cancels.start(ctx, buckets.cancels);
+    this.heartbeat = new Heartbeat(await openAgentsBucket(ctx), this.config, drivers, () => this.active.list());
+    await this.heartbeat.start();
   }
 
   abortAll(reason: string): void {
@@ -60,6 +64,7 @@ export class StepRunner implements MessageProcessor {
 
   async close(): Promise<void> {
     this.cancels.stop();
+    await this.heartbeat?.stop();
   }
 
   async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void> {
@@ -73,7 +78,7 @@ export class StepRunner implements MessageProcessor {
     const attempt = m.info.deliveryCount;
     // Registered before the cancel set is read: a cancel is either in the set already or
     // reaches this step through the watch, never neither.
-    const active = new ActiveStep(msg.runId, msg.mode === 'normal' && !step.always);
+    const active = new ActiveStep(msg.runId, step.id, driver, msg.mode === 'normal' && !step.always);
     this.active.add(active);
     try {
       let cancelled = this.cancels.has(msg.runId);
@@ -189,19 +194,20 @@ export class StepRunner implements MessageProcessor {
     const kind = selfKind ?? outcome.status;
     const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
     const publishes = (): Promise<unknown>[] => {
-      const out: Promise<unknown>[] = [this.publishStepEvent(msg, attempt, kind, { ...own, durationMs })];
-      if (started) out.push(started);
-      for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
+      const out: Promise<unknown>[] = [];
+      // The next step first: it is what the next driver is waiting for.
       if (plan.next) {
         const next = plan.next;
-        const nextStep = steps[next.stepIndex];
         out.push(
-          js.publish(subjects.step(nextStep.driver), JSON.stringify(next), {
+          js.publish(subjects.step(steps[next.stepIndex].driver), JSON.stringify(next), {
             msgID: MsgIds.step(msg.runId, next.stepIndex),
             headers: stepHeaders(next),
           }),
         );
       }
+      out.push(this.publishStepEvent(msg, attempt, kind, { ...own, durationMs }));
+      if (started) out.push(started);
+      for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
       if (plan.final) {
         const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at: new Date().toISOString() };
         out.push(this.publishRunEvent(msg, plan.final.status, plan.final.message));

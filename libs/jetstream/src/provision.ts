@@ -18,6 +18,16 @@ export interface Buckets {
   cancels: KV;
 }
 
+/** Agents announce themselves here; an entry lives three heartbeats unless refreshed. */
+export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('agents'), {
+    history: 1,
+    replicas: ctx.config.replicas,
+    storage: StorageType.Memory,
+    ttl: ctx.config.agent.heartbeatMs * 3,
+  });
+}
+
 const DEDUP_WINDOW_MS = 2 * 60_000;
 
 /**

@@ -11,8 +11,8 @@ import type { ConveyorConfig } from '@conveyor/config';
  * (ack, nak, term, in-progress); the transport only delivers and bounds concurrency.
  */
 export interface MessageProcessor {
-  /** Called once after connecting, before any message is delivered. */
-  init(ctx: JetStreamContext): Promise<void>;
+  /** Called once after connecting, before any message is delivered, with the patterns served. */
+  init(ctx: JetStreamContext, patterns: string[]): Promise<void>;
   process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void>;
   /** Called on shutdown while messages are still in flight: abort them so they can be handed back. */
   abortAll(reason: string): void;
@@ -50,7 +50,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       const { config } = this.options;
       this.ctx = await connectJetStream(config);
       await provisionStreams(this.ctx);
-      await this.options.processor.init(this.ctx);
+      await this.options.processor.init(this.ctx, [...this.messageHandlers.keys()]);
       const slots = config.agent.concurrency;
       for (const [pattern, handler] of this.messageHandlers) {
         const consumer = await this.ensureConsumer(pattern);

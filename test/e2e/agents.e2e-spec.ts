@@ -1,0 +1,73 @@
+import type { AgentInfo } from '@conveyor/contracts';
+import { TestSystem } from '../support/system';
+import { waitFor } from '../support/processes';
+
+jest.setTimeout(120_000);
+
+describe('driver agents', () => {
+  let sys: TestSystem;
+
+  beforeAll(async () => {
+    sys = await TestSystem.start();
+  });
+  afterAll(async () => {
+    await sys?.stop();
+  });
+
+  const agents = () => sys.api.ok<AgentInfo[]>('GET', '/drivers');
+
+  it('lists live agents with their drivers, machine and running steps; a killed one drops off', async () => {
+    const a = await sys.startDriver(['lister', 'other'], { CONVEYOR_MACHINE_ID: 'machine-a' });
+    await sys.startDriver(['lister'], { CONVEYOR_MACHINE_ID: 'machine-b' });
+    const listed = await waitFor('two agents', async () => {
+      const list = await agents();
+      return list.length === 2 ? list : undefined;
+    });
+    expect(listed.map((x) => [x.machine, x.drivers])).toEqual([['machine-a', ['lister', 'other']], ['machine-b', ['lister']]]);
+    expect((await sys.api.ok<AgentInfo[]>('GET', '/drivers?driver=other')).map((x) => x.machine)).toEqual(['machine-a']);
+    expect((await sys.api.request('GET', '/drivers?machine=a.b')).status).toBe(400);
+
+    const id = await sys.run([{ driver: 'other', config: { sleepMs: 4_000 } }]);
+    const busy = await waitFor('the running step in a heartbeat', async () => (await agents()).find((x) => x.running.some((r) => r.runId === id)));
+    expect(busy.running[0]).toMatchObject({ runId: id, stepId: 's1', driver: 'other' });
+    expect((await sys.waitForRun(id)).status).toBe('succeeded');
+
+    await a.stop('SIGKILL');
+    const left = await waitFor('the killed agent to drop off', async () => {
+      const list = await agents();
+      return list.length === 1 ? list : undefined;
+    }, 15_000, 200);
+    expect(left[0].machine).toBe('machine-b');
+  });
+
+  it('SIGTERM drains: the step in flight finishes, the agent exits 0 and leaves the list, nothing is lost', async () => {
+    const agent = await sys.startDriver(['drainer']);
+    const id = await sys.run([{ driver: 'drainer', config: { sleepMs: 2_000 } }, { driver: 'drainer' }]);
+    await waitFor('the step to start', () => sys.journalOf(id).find((j) => j.what === 'start'));
+    const code = await agent.stop('SIGTERM');
+    expect(code).toBe(0);
+    // The first step finished on this agent before it exited; the second waits for a new one.
+    expect(sys.journalOf(id).filter((j) => j.what === 'done').map((j) => j.step)).toEqual(['s1']);
+    expect(agent.agentId).toMatch(/^agent-/);
+    expect((await agents()).some((x) => x.id === agent.agentId)).toBe(false);
+    await sys.startDriver(['drainer']);
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => s.attempts)).toEqual([1, 1]);
+  });
+
+  it('a step still running when the drain timeout ends goes back to the queue for another agent', async () => {
+    const agent = await sys.startDriver(['slowpoke'], { CONVEYOR_DRAIN_TIMEOUT: '1s' });
+    const id = await sys.run([{ driver: 'slowpoke', config: { sleepMs: 20_000, failTimes: 0 } }]);
+    await waitFor('the step to start', () => sys.journalOf(id).find((j) => j.what === 'start'));
+    expect(await agent.stop('SIGTERM')).toBe(0);
+    await sys.startDriver(['slowpoke']);
+    const starts = await waitFor('the step to start again elsewhere', () => {
+      const s = sys.journalOf(id).filter((j) => j.what === 'start');
+      return s.length === 2 ? s : undefined;
+    }, 20_000);
+    expect(starts[0].agent).not.toBe(starts[1].agent);
+    await sys.api.request('POST', `/runs/${id}/cancel`);
+    expect((await sys.waitForRun(id)).status).toBe('cancelled');
+  });
+});
