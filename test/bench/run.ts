@@ -7,6 +7,7 @@ import { createGateway } from '../../apps/gateway/src/bootstrap';
 import { Api } from '../support/api';
 import { NatsServer } from '../support/nats-server';
 import { startTestDriver, waitFor, type AppProcess } from '../support/processes';
+import { benchDockerPipeline } from './docker-pipeline';
 import { summary, table } from './stats';
 
 /**
@@ -103,7 +104,7 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
 
 async function main(): Promise<void> {
   const nats = await NatsServer.start();
-  const results: string[][] = [['measure', 'conveyor', 'baseline', 'ratio / target']];
+  const results: string[][] = [['measure', 'conveyor', 'baseline (same run)', 'ratio / target']];
   try {
     process.stdout.write(`raw JetStream hop x${HOPS} ... `);
     const raw = summary(await rawHop(nats.url));
@@ -158,6 +159,11 @@ async function main(): Promise<void> {
     await gateway.close();
   } finally {
     await nats.dispose();
+  }
+  if (process.env.BENCH_DOCKER !== '0') {
+    process.stdout.write('full 4-step pipeline on real Docker vs the same by hand ... ');
+    results.push(...(await benchDockerPipeline()));
+    console.log('done');
   }
   console.log(`\n${table(results)}\n`);
   process.exit(0);

@@ -48,6 +48,11 @@ describe('step delivery', () => {
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('succeeded');
     expect(run.steps[0].attempts).toBe(2);
+    // A thrown error that is final fails the run with the error's own message.
+    const failing = await sys.run([{ driver: 'alpha', config: { throwTimes: 9 } }]);
+    const failed = await sys.waitForRun(failing);
+    expect(failed.status).toBe('failed');
+    expect(failed.steps[0].message).toBe('thrown on attempt 1');
   });
 
   it('fails the run after the last attempt, skips the rest and still runs the always steps in order', async () => {

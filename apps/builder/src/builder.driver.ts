@@ -1,0 +1,48 @@
+import { Controller } from '@nestjs/common';
+import { containerWorkdir, resolveBuildSpec } from '@conveyor/build-spec';
+import { BuildContainers } from '@conveyor/docker';
+import { HandleStep, type StepContext, type StepResult } from '@conveyor/driver-sdk';
+
+/**
+ * Step 3 of a build: runs the spec's `commands` one after another in the run's container, in
+ * /workspace (or /workspace/<workdir>) with the build's env. Output goes to the run's log as
+ * it comes. The first command that exits non-zero fails the step; a cancel or timeout kills
+ * the running command (the SDK reports which it was).
+ */
+@Controller()
+export class BuilderDriver {
+  constructor(private readonly containers: BuildContainers) {}
+
+  @HandleStep('builder')
+  async run(ctx: StepContext): Promise<StepResult> {
+    const spec = resolveBuildSpec(ctx);
+    const commands = spec.commands;
+    if (commands.length === 0) {
+      ctx.log.info('no commands to run: set "commands" in the resource spec or the step config');
+      return { success: true, message: 'no commands to run' };
+    }
+    const started = ctx.outputOf('container-start')?.data?.containerName;
+    const container = typeof started === 'string' ? started : this.containers.containerName(ctx.runId);
+    const workdir = containerWorkdir(spec);
+
+    for (const [i, command] of commands.entries()) {
+      const which = `command ${i + 1} of ${commands.length} (${JSON.stringify(command)})`;
+      ctx.log.info(`$ ${command}`);
+      const result = await this.containers.exec(container, command, {
+        env: spec.env,
+        workdir,
+        signal: ctx.signal,
+        onOutput: (stream, chunk) => ctx.log.write(stream, chunk),
+      });
+      if (result.aborted) return { success: false, message: `${which} was stopped: ${abortReason(ctx.signal)}` };
+      if (result.exitCode === null) return { success: false, message: `${which} ended without an exit code (killed?)` };
+      if (result.exitCode !== 0) return { success: false, message: `${which} exited with code ${result.exitCode}` };
+    }
+    return { success: true, message: `${commands.length} command${commands.length === 1 ? '' : 's'} succeeded` };
+  }
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
+}

@@ -1,0 +1,28 @@
+import { Controller } from '@nestjs/common';
+import { BuildContainers } from '@conveyor/docker';
+import { HandleStep, type StepContext, type StepResult } from '@conveyor/driver-sdk';
+import { Workspaces } from '@conveyor/workspace';
+
+/**
+ * The last step of a build, and its cleanup: the pipeline marks it `always`, so it runs after
+ * a failed or cancelled build too. Stops and removes the run's container and deletes its
+ * workspace; either one being gone already is fine (an earlier step may have failed before
+ * making it, or this step is a redelivery).
+ */
+@Controller()
+export class ContainerStopDriver {
+  constructor(
+    private readonly containers: BuildContainers,
+    private readonly workspaces: Workspaces,
+  ) {}
+
+  @HandleStep('container-stop')
+  async run(ctx: StepContext): Promise<StepResult> {
+    const name = this.containers.containerName(ctx.runId);
+    const { removed } = await this.containers.stopAndRemove(name);
+    ctx.log.info(removed ? `stopped and removed container ${name}` : `container ${name} does not exist: nothing to stop`);
+    await this.workspaces.remove(ctx.runId);
+    ctx.log.info(`deleted workspace ${this.workspaces.workspaceFor(ctx.runId)}`);
+    return { success: true, message: removed ? `removed container ${name}` : 'no container to remove', data: { containerName: name, removed } };
+  }
+}

@@ -1,0 +1,124 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import type { JsonObject, PipelineStep, Run } from '@conveyor/contracts';
+import { BuiltinDriverFleet, buildOutput, runLogs, tutorialPipeline } from '../support/builtin-drivers';
+import { ensureBuildImage, ensureDockerEngine } from '../support/docker';
+import { makeTestRepository, type TestRepository } from '../support/git-repo';
+import { waitFor } from '../support/processes';
+import { TestSystem } from '../support/system';
+
+jest.setTimeout(120_000);
+
+/**
+ * Issue 4: the tutorial's pipeline when a build is interrupted — cancelled, timed out, or its
+ * driver killed — on real Docker with the driver apps as real processes. Every interruption
+ * must still end the run and leave no container and no workspace behind.
+ */
+describe('the built-in build pipeline, interrupted', () => {
+  const docker = new Docker();
+  let sys: TestSystem;
+  let fleet: BuiltinDriverFleet;
+  let repo: TestRepository;
+  let seq = 0;
+
+  beforeAll(async () => {
+    await ensureDockerEngine();
+    ensureBuildImage();
+    repo = makeTestRepository();
+    sys = await TestSystem.start();
+    fleet = new BuiltinDriverFleet(sys.nats.url);
+    await fleet.startAll();
+  });
+  afterAll(async () => {
+    const left = await fleet?.stop(docker);
+    await sys?.stop();
+    repo?.dispose();
+    expect(left).toBe(0);
+  });
+
+  async function startBuild(spec: JsonObject, build: Partial<PipelineStep> = {}): Promise<string> {
+    const name = `build-${++seq}`;
+    await sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', build));
+    const res = await sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec });
+    return res.runid;
+  }
+
+  const step = (run: Run, id: string) => run.steps.find((s) => s.id === id)!;
+
+  /** Waits (bounded) until the build printed `line`: the command is running in the container. */
+  function waitForOutput(runId: string, line: string): Promise<true> {
+    return waitFor(`"${line}" in the build output of ${runId}`, async () => ((await buildOutput(sys.api, runId)).includes(line) ? true : undefined), 30_000, 100);
+  }
+
+  /** Processes of the container (`docker top`), or [] once the container is gone. */
+  async function containerProcesses(runId: string): Promise<string[]> {
+    try {
+      const top = await docker.getContainer(`conveyor-${runId}`).top();
+      return (top.Processes ?? []).map((p: string[]) => p.join(' '));
+    } catch {
+      return [];
+    }
+  }
+
+  async function expectCleanedUp(run: Run): Promise<void> {
+    expect(step(run, 'stop')).toMatchObject({ status: 'succeeded' });
+    await expect(docker.getContainer(`conveyor-${run.id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(existsSync(join(fleet.workspaceRoot, run.id))).toBe(false);
+  }
+
+  it('cancels a long build: the command is killed, the run is cancelled, container and workspace are removed', async () => {
+    const id = await startBuild({ repository: repo.url, commands: ['echo started', 'sleep 300', 'echo never'] });
+    await waitForOutput(id, 'started');
+    await waitFor('sleep 300 to run in the container', async () => ((await containerProcesses(id)).some((p) => p.includes('sleep 300')) ? true : undefined), 10_000, 100);
+
+    const res = await sys.api.request('POST', `/runs/${id}/cancel`);
+    expect(res.status).toBeLessThan(300);
+    // Bounded well below the 300 s of the command: only a killed command ends the step this soon.
+    const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 30_000);
+    expect(run.status).toBe('cancelled');
+    expect(step(run, 'build').status).toBe('cancelled');
+    expect(await buildOutput(sys.api, id)).toEqual(['started']);
+    await expectCleanedUp(run);
+  });
+
+  it('times out a build step: the command is killed, the run fails with the timeout, cleanup runs', async () => {
+    const id = await startBuild({ repository: repo.url, commands: ['echo waiting', 'sleep 60', 'echo never'] }, { timeout: 2 });
+    const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 30_000);
+    expect(run.status).toBe('failed');
+    expect(step(run, 'build')).toMatchObject({ status: 'failed', message: 'timed out after 2s' });
+    expect(await buildOutput(sys.api, id)).toEqual(['waiting']);
+    await expectCleanedUp(run);
+  });
+
+  it('survives a builder killed with SIGKILL mid-build: another copy takes the step over and the run ends cleanly', async () => {
+    await fleet.start('builder');
+    const id = await startBuild({ repository: repo.url, commands: ['echo begin', 'sleep 5', 'echo end'] });
+    await waitForOutput(id, 'begin');
+    const running = await waitFor('the build step to have an agent', async () => {
+      const s = step(await sys.api.run(id), 'build');
+      return s.status === 'running' && s.agent ? s.agent : undefined;
+    }, 10_000, 100);
+    const victim = fleet.byAgent(running)!;
+    expect(victim).toBeDefined();
+    await victim.stop('SIGKILL');
+    expect(victim.alive).toBe(false);
+
+    // The message is redelivered once its ack wait (3 s) passes without heartbeats.
+    const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 60_000);
+    expect(run.status).toBe('succeeded');
+    const build = step(run, 'build');
+    expect(build).toMatchObject({ status: 'succeeded', attempts: 2, message: '3 commands succeeded' });
+    expect(build.agent).not.toBe(running);
+    // The copy that was not killed: the one started here or the suite's first builder.
+    expect(fleet.byAgent(build.agent!)?.alive).toBe(true);
+    const attempt2 = (await runLogs(sys.api, id, 'builder')).filter((l) => l.attempt === 2 && l.stream !== 'system').map((l) => l.line);
+    expect(attempt2).toEqual(['begin', 'end']);
+    await expectCleanedUp(run);
+  });
+
+  it('leaves no container and no workspace of the suite behind', async () => {
+    expect(await fleet.containers(docker)).toEqual([]);
+    expect(fleet.workspaces()).toEqual([]);
+  });
+});
