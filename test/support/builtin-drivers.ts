@@ -70,9 +70,11 @@ export class BuiltinDriverFleet {
     };
   }
 
-  /** Starts one copy of a driver; its agent id is `<driver>-<n>`. */
+  /** Starts one copy of a driver; its agent id is `[<machine>-]<driver>-<n>`. */
   async start(driver: BuiltinDriver, env: Record<string, string> = {}): Promise<AppProcess> {
-    const agent = `${driver}-${++this.seq}`;
+    // Agent ids are unique across fleets: a fleet may stand for a machine of its own.
+    const machine = this.extraEnv.CONVEYOR_MACHINE_ID;
+    const agent = `${machine ? `${machine}-` : ''}${driver}-${++this.seq}`;
     const p = await AppProcess.start(agent, `apps/${driver}/src/main.js`, { ...this.env(agent), ...env }, 'Nest microservice successfully started');
     this.processes.push(p);
     return p;

@@ -19,7 +19,7 @@ export class ContainerStartDriver {
     private readonly workspaces: Workspaces,
   ) {}
 
-  @HandleStep('container-start')
+  @HandleStep('container-start', { pinsMachine: true })
   async run(ctx: StepContext): Promise<StepResult> {
     const spec = resolveBuildSpec(ctx);
     const workspace = await this.workspaces.ensure(ctx.runId);

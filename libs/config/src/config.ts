@@ -35,6 +35,8 @@ export interface ConveyorConfig {
     ackWaitMs: number;
   };
   agent: { id: string; machine: string; concurrency: number; heartbeatMs: number };
+  /** How long pinned work may wait for an agent of its machine before its run fails. */
+  machineGraceMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -87,6 +89,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       concurrency: int(env, 'CONVEYOR_CONCURRENCY', defaults.concurrency ?? 1, 1, 1024),
       heartbeatMs: duration(env, 'CONVEYOR_HEARTBEAT_INTERVAL', '5s'),
     },
+    machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
   };
 }
 

@@ -3,25 +3,43 @@ import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { JetStreamContext } from '@conveyor/jetstream';
 
+/** Why a run must stop: a user's cancel, or the gateway giving up on it (e.g. its machine is gone). */
+export interface StopOrder {
+  status: 'cancelled' | 'failed';
+  message: string;
+}
+
+const USER_CANCEL: StopOrder = { status: 'cancelled', message: 'the run was cancelled' };
+
+function parseOrder(data: Uint8Array): StopOrder {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as Partial<StopOrder>;
+    if (v.status === 'failed' && typeof v.message === 'string') return { status: 'failed', message: v.message };
+  } catch {
+    // A cancel written by hand (any value) is a plain cancel.
+  }
+  return USER_CANCEL;
+}
+
 /**
  * What every agent knows about cancelled runs, without a round trip per step: the
  * cancels bucket, watched (stored cancels, then live ones), plus the core-NATS signal that
  * reaches a step already running a moment sooner. `onCancel` fires for each run id.
  */
 export class CancelWatch {
-  private readonly cancelled = new Set<string>();
+  private readonly orders = new Map<string, StopOrder>();
   private sub?: Subscription;
   private stopWatch?: () => void;
   private readonly log = new Logger('CancelWatch');
 
-  constructor(private readonly onCancel: (runId: string) => void) {}
+  constructor(private readonly onCancel: (runId: string, order: StopOrder) => void) {}
 
   /** Resolves once every cancel stored before the call is known. */
   async start(ctx: JetStreamContext, bucket: KV): Promise<void> {
     const tokens = ctx.subjects.prefix.split('.').length;
     this.sub = ctx.nc.subscribe(ctx.subjects.allCancels, {
       callback: (err, m) => {
-        if (!err) this.add(m.subject.split('.')[tokens + 1]);
+        if (!err) this.add(m.subject.split('.')[tokens + 1], parseOrder(m.data));
       },
     });
     const status = await bucket.status();
@@ -33,16 +51,16 @@ export class CancelWatch {
     this.stopWatch = () => watch.stop();
     void (async () => {
       for await (const e of watch) {
-        if (e.operation === 'PUT') this.add(e.key);
-        else this.cancelled.delete(e.key);
+        if (e.operation === 'PUT') this.add(e.key, parseOrder(e.value));
+        else this.orders.delete(e.key);
         if (e.revision >= lastSeq) markReady();
       }
     })().catch((err) => this.log.error(`cancel watch stopped: ${err}`));
     await ready;
   }
 
-  has(runId: string): boolean {
-    return this.cancelled.has(runId);
+  get(runId: string): StopOrder | undefined {
+    return this.orders.get(runId);
   }
 
   stop(): void {
@@ -50,9 +68,9 @@ export class CancelWatch {
     this.stopWatch?.();
   }
 
-  private add(runId: string | undefined): void {
+  private add(runId: string | undefined, order: StopOrder): void {
     if (!runId) return;
-    this.cancelled.add(runId);
-    this.onCancel(runId);
+    this.orders.set(runId, order);
+    this.onCancel(runId, order);
   }
 }

@@ -2,12 +2,20 @@ import { applyDecorators } from '@nestjs/common';
 import { EventPattern } from '@nestjs/microservices';
 import { isName } from '@conveyor/contracts';
 
+export interface HandleStepOptions {
+  /**
+   * This step makes something on its build machine that later steps need (e.g. a
+   * container): once it ran, the run's later steps go only to agents of this machine.
+   */
+  pinsMachine?: boolean;
+}
+
 /**
  * Marks the method that does a driver's work. It is Nest's own `@EventPattern`: the
- * JetStream transport serves the pattern from the driver's durable consumer, and the
+ * JetStream transport serves the pattern from the driver's durable consumers, and the
  * method receives a StepContext and returns a StepResult.
  */
-export function HandleStep(driver: string): MethodDecorator {
+export function HandleStep(driver: string, options: HandleStepOptions = {}): MethodDecorator {
   if (!isName(driver)) throw new Error(`invalid driver name ${JSON.stringify(driver)}`);
-  return applyDecorators(EventPattern(driver));
+  return applyDecorators(EventPattern(driver, { ...options }));
 }

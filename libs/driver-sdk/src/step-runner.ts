@@ -19,7 +19,8 @@ import { MsgIds, planHandOff, stepHeaderValues, type StepOutcome } from '@convey
 import { RunsStore } from '@conveyor/store';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
-import { CancelWatch } from './cancel-watch';
+import { CancelWatch, type StopOrder } from './cancel-watch';
+import type { HandleStepOptions } from './handle-step.decorator';
 import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
 import type { StepContext, StepResult } from './step-context';
@@ -41,8 +42,8 @@ export class StepRunner implements MessageProcessor {
   private runs!: RunsStore;
   private readonly active = new ActiveSteps();
   private heartbeat?: Heartbeat;
-  private readonly cancels = new CancelWatch((runId) => {
-    const n = this.active.cancelRun(runId, 'the run was cancelled');
+  private readonly cancels = new CancelWatch((runId, order) => {
+    const n = this.active.cancelRun(runId, order.message);
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
   });
   private readonly log = new Logger('StepRunner');
@@ -67,7 +68,7 @@ export class StepRunner implements MessageProcessor {
     await this.heartbeat?.stop();
   }
 
-  async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void> {
+  async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}): Promise<void> {
     const decoded = decodeStepMessage(m.data);
     if (!decoded.ok) return this.deadLetter(m, driver, decoded.reason);
     let msg = decoded.value;
@@ -76,28 +77,33 @@ export class StepRunner implements MessageProcessor {
       return this.deadLetter(m, driver, `step "${step.id}" is for driver "${step.driver}", not "${driver}"`);
     }
     const attempt = m.info.deliveryCount;
-    // Registered before the cancel set is read: a cancel is either in the set already or
+    // A pinning step pins the run to this machine whatever its outcome: what it made here
+    // (a container) is cleaned up here.
+    if (extras.pinsMachine && !msg.machine) msg = { ...msg, machine: this.config.agent.machine };
+    // Registered before the stop orders are read: a cancel is either known already or
     // reaches this step through the watch, never neither.
     const active = new ActiveStep(msg.runId, step.id, driver, msg.mode === 'normal' && !step.always);
     this.active.add(active);
     try {
-      let cancelled = this.cancels.has(msg.runId);
+      let stop = this.cancels.get(msg.runId);
       if (attempt > 1) {
-        // A redelivery may be a stale copy whose hand-off already happened (the agent died
-        // between publishing and acking) and whose run has ended since: drop it then, or a
-        // finished run would get, say, a new container. Only redeliveries pay this read.
-        const run = await this.runs.get(msg.runId);
-        if (run && isTerminalRunStatus(run.value.status)) {
+        // A redelivery may be a stale copy whose hand-off already happened (its agent died
+        // between publishing and acking) and whose run has ended since. Only redeliveries
+        // pay this read.
+        const run = (await this.runs.get(msg.runId))?.value;
+        if (run?.status === 'succeeded') {
           await ackAck(m);
           return;
         }
-        cancelled ||= run?.value.cancelRequested === true;
+        if (run && isTerminalRunStatus(run.status)) stop ??= { status: run.status as StopOrder['status'], message: run.message ?? `the run ${run.status}` };
+        if (run?.cancelRequested) stop ??= { status: 'cancelled', message: 'the run was cancelled' };
       }
-      if (msg.mode === 'normal' && cancelled) {
+      if (msg.mode === 'normal' && stop) {
         if (!step.always) {
-          return await this.handOff(m, msg, attempt, { status: 'cancelled', message: 'the run was cancelled' }, undefined, 'skipped');
+          // Not started: this step and the normal ones after it are skipped; cleanup steps run.
+          return await this.handOff(m, msg, attempt, stopOutcome(stop), undefined, 'skipped');
         }
-        msg = { ...msg, mode: 'cleanup', outcome: { status: 'cancelled', stepId: step.id, message: 'the run was cancelled' } };
+        msg = { ...msg, mode: 'cleanup', outcome: { status: stop.status, stepId: step.id, message: stop.message } };
       }
       const maxAttempts = (step.retries ?? this.config.steps.defaultRetries) + 1;
       if (attempt > maxAttempts + EXTRA_REDELIVERIES) {
@@ -149,8 +155,8 @@ export class StepRunner implements MessageProcessor {
     }
     let outcome: StepOutcome;
     if (active.reason === 'cancelled') {
-      outcome = { status: 'cancelled', message: 'the run was cancelled' };
-      logs.warn('cancelled');
+      outcome = stopOutcome(this.cancels.get(msg.runId) ?? { status: 'cancelled', message: 'the run was cancelled' });
+      logs.warn(outcome.status === 'cancelled' ? 'cancelled' : `stopped: ${outcome.output.message}`);
     } else if (active.reason === 'timeout' && !output.success) {
       outcome = { status: 'failed', output: { ...output, message: `timed out after ${timeoutMs / 1000}s` } };
     } else {
@@ -199,7 +205,7 @@ export class StepRunner implements MessageProcessor {
       if (plan.next) {
         const next = plan.next;
         out.push(
-          js.publish(subjects.step(steps[next.stepIndex].driver), JSON.stringify(next), {
+          js.publish(subjects.step(steps[next.stepIndex].driver, next.machine), JSON.stringify(next), {
             msgID: MsgIds.step(msg.runId, next.stepIndex),
             headers: stepHeaders(next),
           }),
@@ -313,6 +319,10 @@ export class StepRunner implements MessageProcessor {
     if (stored) m.term();
     else m.nak(5_000);
   }
+}
+
+function stopOutcome(stop: StopOrder): StepOutcome {
+  return stop.status === 'cancelled' ? { status: 'cancelled', message: stop.message } : { status: 'failed', output: { success: false, message: stop.message } };
 }
 
 function stepHeaders(msg: StepMessage): MsgHdrs {

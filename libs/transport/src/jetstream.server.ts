@@ -13,7 +13,8 @@ import type { ConveyorConfig } from '@conveyor/config';
 export interface MessageProcessor {
   /** Called once after connecting, before any message is delivered, with the patterns served. */
   init(ctx: JetStreamContext, patterns: string[]): Promise<void>;
-  process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>): Promise<void>;
+  /** `extras` are the handler's options (the second argument of `@EventPattern`). */
+  process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>, extras: Record<string, unknown>): Promise<void>;
   /** Called on shutdown while messages are still in flight: abort them so they can be handed back. */
   abortAll(reason: string): void;
   close(): Promise<void>;
@@ -32,6 +33,13 @@ export interface JetStreamServerOptions {
  * handed the work on. Each pattern (`@EventPattern('builder')`) is one durable consumer
  * shared by every copy of the app, so work spreads across copies. An app never holds more
  * messages than its concurrency limit: each slot pulls one message only when it is free.
+ *
+ * Every pattern has two consumers: the driver's shared one (`<prefix>.steps.<driver>`) and
+ * the one of this agent's build machine (`<prefix>.steps.<driver>.<machine>`), for runs
+ * pinned to the machine. nats-server 2.9 has no consumer with two filters, and one slot
+ * pool across two long-polling pulls would leave pinned work waiting on an idle pull of
+ * the other; so each consumer has its own `concurrency` slots. A driver only ever gets
+ * one kind of work in the built-in pipelines (container-start shared, the others pinned).
  */
 export class JetStreamServer extends Server implements CustomTransportStrategy {
   private ctx?: JetStreamContext;
@@ -52,10 +60,13 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       await provisionStreams(this.ctx);
       await this.options.processor.init(this.ctx, [...this.messageHandlers.keys()]);
       const slots = config.agent.concurrency;
+      const { machine } = config.agent;
       for (const [pattern, handler] of this.messageHandlers) {
-        const consumer = await this.ensureConsumer(pattern);
-        for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, pattern, handler));
-        this.log.log(`serving "${pattern}" from ${this.ctx.subjects.step(pattern)} with ${slots} slot(s) as agent ${config.agent.id}`);
+        for (const consumer of [await this.ensureConsumer(pattern), await this.ensureConsumer(pattern, machine)]) {
+          for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, pattern, handler));
+        }
+        const { subjects } = this.ctx;
+        this.log.log(`serving "${pattern}" from ${subjects.step(pattern)} and ${subjects.step(pattern, machine)} with ${slots} slot(s) each as agent ${config.agent.id}`);
       }
       callback();
     } catch (err) {
@@ -63,12 +74,13 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     }
   }
 
-  /** The durable consumer of a driver; created by whichever copy starts first. */
-  private async ensureConsumer(driver: string): Promise<Consumer> {
+  /** A durable consumer of a driver (of one machine's work, with `machine`); created by whichever agent starts first. */
+  private async ensureConsumer(driver: string, machine?: string): Promise<Consumer> {
     const { jsm, js, subjects, config } = this.ctx!;
+    const name = machine ? `${driver}_${machine}` : driver;
     const cfg = {
-      durable_name: driver,
-      filter_subject: subjects.step(driver),
+      durable_name: name,
+      filter_subject: subjects.step(driver, machine),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(config.steps.ackWaitMs),
@@ -80,9 +92,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       await jsm.consumers.add(subjects.stepsStream, cfg);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || !/already (exists|in use)/i.test(err.message)) throw err;
-      await jsm.consumers.update(subjects.stepsStream, driver, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+      await jsm.consumers.update(subjects.stepsStream, name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
     }
-    return js.consumers.get(subjects.stepsStream, driver);
+    return js.consumers.get(subjects.stepsStream, name);
   }
 
   private async work(consumer: Consumer, pattern: string, handler: MessageHandler): Promise<void> {
@@ -107,7 +119,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         msg.nak();
         break;
       }
-      const job = this.options.processor.process(msg, pattern, invoke).catch((err) => {
+      const job = this.options.processor.process(msg, pattern, invoke, handler.extras ?? {}).catch((err) => {
         this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
       });
       this.inflight.add(job);

@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, Get, Headers, NotFoundException, Param, Query, Res } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Headers, NotFoundException, Param, Query, Res, type OnModuleDestroy } from '@nestjs/common';
 import { ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { NAME_PATTERN, RUN_ID_PATTERN, type LogLine } from '@conveyor/contracts';
@@ -11,7 +11,10 @@ const SSE_PING_MS = 15_000;
 
 @ApiTags('logs')
 @Controller('logs')
-export class LogsController {
+export class LogsController implements OnModuleDestroy {
+  /** Open SSE streams, ended when the app shuts down (they would otherwise keep it alive). */
+  private readonly streams = new Set<AbortController>();
+
   constructor(
     private readonly reader: LogReader,
     private readonly runs: RunsStore,
@@ -51,6 +54,10 @@ export class LogsController {
     await this.stream(res, runId, driver, lastEventId);
   }
 
+  onModuleDestroy(): void {
+    for (const s of this.streams) s.abort();
+  }
+
   private async requireRun(runId: string): Promise<void> {
     if (!(await this.runs.get(runId))) throw new NotFoundException(`run "${runId}" not found`);
   }
@@ -62,6 +69,7 @@ export class LogsController {
   private async stream(res: Response, runId: string, driver: string | undefined, lastEventId?: string): Promise<void> {
     const afterSeq = lastEventId && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : 0;
     const abort = new AbortController();
+    this.streams.add(abort);
     res.on('close', () => abort.abort());
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -74,16 +82,30 @@ export class LogsController {
     const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
     try {
       for await (const e of this.reader.read(runId, { driver, afterSeq, follow: true, signal: abort.signal })) {
-        if (!res.write(frame(e))) await new Promise((r) => res.once('drain', r));
+        if (!res.write(frame(e))) await drained(res, abort.signal);
         if (abort.signal.aborted) break;
       }
     } catch (err) {
       if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
     } finally {
       clearInterval(ping);
+      this.streams.delete(abort);
       res.end();
     }
   }
+}
+
+/** Waits until the client took what was written, or is gone. */
+function drained(res: Response, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function frame(e: LogEntry): string {
