@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: type check, unit tests, then the end-to-end suites against a real
+# nats-server (each suite starts its own), real Docker and real git. Ends with one line
+# "N passed, M failed" and a non-zero exit when anything failed or no test ran.
+#
+#   bash test/run.sh            (also: npm test, .ci/run)
+#   CONVEYOR_UNIT_TIMEOUT / CONVEYOR_E2E_TIMEOUT   bounds of the two jest runs (default 5m / 20m)
+set -euo pipefail
+
+# shellcheck source=deploy/local/setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/setup.sh"
+cd "$CONVEYOR_ROOT"
+
+results="$CONVEYOR_DATA/test-results"
+mkdir -p "$CONVEYOR_LOGS" "$CONVEYOR_PIDS" "$results"
+rm -f "$results"/*.json
+problems=()
+
+ensure_packages
+ensure_node_modules
+# jest compiles the TypeScript itself: a failed build is reported, and the tests still run.
+build_dist || problems+=("the build failed (npm run build)")
+ensure_dockerd
+ensure_build_image
+NATS_SERVER_BIN="$(command -v nats-server)"
+export NATS_SERVER_BIN
+
+# Each run gets its own temporary directory: the nats-servers, repositories and workspaces the
+# tests make live there, so leftovers are found (and removed) without touching anyone else's.
+TMPDIR="$(mktemp -d /tmp/conveyor-test.XXXXXX)"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+jest=(node_modules/.bin/jest --ci --passWithNoTests --cacheDirectory "$CONVEYOR_DATA/jest-cache")
+
+# Containers the tests make are labelled conveyor.test=true or named conveyor-*.
+test_containers() {
+  { docker ps -aq --filter label=conveyor.test=true; docker ps -aq --filter name=conveyor-; } | sort -u
+}
+containers_before="$(test_containers)"
+
+log "type check (tsc -p tsconfig.json --noEmit)"
+if ! npx tsc -p tsconfig.json --noEmit; then problems+=("the type check failed"); fi
+
+# run_jest NAME TIMEOUT ARGS...: a jest run that cannot hang the whole job. Jest writes its
+# results file when the tests are done; a process that then does not exit holds an open
+# handle (a connection or child process a test did not close), which is a failure too.
+run_jest() {
+  local name="$1" limit="$2" out="$results/$1.json" rc=0 grace=0; shift 2
+  log "$name tests"
+  timeout --kill-after=10s "$limit" "${jest[@]}" --json --outputFile "$out" "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ -f "$out" ]; then
+      if [ "$grace" -ge 30 ]; then
+        problems+=("jest did not exit 30 s after the $name tests finished: a test left a handle open")
+        kill -TERM "$pid" 2>/dev/null || true
+        break
+      fi
+      grace=$((grace + 1))
+    fi
+    sleep 1
+  done
+  wait "$pid" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    problems+=("the $name tests did not finish within $limit (a hanging test or an open handle)")
+  elif [ "$rc" != 0 ] && [ ! -f "$out" ]; then
+    problems+=("jest exited with $rc before writing the $name results")
+  fi
+}
+run_jest unit "${CONVEYOR_UNIT_TIMEOUT:-5m}" --selectProjects unit
+run_jest e2e "${CONVEYOR_E2E_TIMEOUT:-20m}" --selectProjects e2e --runInBand
+
+# Nothing a test started may outlive it.
+mapfile -t leaked_containers < <(comm -13 <(echo "$containers_before") <(test_containers) | sed '/^$/d')
+if [ ${#leaked_containers[@]} -gt 0 ]; then
+  echo "Containers left behind by the tests:"
+  filters=()
+  for id in "${leaked_containers[@]}"; do filters+=(--filter "id=$id"); done
+  docker ps -a --format '  {{.ID}} {{.Names}} {{.Status}} {{.Labels}}' "${filters[@]}"
+  docker rm -f "${leaked_containers[@]}" >/dev/null || true
+  problems+=("the tests left ${#leaked_containers[@]} container(s) behind")
+fi
+mapfile -t leaked_nats < <(pgrep -f "nats-server -js -sd $TMPDIR/conveyor-nats-" || true)
+if [ ${#leaked_nats[@]} -gt 0 ]; then
+  echo "nats-servers left running by the tests:"
+  ps -o pid,args -p "$(IFS=,; echo "${leaked_nats[*]}")" || true
+  kill "${leaked_nats[@]}" 2>/dev/null || true
+  problems+=("the tests left ${#leaked_nats[@]} nats-server(s) running")
+fi
+
+# Sum of both runs. A suite that could not run at all (e.g. it does not compile), a run jest
+# calls unsuccessful for another reason, and a missing or unreadable results file each count as
+# one failed test, so that "0 failed" always means nothing failed.
+# shellcheck disable=SC2016 # JavaScript, not shell
+counts="$(node -e '
+const fs = require("fs");
+let passed = 0, failed = 0;
+for (const name of ["unit", "e2e"]) {
+  const file = `${process.argv[1]}/${name}.json`;
+  let r;
+  try { r = JSON.parse(fs.readFileSync(file, "utf8")); } catch { failed += 1; continue; }
+  const broken = r.numFailedTests + r.numRuntimeErrorTestSuites;
+  passed += r.numPassedTests;
+  failed += broken || (r.success ? 0 : 1);
+}
+console.log(`${passed} ${failed}`);' "$results")"
+passed="${counts% *}" failed="${counts#* }"
+[ "$((passed + failed))" -gt 0 ] || problems+=("no test ran")
+
+echo
+for problem in "${problems[@]}"; do echo "FAILED: $problem"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ ${#problems[@]} -eq 0 ]
