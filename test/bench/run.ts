@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     await driver.close();
 
     const tp: Record<number, { perSecond: number; correct: number }> = {};
-    for (const copies of [1, 4]) {
+    for (const copies of [1, 2, 4]) {
       process.stdout.write(`throughput: ${THROUGHPUT_RUNS} no-op 4-step runs, ${copies} cop${copies === 1 ? 'y' : 'ies'} of each driver ... `);
       tp[copies] = await throughput(api, nats, copies);
       console.log('done');

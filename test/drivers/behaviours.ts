@@ -8,6 +8,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   throwTimes      throw on the first N attempts (instead of returning a failure)
  *   crashOnAttempt  kill this process with SIGKILL on that attempt (after logging a line)
  *   lines           print this many numbered lines
+ *   longLine        print one line of this many characters, without a final newline
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
  * Every call also appends `<run> <step> <attempt> <agent>` to $TEST_DRIVER_JOURNAL, so a
  * test can count how often a step really ran.
@@ -24,6 +25,10 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
       ctx.log.write('stdout', `line ${i}\n`);
       if (i % 500 === 0) await new Promise((r) => setImmediate(r));
     }
+  }
+  if (typeof c.longLine === 'number') {
+    // Written in pieces, as a process's pipe would deliver it.
+    for (let i = 0; i < c.longLine; i += 1000) ctx.log.write('stdout', 'x'.repeat(Math.min(1000, c.longLine - i)));
   }
   if (c.crashOnAttempt === ctx.attempt) {
     ctx.log.info('about to crash');

@@ -59,6 +59,15 @@ describe('logs', () => {
     expect(seen).toEqual(Array.from({ length: 10_000 }, (_, i) => `line ${i + 1}`));
   });
 
+  it('splits a line longer than the limit into several, losing nothing, and keeps a last line without newline', async () => {
+    const id = await sys.run([{ driver: 'printer', config: { longLine: 40_000 } }]);
+    expect((await sys.waitForRun(id)).status).toBe('succeeded');
+    const out = (await sys.api.ok<Array<{ stream: string; line: string }>>('GET', `/logs?runid=${id}`)).filter((l) => l.stream === 'stdout');
+    expect(out.length).toBe(3);
+    expect(out.every((l) => l.line.length <= 16 * 1024)).toBe(true);
+    expect(out.map((l) => l.line).join('')).toBe('x'.repeat(40_000));
+  });
+
   it('the per-driver stream carries only that driver and ends when the run ends', async () => {
     const id = await sys.run([{ driver: 'printer', config: { lines: 20 } }, { driver: 'quiet', config: { sleepMs: 500 } }]);
     const drivers = new Set<string>();

@@ -51,10 +51,12 @@ export class StepLogWriter {
     const lines = data.split('\n');
     this.partial[stream] = lines.pop() ?? '';
     for (const l of lines) this.emit(stream, l.endsWith('\r') ? l.slice(0, -1) : l);
-    // A producer that never writes a newline must not grow the buffer for ever.
-    if (Buffer.byteLength(this.partial[stream]) > MAX_LINE_BYTES) {
-      this.emit(stream, this.partial[stream]);
-      this.partial[stream] = '';
+    // A producer that never writes a newline must not grow the buffer for ever: full-size
+    // pieces go out, the rest waits for more.
+    while (Buffer.byteLength(this.partial[stream]) > MAX_LINE_BYTES) {
+      const [head, rest] = cutFront(this.partial[stream], MAX_LINE_BYTES);
+      this.emit(stream, head);
+      this.partial[stream] = rest;
     }
   }
 
@@ -94,19 +96,22 @@ export class StepLogWriter {
   }
 }
 
+/** Cuts a string at most `max` UTF-8 bytes long off the front, never inside a character. */
+function cutFront(text: string, max: number): [string, string] {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.length <= max) return [text, ''];
+  let end = max;
+  while (end > 0 && (buf[end] & 0xc0) === 0x80) end--; // a continuation byte: back up to the character's start
+  return [buf.subarray(0, end).toString('utf8'), buf.subarray(end).toString('utf8')];
+}
+
 function splitLong(line: string): string[] {
-  if (Buffer.byteLength(line) <= MAX_LINE_BYTES) return [line];
   const out: string[] = [];
   let rest = line;
-  while (Buffer.byteLength(rest) > MAX_LINE_BYTES) {
-    // Split on characters, not bytes, so a multi-byte character is never cut in half.
-    let n = MAX_LINE_BYTES / 4;
-    while (n < rest.length && Buffer.byteLength(rest.slice(0, n * 2)) <= MAX_LINE_BYTES) n *= 2;
-    let cut = Math.min(n, rest.length);
-    while (Buffer.byteLength(rest.slice(0, cut)) > MAX_LINE_BYTES) cut = Math.floor(cut * 0.9);
-    out.push(rest.slice(0, cut));
-    rest = rest.slice(cut);
-  }
-  if (rest) out.push(rest);
+  do {
+    const [head, tail] = cutFront(rest, MAX_LINE_BYTES);
+    out.push(head);
+    rest = tail;
+  } while (rest);
   return out;
 }

@@ -1,0 +1,55 @@
+import { ConfigError, loadConfig, parseBytes, parseDuration } from './config';
+
+describe('loadConfig', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({});
+    expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
+    expect(c.prefix).toBe('conveyor');
+    expect(c.replicas).toBe(1);
+    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024 });
+    expect(c.steps.ackWaitMs).toBe(30_000);
+    expect(c.agent.concurrency).toBe(1);
+    expect(c.machineGraceMs).toBe(60_000);
+  });
+
+  it('reads lists, durations and sizes', () => {
+    const c = loadConfig({
+      CONVEYOR_NATS_URL: 'nats://a:1, nats://b:2 ,',
+      CONVEYOR_REPLICAS: '3',
+      CONVEYOR_STEP_TIMEOUT: '90s',
+      CONVEYOR_LOGS_MAX_BYTES: '512kb',
+      CONVEYOR_AGENT_ID: 'agent-7',
+      CONVEYOR_MACHINE_ID: 'rack-1',
+    });
+    expect(c.nats.servers).toEqual(['nats://a:1', 'nats://b:2']);
+    expect(c.replicas).toBe(3);
+    expect(c.steps.defaultTimeoutMs).toBe(90_000);
+    expect(c.retention.logsMaxBytes).toBe(512 * 1024);
+    expect(c.agent).toMatchObject({ id: 'agent-7', machine: 'rack-1' });
+  });
+
+  it.each([
+    ['CONVEYOR_REPLICAS', '0'],
+    ['CONVEYOR_HTTP_PORT', 'http'],
+    ['CONVEYOR_STEP_TIMEOUT', '10 minutes'],
+    ['CONVEYOR_BODY_LIMIT', '-1'],
+    ['CONVEYOR_PREFIX', 'a..b'],
+    ['CONVEYOR_PREFIX', 'conveyor.>'],
+    ['CONVEYOR_AGENT_ID', 'Agent One'],
+    ['CONVEYOR_MACHINE_ID', 'a.b'],
+  ])('refuses %s=%s with a message naming the variable', (key, value) => {
+    expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [key]: value })).toThrow(key);
+  });
+
+  it('parses durations and sizes', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2')).toBe(2000);
+    expect(parseDuration('1.5m')).toBe(90_000);
+    expect(parseDuration('7d')).toBe(7 * 86_400_000);
+    expect(parseDuration('soon')).toBeUndefined();
+    expect(parseBytes('1gb')).toBe(1024 ** 3);
+    expect(parseBytes('10MB')).toBe(10 * 1024 ** 2);
+    expect(parseBytes('lots')).toBeUndefined();
+  });
+});
