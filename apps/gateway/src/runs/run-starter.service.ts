@@ -27,15 +27,19 @@ export class RunStarter {
     const first = run.pipeline.steps[0];
     const h = natsHeaders();
     for (const [k, v] of Object.entries(stepHeaderValues(step))) h.set(k, v);
-    await this.ctx.js.publish(this.ctx.subjects.step(first.driver), JSON.stringify(step), { msgID: MsgIds.step(runId, 0), headers: h });
+    const published = this.ctx.js.publish(this.ctx.subjects.step(first.driver), JSON.stringify(step), { msgID: MsgIds.step(runId, 0), headers: h });
     const queued: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'run', kind: 'queued', at: run.createdAt };
     const eh = natsHeaders();
     eh.set(Headers.RunId, runId);
     eh.set(Headers.Pipeline, pipeline.name);
-    await this.ctx.js.publish(this.ctx.subjects.runEvent(runId, 'queued'), JSON.stringify(queued), {
-      msgID: MsgIds.runEvent(runId, 'queued'),
-      headers: eh,
-    });
+    // Both in flight at once; the step is sent first, so it is stored first.
+    await Promise.all([
+      published,
+      this.ctx.js.publish(this.ctx.subjects.runEvent(runId, 'queued'), JSON.stringify(queued), {
+        msgID: MsgIds.runEvent(runId, 'queued'),
+        headers: eh,
+      }),
+    ]);
     this.log.log(`run ${runId} of pipeline "${pipeline.name}" queued for ${resource.resource}/${resource.name} version ${resource.version}`);
     return run;
   }
