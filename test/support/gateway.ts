@@ -82,17 +82,17 @@ async function getJson(url: string): Promise<unknown> {
  * Everything the gateway has stored, as its API shows it: definitions, pipelines, every
  * version of every resource, and runs. Bad-input tests compare it before and after.
  */
-export async function storedState(url: string): Promise<Record<string, unknown>> {
-  const resources = (await getJson(`${url}/resources`)) as { resource: string; name: string; version: number }[];
+export async function storedState(url: string, get: (url: string) => Promise<unknown> = getJson): Promise<Record<string, unknown>> {
+  const resources = (await get(`${url}/resources`)) as { resource: string; name: string; version: number }[];
   const versions: unknown[] = [];
   for (const r of resources) {
-    for (let v = 1; v <= r.version; v++) versions.push(await getJson(`${url}/resources/${r.resource}/${r.name}/${v}`));
+    for (let v = 1; v <= r.version; v++) versions.push(await get(`${url}/resources/${r.resource}/${r.name}/${v}`));
   }
   return {
-    definitions: await getJson(`${url}/resource-definitions`),
-    pipelines: await getJson(`${url}/pipelines`),
+    definitions: await get(`${url}/resource-definitions`),
+    pipelines: await get(`${url}/pipelines`),
     resources,
     versions,
-    runs: await getJson(`${url}/runs?limit=500`),
+    runs: await get(`${url}/runs?limit=500`),
   };
 }

@@ -7,41 +7,53 @@ import { loadConfig } from '@conveyor/config';
 import { createGateway } from '../../apps/gateway/src/bootstrap';
 import { Api } from './api';
 import { NatsServer } from './nats-server';
+import type { NatsCluster } from './nats-cluster';
 import { AppProcess, startTestDriver, waitFor } from './processes';
 
 /** Agents heartbeat fast in tests, so a dead one drops off the list within seconds. */
 const HEARTBEAT = '1s';
 
+/** What a TestSystem runs on: one nats-server, or a cluster (`url` then lists every node). */
+type Nats = NatsServer | NatsCluster;
+
 /**
- * A whole Conveyor for a test: a real nats-server, the gateway in this process, and test
- * driver processes; plus helpers to make pipelines and runs.
+ * A whole Conveyor for a test: a real nats-server (or a given cluster), the gateway in this
+ * process, and test driver processes; plus helpers to make pipelines and runs.
  */
-export class TestSystem {
+export class TestSystem<N extends Nats = NatsServer> {
   readonly drivers: AppProcess[] = [];
   readonly journal: string;
   private readonly dir: string;
   private seq = 0;
 
   private constructor(
-    readonly nats: NatsServer,
+    readonly nats: N,
     public gateway: INestApplication,
     public api: Api,
     private readonly driverEnv: Record<string, string>,
+    private readonly gatewayEnv: Record<string, string> = {},
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'conveyor-test-'));
     this.journal = join(this.dir, 'journal.log');
   }
 
   static async start(driverEnv: Record<string, string> = {}): Promise<TestSystem> {
-    const nats = await NatsServer.start();
-    const { app, api } = await TestSystem.gatewayOn(nats);
-    const sys = new TestSystem(nats, app, api, driverEnv);
+    return TestSystem.on(await NatsServer.start(), driverEnv);
+  }
+
+  /**
+   * A system on NATS the caller started (e.g. a NatsCluster); `env` (e.g. CONVEYOR_REPLICAS)
+   * goes to the gateway and every driver. `stop()` disposes of `nats` too.
+   */
+  static async on<N extends Nats>(nats: N, driverEnv: Record<string, string> = {}, env: Record<string, string> = {}): Promise<TestSystem<N>> {
+    const { app, api } = await TestSystem.gatewayOn(nats, env);
+    const sys = new TestSystem(nats, app, api, { ...env, ...driverEnv }, env);
     await api.ok('POST', '/resource-definitions', { name: 'thing', version: '1', schema: { type: 'object' } });
     return sys;
   }
 
-  private static async gatewayOn(nats: NatsServer): Promise<{ app: INestApplication; api: Api }> {
-    const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0', CONVEYOR_HEARTBEAT_INTERVAL: HEARTBEAT }), { logger: ['error'] });
+  private static async gatewayOn(nats: Nats, env: Record<string, string>): Promise<{ app: INestApplication; api: Api }> {
+    const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0', CONVEYOR_HEARTBEAT_INTERVAL: HEARTBEAT, ...env }), { logger: ['error'] });
     await app.listen(0, '127.0.0.1');
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     return { app, api: new Api(url) };
@@ -49,7 +61,7 @@ export class TestSystem {
 
   async restartGateway(): Promise<void> {
     await this.gateway.close();
-    const { app, api } = await TestSystem.gatewayOn(this.nats);
+    const { app, api } = await TestSystem.gatewayOn(this.nats, this.gatewayEnv);
     this.gateway = app;
     this.api = api;
   }

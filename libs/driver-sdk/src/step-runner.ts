@@ -127,7 +127,12 @@ export class StepRunner implements MessageProcessor {
   ): Promise<void> {
     const { id: agent, machine } = this.config.agent;
     const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt });
-    const started = this.publishStepEvent(msg, attempt, 'started', {});
+    // Awaited only at hand-off. A failure before then (e.g. while NATS elects a new stream
+    // leader) must not be an unhandled rejection, which would end the agent's process, nor
+    // fail every hand-off retry: `started()` publishes it again (same id, stored once).
+    const firstStarted = this.publishStepEvent(msg, attempt, 'started', {});
+    firstStarted.catch(() => undefined);
+    const started = (): Promise<unknown> => firstStarted.catch(() => this.publishStepEvent(msg, attempt, 'started', {}));
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
     logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);
@@ -149,7 +154,7 @@ export class StepRunner implements MessageProcessor {
       // Not a failure of the step: hand the message back at once for another agent.
       logs.warn('agent is shutting down; the step goes back to the queue');
       await logs.flush();
-      await started.catch(() => undefined);
+      await firstStarted.catch(() => undefined);
       m.nak();
       return;
     }
@@ -168,7 +173,7 @@ export class StepRunner implements MessageProcessor {
       const delay = retryDelayMs(attempt, this.config.steps.retryBackoffMs, this.config.steps.retryBackoffMaxMs);
       logs.warn(`attempt ${attempt} failed: ${outcome.output.message ?? 'no message'}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await logs.flush();
-      await this.persist(() => Promise.all([started, this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
+      await this.persist(() => Promise.all([started(), this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
       m.nak(delay);
       return;
     }
@@ -190,7 +195,7 @@ export class StepRunner implements MessageProcessor {
     msg: StepMessage,
     attempt: number,
     outcome: StepOutcome,
-    started?: Promise<unknown>,
+    started?: () => Promise<unknown>,
     selfKind?: 'skipped',
     durationMs?: number,
   ): Promise<void> {
@@ -212,7 +217,7 @@ export class StepRunner implements MessageProcessor {
         );
       }
       out.push(this.publishStepEvent(msg, attempt, kind, { ...own, durationMs }));
-      if (started) out.push(started);
+      if (started) out.push(started());
       for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
       if (plan.final) {
         const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at: new Date().toISOString() };
