@@ -15,7 +15,13 @@ describe('gateway across restarts', () => {
 
   const stepStarted = async (runId: string, stepId: string, agent: string) => {
     const e: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'step', kind: 'started', stepId, attempt: 1, agent, at: new Date().toISOString() };
-    await ctx.js.publish(ctx.subjects.stepEvent(runId, stepId, 'started'), JSON.stringify(e));
+    // This test's own connection may still be reconnecting after a NATS crash: retry (bounded),
+    // with a message id so a retried publish is stored once.
+    await eventually(
+      () => ctx.js.publish(ctx.subjects.stepEvent(runId, stepId, 'started'), JSON.stringify(e), { msgID: `${runId}.${stepId}.${agent}`, timeout: 3_000 }),
+      `the ${stepId} started event to be stored`,
+      30_000,
+    );
   };
   const stepRunning = (runId: string, stepId: string) =>
     eventually(async () => {
