@@ -1,3 +1,4 @@
 export * from './connection';
 export * from './provision';
 export * from './jetstream.module';
+export * from './kv-keys';

@@ -1,4 +1,5 @@
 import type { KV, KvEntry } from '@nats-io/kv';
+import { listKeys } from '@conveyor/jetstream';
 import { ConflictError, NotFoundError, isWrongRevision } from './errors';
 
 /** A stored value with the KV revision it was read at: the handle for optimistic concurrency. */
@@ -81,11 +82,9 @@ export class JsonKv<T> {
     }
   }
 
-  /** Keys that match a filter (`>` for all), without deleted ones. */
-  async keys(filter = '>'): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.kv.keys(filter)) out.push(k);
-    return out;
+  /** Keys that match a filter (`>` for all); deleted ones may be among them (`list()` drops them). */
+  keys(filter = '>'): Promise<string[]> {
+    return listKeys(this.kv, filter);
   }
 
   async list(filter = '>'): Promise<Versioned<T>[]> {

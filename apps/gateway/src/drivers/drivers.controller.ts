@@ -2,7 +2,7 @@ import { BadRequestException, Controller, Get, Inject, Query, type OnModuleInit 
 import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { KV } from '@nats-io/kv';
 import { NAME_PATTERN, type AgentInfo } from '@conveyor/contracts';
-import { JETSTREAM, openAgentsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, openAgentsBucket, type JetStreamContext, listKeys } from '@conveyor/jetstream';
 
 @ApiTags('drivers')
 @Controller('drivers')
@@ -26,7 +26,7 @@ export class DriversController implements OnModuleInit {
     // The bucket's TTL removes silent agents; this also hides one that is merely late.
     const staleBefore = Date.now() - this.ctx.config.agent.heartbeatMs * 3;
     const out: AgentInfo[] = [];
-    for await (const key of await this.agents.keys()) {
+    for (const key of await listKeys(this.agents)) {
       const e = await this.agents.get(key);
       if (!e || e.operation !== 'PUT') continue;
       const a = e.json<AgentInfo>();

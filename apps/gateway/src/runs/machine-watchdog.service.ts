@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { MESSAGE_VERSION, decodeStepMessage, isTerminalRunStatus, type AgentInfo, type RunEvent } from '@conveyor/contracts';
-import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
+import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamContext, listKeys } from '@conveyor/jetstream';
 import { MsgIds } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
 
@@ -46,7 +46,7 @@ export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy 
   private async liveMachines(): Promise<Set<string>> {
     const staleBefore = Date.now() - this.ctx.config.agent.heartbeatMs * 3;
     const live = new Set<string>();
-    for await (const key of await this.agents.keys()) {
+    for (const key of await listKeys(this.agents)) {
       const e = await this.agents.get(key);
       if (!e || e.operation !== 'PUT') continue;
       const a = e.json<AgentInfo>();

@@ -98,12 +98,20 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   private enqueue(m: JsMsg): void {
     this.pending.push(m);
-    if (!this.draining) {
-      this.draining = this.drain()
-        // Acking on a connection that just closed throws; unacked events are redelivered, so log and go on.
-        .catch((err) => this.log.warn(`folding events failed: ${(err as Error).message}; they will be redelivered`))
-        .finally(() => (this.draining = undefined));
-    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = this.drain()
+      // Acking on a connection that just closed throws; unacked events are redelivered, so log and go on.
+      .catch((err) => this.log.warn(`folding events failed: ${(err as Error).message}; they will be redelivered`))
+      .finally(() => {
+        this.draining = undefined;
+        // An event that arrived after drain() saw an empty queue but before this ran would
+        // otherwise wait for the next event, or for ack_wait (30 s) at the end of a burst.
+        if (this.pending.length && !this.stopped) this.kick();
+      });
   }
 
   /** Folds whatever has arrived, one batch at a time; messages that arrive meanwhile form the next batch. */
