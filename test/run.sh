@@ -41,6 +41,9 @@ containers_before="$(test_containers)"
 log "type check (tsc -p tsconfig.json --noEmit)"
 if ! npx tsc -p tsconfig.json --noEmit; then problems+=("the type check failed"); fi
 
+log "deployment files (deploy/lint.sh: NATS configs, Dockerfile, compose, Kubernetes)"
+if ! bash deploy/lint.sh; then problems+=("deploy/lint.sh found errors in the deployment files"); fi
+
 # run_jest NAME TIMEOUT ARGS...: a jest run that cannot hang the whole job. Jest writes its
 # results file when the tests are done; a process that then does not exit holds an open
 # handle (a connection or child process a test did not close), which is a failure too.
