@@ -22,11 +22,17 @@ export class ContainerStartDriver {
   @HandleStep('container-start', { pinsMachine: true })
   async run(ctx: StepContext): Promise<StepResult> {
     const spec = resolveBuildSpec(ctx);
+    // Secret values come from the SDK (decrypted for this step only) and go nowhere but the container's env.
+    const secretEnv = spec.secretEnv.map(({ name, secret }) => {
+      const value = ctx.secrets?.get(secret);
+      if (value === undefined) throw new Error(`env "${name}" refers to secret "${secret}", which this agent could not read`);
+      return { name, value };
+    });
     const workspace = await this.workspaces.ensure(ctx.runId);
     const container = await this.containers.start({
       runId: ctx.runId,
       image: spec.image,
-      env: spec.env,
+      env: [...spec.env, ...secretEnv],
       workspaceDir: workspace,
       agent: ctx.agent.id,
       machine: ctx.agent.machine,

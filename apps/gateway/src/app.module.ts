@@ -1,21 +1,24 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
+import { AuthModule } from './auth/auth.module';
 import { StoresModule } from './common/stores.module';
 import { DefinitionsModule } from './definitions/definitions.module';
 import { DriversModule } from './drivers/drivers.module';
 import { HealthModule } from './health/health.module';
 import { LogsModule } from './logs/logs.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PipelinesModule } from './pipelines/pipelines.module';
 import { ResourcesModule } from './resources/resources.module';
 import { RunsModule } from './runs/runs.module';
+import { SecretsModule } from './secrets/secrets.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: ConveyorConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, HealthModule],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, HealthModule, MetricsModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }
 }

@@ -3,8 +3,10 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
+import { TokenAuthenticator } from '@conveyor/auth';
 import type { ConveyorConfig } from '@conveyor/config';
 import { AppModule } from './app.module';
+import { authMiddleware } from './auth/auth.middleware';
 import { HttpErrorFilter, toHttpError } from './common/http-error.filter';
 import { validationPipe } from './common/validation';
 
@@ -15,6 +17,8 @@ import { validationPipe } from './common/validation';
  */
 export async function createGateway(config: ConveyorConfig, options: NestApplicationOptions = {}): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...options, bodyParser: false });
+  // First of all, before a body is read: every path but /health needs a token when tokens are configured.
+  app.use(authMiddleware(new TokenAuthenticator(config.auth.tokens)));
   // Our own parser, so that the limit is the configured one; its errors become 400/413 in HttpErrorFilter.
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes });
   // Body-parser errors (invalid JSON, too large, bad charset) are answered here, before any route.

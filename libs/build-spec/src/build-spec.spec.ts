@@ -17,6 +17,7 @@ describe('resolveBuildSpec', () => {
       repository: 'https://example.invalid/app.git',
       ref: 'v1.2',
       env: [{ name: 'GREETING', value: 'hello' }],
+      secretEnv: [],
       image: 'conveyor/build:latest',
       commands: ['make', 'make test'],
       workdir: 'app',
@@ -24,7 +25,7 @@ describe('resolveBuildSpec', () => {
   });
 
   it('has empty commands and env and nothing else when nothing is set', () => {
-    expect(resolveBuildSpec(source({}))).toEqual({ env: [], commands: [], repository: undefined, ref: undefined, image: undefined, workdir: undefined });
+    expect(resolveBuildSpec(source({}))).toEqual({ env: [], secretEnv: [], commands: [], repository: undefined, ref: undefined, image: undefined, workdir: undefined });
   });
 
   it('lets the spec win over the step config, and the config over the defaults', () => {
@@ -94,5 +95,20 @@ describe('containerWorkdir', () => {
   it('is /workspace or a folder inside it', () => {
     expect(containerWorkdir({})).toBe('/workspace');
     expect(containerWorkdir({ workdir: 'app/web' })).toBe('/workspace/app/web');
+  });
+});
+
+describe('resolveBuildSpec secret env entries', () => {
+  const src = (spec: Record<string, unknown>, config: Record<string, unknown> = {}) => ({ resource: { spec }, config });
+
+  it('keeps {name, secret} entries apart from plain values, the higher layer deciding', () => {
+    const spec = resolveBuildSpec(src({ env: [{ name: 'TOKEN', secret: 'deploy-token' }, { name: 'A', value: '1' }] }, { env: [{ name: 'A', secret: 'a-secret' }, { name: 'B', secret: 'b' }] }));
+    expect(spec.env).toEqual([{ name: 'A', value: '1' }]);
+    expect(spec.secretEnv).toEqual([{ name: 'B', secret: 'b' }, { name: 'TOKEN', secret: 'deploy-token' }]);
+  });
+
+  it('refuses an entry with both value and secret, or a bad secret name', () => {
+    expect(() => resolveBuildSpec(src({ env: [{ name: 'A', value: 'x', secret: 's' }] }))).toThrow(/both "value" and "secret"/);
+    expect(() => resolveBuildSpec(src({ env: [{ name: 'A', secret: '../etc' }] }))).toThrow(/env\[0\]\.secret/);
   });
 });

@@ -1,9 +1,16 @@
 import { posix } from 'node:path';
+import { isSecretName, SECRET_NAME_RULE } from '@conveyor/secrets';
 
 /** One environment variable of the build, as the resource spec writes it. */
 export interface BuildEnvVar {
   name: string;
   value: string;
+}
+
+/** An environment variable whose value is a stored secret (`{name, secret}`); container-start resolves it. */
+export interface SecretEnvVar {
+  name: string;
+  secret: string;
 }
 
 /**
@@ -17,6 +24,11 @@ export interface BuildSpec {
   ref?: string;
   /** Set in the container for every command. Merged by name: the spec's value wins over the config's. */
   env: BuildEnvVar[];
+  /**
+   * Variables whose values are secrets, set only in the container when it is created (never in
+   * a message or log). A name is in `env` or here, never both: the higher layer decides which.
+   */
+  secretEnv: SecretEnvVar[];
   /** Build image; the configured default image when absent. */
   image?: string;
   /** Shell command lines that `builder` runs in order. */
@@ -51,11 +63,13 @@ export class BuildSpecError extends Error {}
 export function resolveBuildSpec(source: BuildSpecSource, defaults: Partial<BuildSpec> = {}): BuildSpec {
   const spec = readKeys(source.resource.spec, 'resource spec');
   const config = readKeys(source.config, 'step config');
-  const pick = <K extends keyof BuildSpec>(key: K): BuildSpec[K] | undefined => spec[key] ?? config[key] ?? defaults[key];
+  const pick = <K extends keyof SpecKeys>(key: K): SpecKeys[K] | undefined => (spec[key] ?? config[key] ?? defaults[key]) as SpecKeys[K] | undefined;
+  const env = mergeEnv(defaults.env ?? [], config.env ?? [], spec.env ?? []);
   return {
     repository: pick('repository'),
     ref: pick('ref'),
-    env: mergeEnv(defaults.env ?? [], config.env ?? [], spec.env ?? []),
+    env: env.filter((e): e is BuildEnvVar => 'value' in e),
+    secretEnv: env.filter((e): e is SecretEnvVar => 'secret' in e),
     image: pick('image'),
     commands: pick('commands') ?? [],
     workdir: pick('workdir'),
@@ -67,7 +81,10 @@ export function containerWorkdir(spec: Pick<BuildSpec, 'workdir'>): string {
   return spec.workdir ? posix.join(WORKSPACE_MOUNT, spec.workdir) : WORKSPACE_MOUNT;
 }
 
-function readKeys(raw: unknown, where: string): Partial<BuildSpec> {
+type EnvEntry = BuildEnvVar | SecretEnvVar;
+type SpecKeys = Omit<BuildSpec, 'env' | 'secretEnv'>;
+
+function readKeys(raw: unknown, where: string): Partial<SpecKeys> & { env?: EnvEntry[] } {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new BuildSpecError(`${where} must be a JSON object`);
   const o = raw as Record<string, unknown>;
@@ -80,7 +97,7 @@ function readKeys(raw: unknown, where: string): Partial<BuildSpec> {
     if (typeof v !== 'string') fail(key, `must be a string, not ${kindOf(v)}`);
     return v as string;
   };
-  const out: Partial<BuildSpec> = {};
+  const out: Partial<SpecKeys> & { env?: EnvEntry[] } = {};
 
   const repository = text('repository');
   if (repository !== undefined) {
@@ -98,12 +115,17 @@ function readKeys(raw: unknown, where: string): Partial<BuildSpec> {
 
   if (o.env !== undefined && o.env !== null) {
     if (!Array.isArray(o.env)) fail('env', `must be an array of {name, value}, not ${kindOf(o.env)}`);
-    out.env = (o.env as unknown[]).map((item, i) => {
+    out.env = (o.env as unknown[]).map((item, i): EnvEntry => {
       if (typeof item !== 'object' || item === null || Array.isArray(item)) fail(`env[${i}]`, `must be an object {name, value}, not ${kindOf(item)}`);
-      const { name, value } = item as Record<string, unknown>;
+      const { name, value, secret } = item as Record<string, unknown>;
       if (name === undefined) fail(`env[${i}]`, 'has no "name"');
       if (typeof name !== 'string') fail(`env[${i}].name`, `must be a string, not ${kindOf(name)}`);
       if (!ENV_NAME.test(name as string)) fail(`env[${i}].name`, `${JSON.stringify(name)} is not a variable name (letters, digits and "_", not starting with a digit)`);
+      if (secret !== undefined) {
+        if (value !== undefined) fail(`env[${i}]`, `("${name}") has both "value" and "secret"; give one`);
+        if (!isSecretName(secret)) fail(`env[${i}].secret`, `must be a secret name (${SECRET_NAME_RULE})`);
+        return { name: name as string, secret: secret as string };
+      }
       if (value === undefined) fail(`env[${i}]`, `("${name}") has no "value"`);
       if (typeof value !== 'string') fail(`env[${i}].value`, `must be a string, not ${kindOf(value)}`);
       if ((value as string).includes('\0')) fail(`env[${i}].value`, 'must not contain a NUL character');
@@ -137,10 +159,10 @@ function checkWorkdir(raw: string, fail: (why: string) => never): string | undef
   return normal === '' || normal === '.' ? undefined : normal;
 }
 
-function mergeEnv(...layers: BuildEnvVar[][]): BuildEnvVar[] {
-  const byName = new Map<string, string>();
-  for (const layer of layers) for (const { name, value } of layer) byName.set(name, value);
-  return [...byName].map(([name, value]) => ({ name, value }));
+function mergeEnv(...layers: EnvEntry[][]): EnvEntry[] {
+  const byName = new Map<string, EnvEntry>();
+  for (const layer of layers) for (const e of layer) byName.set(e.name, e);
+  return [...byName.values()];
 }
 
 function kindOf(v: unknown): string {

@@ -6,7 +6,7 @@ describe('loadConfig', () => {
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(c.prefix).toBe('conveyor');
     expect(c.replicas).toBe(1);
-    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024 });
+    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20 });
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
@@ -51,5 +51,14 @@ describe('loadConfig', () => {
     expect(parseBytes('1gb')).toBe(1024 ** 3);
     expect(parseBytes('10MB')).toBe(10 * 1024 ** 2);
     expect(parseBytes('lots')).toBeUndefined();
+  });
+});
+
+describe('loadConfig NATS TLS', () => {
+  it('reads CA, certificate and key, and wants certificate and key together', () => {
+    expect(loadConfig({}).nats.tls).toBeUndefined();
+    expect(loadConfig({ CONVEYOR_NATS_TLS_CA: '/ca.pem' }).nats.tls).toEqual({ caFile: '/ca.pem', certFile: undefined, keyFile: undefined });
+    expect(loadConfig({ CONVEYOR_NATS_TLS_CERT: '/c.pem', CONVEYOR_NATS_TLS_KEY: '/k.pem' }).nats.tls).toEqual({ caFile: undefined, certFile: '/c.pem', keyFile: '/k.pem' });
+    expect(() => loadConfig({ CONVEYOR_NATS_TLS_CERT: '/c.pem' })).toThrow(/go together/);
   });
 });

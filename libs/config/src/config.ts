@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
+import { loadApiAuthConfig, type ApiAuthConfig } from '@conveyor/auth';
 import { DEFAULT_PREFIX, isName } from '@conveyor/contracts';
+import { loadSecretKey } from '@conveyor/secrets';
 
 /**
  * Every setting of every app, read from the environment in one place so that the README's
@@ -13,6 +15,8 @@ export interface ConveyorConfig {
     pass?: string;
     token?: string;
     credsFile?: string;
+    /** TLS to NATS: a CA to verify the server, and a client certificate and key when the server asks for one. */
+    tls?: { caFile?: string; certFile?: string; keyFile?: string };
     name: string;
   };
   prefix: string;
@@ -25,7 +29,11 @@ export interface ConveyorConfig {
     logsMaxBytes: number;
     deadLettersMaxAgeMs: number;
   };
-  http: { port: number; host: string; bodyLimitBytes: number };
+  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number };
+  /** API tokens and their roles (none: an open API, loopback only unless allowed). */
+  auth: ApiAuthConfig;
+  /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
+  secretKey?: Buffer;
   steps: {
     defaultTimeoutMs: number;
     defaultRetries: number;
@@ -60,6 +68,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       pass: env.CONVEYOR_NATS_PASS || undefined,
       token: env.CONVEYOR_NATS_TOKEN || undefined,
       credsFile: env.CONVEYOR_NATS_CREDS || undefined,
+      tls: natsTls(env),
       name: defaults.name ?? 'conveyor',
     },
     prefix,
@@ -75,7 +84,10 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       port: int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535),
       host: env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1',
       bodyLimitBytes: bytes(env, 'CONVEYOR_BODY_LIMIT', '1mb'),
+      sseMaxPerRun: int(env, 'CONVEYOR_SSE_MAX_PER_RUN', 20, 1, 10_000),
     },
+    auth: loadApiAuthConfig(env),
+    secretKey: loadSecretKey(env),
     steps: {
       defaultTimeoutMs: duration(env, 'CONVEYOR_STEP_TIMEOUT', '1h'),
       defaultRetries: int(env, 'CONVEYOR_STEP_RETRIES', 0, 0, 20),
@@ -91,6 +103,14 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     },
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
   };
+}
+
+function natsTls(env: Env): ConveyorConfig['nats']['tls'] {
+  const caFile = env.CONVEYOR_NATS_TLS_CA?.trim() || undefined;
+  const certFile = env.CONVEYOR_NATS_TLS_CERT?.trim() || undefined;
+  const keyFile = env.CONVEYOR_NATS_TLS_KEY?.trim() || undefined;
+  if (!certFile !== !keyFile) throw new ConfigError('CONVEYOR_NATS_TLS_CERT and CONVEYOR_NATS_TLS_KEY go together: set both or neither');
+  return caFile || certFile ? { caFile, certFile, keyFile } : undefined;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {

@@ -1,6 +1,8 @@
 import { Logger, type INestMicroservice, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadConfig, parseDuration, type ConveyorConfig } from '@conveyor/config';
+import { nestLogger } from '@conveyor/logging';
+import { AgentMetrics, metricsAddress } from '@conveyor/metrics';
 import { JetStreamServer } from '@conveyor/transport';
 import { StepErrorFilter } from './step-error.filter';
 import { StepRunner } from './step-runner';
@@ -22,18 +24,26 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
   const env = options.env ?? process.env;
   const config: ConveyorConfig = loadConfig(env, { concurrency: options.concurrency, name: options.name });
   const drainTimeoutMs = parseDuration(env.CONVEYOR_DRAIN_TIMEOUT ?? '30s') ?? 30_000;
+  const metricsAt = metricsAddress(env);
   const app = await NestFactory.createMicroservice(module, {
     strategy: new JetStreamServer({ config, processor: new StepRunner(config), drainTimeoutMs }),
-    logger: ['log', 'warn', 'error'],
+    logger: nestLogger(options.name, { env }),
   });
   app.useGlobalFilters(new StepErrorFilter());
+  // Step counts and durations of this agent, on its own /metrics (CONVEYOR_METRICS_PORT).
+  const metrics = new AgentMetrics({ agent: config.agent.id, machine: config.agent.machine, name: options.name });
+  app.useGlobalInterceptors(metrics.interceptor());
   await app.listen();
+  metrics.serving();
   const log = new Logger(options.name);
+  const metricsServer = await metrics.serve(metricsAt.port, metricsAt.host);
+  if (metricsServer) log.log(`metrics on http://${metricsAt.host}:${metricsServer.port}/metrics, health on /health`);
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       if (stopping) return;
       stopping = true;
+      metrics.draining();
       log.log(`${signal}: draining (up to ${drainTimeoutMs / 1000}s) and stopping`);
       app.close().then(
         () => process.exit(0),

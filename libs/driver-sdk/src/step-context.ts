@@ -33,6 +33,12 @@ export interface StepContext {
   log: StepLogger;
   /** Fires when the step times out, the run is cancelled, or the agent shuts down: stop work promptly. */
   signal: AbortSignal;
+  /**
+   * Values of the secrets that the resource spec's and step config's `env` entries refer to
+   * (`{name, secret}`), by secret name. Every log line and result of the step is masked with
+   * them; a driver passes them on only to where they are needed (a build container's env).
+   */
+  secrets?: ReadonlyMap<string, string>;
 }
 
 /** What a driver returns. `success: false` fails the attempt (retried while retries remain). */

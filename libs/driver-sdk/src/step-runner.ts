@@ -15,6 +15,7 @@ import {
 import type { ConveyorConfig } from '@conveyor/config';
 import { openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
+import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
 import { MsgIds, planHandOff, stepHeaderValues, type StepOutcome } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
 import type { MessageProcessor } from '@conveyor/transport';
@@ -29,6 +30,8 @@ import type { StepContext, StepResult } from './step-context';
 const EXTRA_REDELIVERIES = 2;
 /** Hand-off publishes are retried this long (e.g. across a NATS restart) before the message is handed back. */
 const HAND_OFF_PATIENCE_MS = 60_000;
+/** A dead letter keeps this much of the payload: a record of a near-max_payload message must itself fit under max_payload. */
+const DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024;
 
 /**
  * The step protocol every driver shares: decode, check for cancel, run the handler with a
@@ -42,6 +45,7 @@ export class StepRunner implements MessageProcessor {
   private runs!: RunsStore;
   private readonly active = new ActiveSteps();
   private heartbeat?: Heartbeat;
+  private secrets?: SecretsStore;
   private readonly cancels = new CancelWatch((runId, order) => {
     const n = this.active.cancelRun(runId, order.message);
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
@@ -54,6 +58,7 @@ export class StepRunner implements MessageProcessor {
     this.ctx = ctx;
     const buckets = await openBuckets(ctx);
     this.runs = new RunsStore(buckets);
+    this.secrets = new SecretsStore(await openSecretsBucket(ctx), this.config.secretKey);
     await this.cancels.start(ctx, buckets.cancels);
     this.heartbeat = new Heartbeat(await openAgentsBucket(ctx), this.config, drivers, () => this.active.list());
     await this.heartbeat.start();
@@ -126,7 +131,10 @@ export class StepRunner implements MessageProcessor {
     invoke: (payload: unknown) => Promise<unknown>,
   ): Promise<void> {
     const { id: agent, machine } = this.config.agent;
-    const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt });
+    // Secrets the run refers to: their values go to the handler (container-start puts them in
+    // the container) and every log line and result is masked with them before it leaves.
+    const secrets = await this.stepSecrets(msg, step);
+    const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
     // Awaited only at hand-off. A failure before then (e.g. while NATS elects a new stream
     // leader) must not be an unhandled rejection, which would end the agent's process, nor
     // fail every hand-off retry: `started()` publishes it again (same id, stored once).
@@ -141,10 +149,13 @@ export class StepRunner implements MessageProcessor {
     const timer = setTimeout(() => active.abort('timeout', `timed out after ${timeoutMs / 1000}s`), timeoutMs);
     let output: StepOutput;
     try {
-      const result = await invoke(this.context(msg, step, attempt, logs, active.controller.signal));
-      output = toOutput(result, agent, machine);
+      // Without its secrets a build could not mask them: fail closed, except for cleanup, which must run.
+      if (secrets.problem && msg.mode === 'normal' && !step.always) throw new Error(secrets.problem);
+      if (secrets.problem) logs.warn(`${secrets.problem}; running anyway because this is a cleanup step`);
+      const result = await invoke(this.context(msg, step, attempt, logs, active.controller.signal, secrets.values));
+      output = maskDeep(toOutput(result, agent, machine), secrets.mask);
     } catch (err) {
-      output = { success: false, message: errorMessage(err), agent, machine };
+      output = { success: false, message: secrets.mask(errorMessage(err)), agent, machine };
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timer);
@@ -280,7 +291,19 @@ export class StepRunner implements MessageProcessor {
     });
   }
 
-  private context(msg: StepMessage, step: PipelineStep, attempt: number, log: StepLogWriter, signal: AbortSignal): StepContext {
+  /** The values of the secrets the step's resource spec and config refer to, and the masker for them. */
+  private async stepSecrets(msg: StepMessage, step: PipelineStep): Promise<{ values: ReadonlyMap<string, string>; mask: (line: string) => string; problem?: string }> {
+    const names = secretRefs(msg.resource.spec, step.config);
+    if (!names.length || !this.secrets) return { values: new Map(), mask: (l) => l };
+    try {
+      const values = await this.secrets.reveal(names);
+      return { values, mask: buildMasker(values.values()) };
+    } catch (err) {
+      return { values: new Map(), mask: (l) => l, problem: `cannot read the run's secrets: ${errorMessage(err)}` };
+    }
+  }
+
+  private context(msg: StepMessage, step: PipelineStep, attempt: number, log: StepLogWriter, signal: AbortSignal, secrets: ReadonlyMap<string, string> = new Map()): StepContext {
     const steps = msg.pipeline.steps;
     return {
       runId: msg.runId,
@@ -302,6 +325,7 @@ export class StepRunner implements MessageProcessor {
       agent: { id: this.config.agent.id, machine: this.config.agent.machine },
       log,
       signal,
+      secrets,
     };
   }
 
@@ -310,9 +334,9 @@ export class StepRunner implements MessageProcessor {
     const dl: DeadLetter = {
       driver,
       subject: m.subject,
-      reason,
+      reason: m.data.length > DEAD_LETTER_PAYLOAD_BYTES ? `${reason} (payload of ${m.data.length} bytes; its first ${DEAD_LETTER_PAYLOAD_BYTES} are kept here)` : reason,
       agent: this.config.agent.id,
-      payload: Buffer.from(m.data).toString('base64'),
+      payload: Buffer.from(m.data.subarray(0, DEAD_LETTER_PAYLOAD_BYTES)).toString('base64'),
       headers: headersToRecord(m.headers),
       streamSeq: m.seq,
       at: new Date().toISOString(),

@@ -34,6 +34,7 @@ export function connectionOptions(config: ConveyorConfig): ConnectionOptions {
   }
   if (config.nats.token) opts.token = config.nats.token;
   if (config.nats.credsFile) opts.authenticator = credsAuthenticator(readFileSync(config.nats.credsFile));
+  if (config.nats.tls) opts.tls = { ...config.nats.tls };
   return opts;
 }
 

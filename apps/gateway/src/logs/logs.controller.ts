@@ -1,7 +1,9 @@
-import { BadRequestException, Controller, Get, Headers, NotFoundException, Param, Query, Res, type OnModuleDestroy } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Headers, HttpException, Inject, NotFoundException, Param, Query, Res, type OnModuleDestroy } from '@nestjs/common';
 import { ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import type { ConveyorConfig } from '@conveyor/config';
 import { NAME_PATTERN, RUN_ID_PATTERN, type LogLine } from '@conveyor/contracts';
+import { CONVEYOR_CONFIG } from '@conveyor/jetstream';
 import { LogReader, type LogEntry } from '@conveyor/logs';
 import { RunsStore } from '@conveyor/store';
 import { NamePipe, RunIdPipe } from '../common/params';
@@ -14,10 +16,13 @@ const SSE_PING_MS = 15_000;
 export class LogsController implements OnModuleDestroy {
   /** Open SSE streams, ended when the app shuts down (they would otherwise keep it alive). */
   private readonly streams = new Set<AbortController>();
+  /** Open SSE streams per run: each holds a NATS consumer, so one run cannot take them all (429 above the limit). */
+  private readonly perRun = new Map<string, number>();
 
   constructor(
     private readonly reader: LogReader,
     private readonly runs: RunsStore,
+    @Inject(CONVEYOR_CONFIG) private readonly config: ConveyorConfig,
   ) {}
 
   @Get()
@@ -68,6 +73,11 @@ export class LogsController implements OnModuleDestroy {
    */
   private async stream(res: Response, runId: string, driver: string | undefined, lastEventId?: string): Promise<void> {
     const afterSeq = lastEventId && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : 0;
+    const open = this.perRun.get(runId) ?? 0;
+    if (open >= this.config.http.sseMaxPerRun) {
+      throw new HttpException({ message: `run ${runId} already has ${open} open log streams (CONVEYOR_SSE_MAX_PER_RUN); close one or try again later` }, 429);
+    }
+    this.perRun.set(runId, open + 1);
     const abort = new AbortController();
     this.streams.add(abort);
     res.on('close', () => abort.abort());
@@ -90,6 +100,9 @@ export class LogsController implements OnModuleDestroy {
     } finally {
       clearInterval(ping);
       this.streams.delete(abort);
+      const left = (this.perRun.get(runId) ?? 1) - 1;
+      if (left > 0) this.perRun.set(runId, left);
+      else this.perRun.delete(runId);
       res.end();
     }
   }

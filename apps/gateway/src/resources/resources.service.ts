@@ -3,6 +3,7 @@ import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type R
 import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { RunStarter } from '../runs/run-starter.service';
+import { SecretsService } from '../secrets/secrets.service';
 
 /** Conveyor CI's answer to a resource write. */
 export interface ResourceWriteResult {
@@ -23,6 +24,7 @@ export class ResourcesService {
     private readonly pipelines: PipelinesStore,
     private readonly schemas: JsonSchemaService,
     private readonly runs: RunStarter,
+    private readonly secrets: SecretsService,
   ) {}
 
   async create(dto: ResourceDto): Promise<ResourceWriteResult> {
@@ -105,6 +107,7 @@ export class ResourcesService {
     if (failures.length) {
       throw new BadRequestException({ message: `spec does not match resource definition "${type}": ${failures.join('; ')}`, details: failures });
     }
+    await this.secrets.checkRefs(spec);
   }
 
   private async pipelineFor(name: string, type: string): Promise<Pipeline> {

@@ -1,0 +1,134 @@
+import { connect, type Msg } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { Headers as H, RUN_ID_PATTERN, Subjects, type LogLine, type RunEvent } from '@conveyor/contracts';
+import { loadConfig, parseDuration } from '@conveyor/config';
+import { connectionOptions } from '@conveyor/jetstream';
+import { CliError, EXIT } from '../errors';
+import { colorFor, paint, STATUS_COLOR, useColor } from '../output';
+
+export interface EventsOptions {
+  run?: string;
+  count?: number;
+  timeout?: string;
+}
+
+/** What `events` reads a message as: subject, headers and payload. */
+interface Message {
+  subject: string;
+  data: Uint8Array;
+  header(name: string): string | undefined;
+}
+
+/**
+ * `conveyor events [--run ID] [--count N] [--timeout 30s]`: one readable line per message, like
+ * `nats sub`, for machines without the NATS CLI. Without --run: everything under `<prefix>.>`
+ * as it happens (core NATS). With --run: that run's events, stored ones first and then live
+ * ones, in stream order (an ordered JetStream consumer on `<prefix>.events.<run>.>`), ending
+ * after the run's final event. Returns 1 when --count was not reached before --timeout.
+ */
+export async function events(opts: EventsOptions): Promise<number> {
+  const config = loadConfig(process.env, { name: 'conveyor-cli' });
+  const subjects = new Subjects(config.prefix);
+  if (opts.run !== undefined && !RUN_ID_PATTERN.test(opts.run)) throw new CliError(`--run ${opts.run}: not a run id`);
+  const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
+  if (opts.timeout !== undefined && (timeoutMs === undefined || timeoutMs <= 0)) throw new CliError(`--timeout ${opts.timeout}: use a duration like 30s or 2m`);
+  const limit = opts.count ?? Infinity;
+
+  const nc = await connect({ ...connectionOptions(config), waitOnFirstConnect: false, maxReconnectAttempts: 10 }).catch((err: Error) => {
+    throw new CliError(`cannot connect to NATS at ${config.nats.servers.join(',')} (CONVEYOR_NATS_URL): ${err.message}`);
+  });
+  const color = useColor();
+  let seen = 0;
+  let timedOut = false;
+  const stops: Array<() => void> = [];
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    stops.forEach((s) => s());
+  }, timeoutMs);
+  const stopOnSignal = () => stops.forEach((s) => s());
+  process.once('SIGINT', stopOnSignal);
+  try {
+    if (opts.run === undefined) {
+      const sub = nc.subscribe(`${subjects.prefix}.>`);
+      stops.push(() => sub.unsubscribe());
+      for await (const m of sub) {
+        process.stdout.write(describeMessage(subjects, fromCore(m), color) + '\n');
+        if (++seen >= limit) break;
+      }
+    } else {
+      const js = jetstream(nc);
+      const consumer = await js.consumers.get(subjects.eventsStream, { filter_subjects: subjects.runEvents(opts.run), deliver_policy: DeliverPolicy.All });
+      const messages = await consumer.consume({ max_messages: 256 });
+      stops.push(() => void messages.stop());
+      if (timedOut) messages.stop();
+      for await (const m of messages) {
+        process.stdout.write(describeMessage(subjects, { subject: m.subject, data: m.data, header: (n) => m.headers?.get(n) || undefined }, color) + '\n');
+        if (++seen >= limit || isFinalRunEvent(m.subject, subjects, opts.run)) break;
+      }
+      await messages.close().catch(() => undefined);
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+    process.off('SIGINT', stopOnSignal);
+    await nc.close().catch(() => undefined);
+  }
+  return timedOut && opts.count !== undefined && seen < opts.count ? EXIT.failed : EXIT.ok;
+}
+
+function isFinalRunEvent(subject: string, subjects: Subjects, runId: string): boolean {
+  return ['succeeded', 'failed', 'cancelled'].some((k) => subject === subjects.runEvent(runId, k));
+}
+
+function fromCore(m: Msg): Message {
+  return { subject: m.subject, data: m.data, header: (n) => m.headers?.get(n) || undefined };
+}
+
+function json<T>(data: Uint8Array): T | undefined {
+  try {
+    return JSON.parse(new TextDecoder().decode(data)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function clock(iso?: string): string {
+  const d = iso ? new Date(iso) : new Date();
+  return (Number.isNaN(d.getTime()) ? new Date() : d).toISOString().slice(11, 23);
+}
+
+/** One line per message: time, what it is, the run, and the few fields that matter. */
+export function describeMessage(subjects: Subjects, m: Message, color: boolean): string {
+  const rest = m.subject.startsWith(subjects.prefix + '.') ? m.subject.slice(subjects.prefix.length + 1) : m.subject;
+  const [area, ...tokens] = rest.split('.');
+  const run = m.header(H.RunId) ?? tokens[0];
+  switch (area) {
+    case 'events': {
+      const e = json<RunEvent>(m.data);
+      if (!e) break;
+      const kind = paint(e.kind, STATUS_COLOR[e.kind] ?? 0, color);
+      if (e.scope === 'run') return `${clock(e.at)}  event  ${e.runId}  run ${kind}${e.message ? `  ${e.message}` : ''}`;
+      const driver = m.header(H.Driver);
+      const bits = [
+        e.attempt !== undefined ? `attempt=${e.attempt}` : '',
+        e.agent ? `agent=${e.agent}` : '',
+        e.durationMs !== undefined ? `took=${e.durationMs}ms` : '',
+        e.retryInMs !== undefined ? `retry-in=${e.retryInMs}ms` : '',
+      ].filter(Boolean).join(' ');
+      const step = paint(`step ${e.stepId}${driver ? ` (${driver})` : ''}`, colorFor(e.stepId ?? ''), color);
+      return `${clock(e.at)}  event  ${e.runId}  ${step} ${kind}${bits ? `  ${bits}` : ''}${e.message ? `  ${e.message}` : ''}`;
+    }
+    case 'logs': {
+      if (tokens[1] === 'end') return `${clock()}  logs   ${tokens[0]}  end of logs`;
+      const l = json<LogLine>(m.data);
+      if (!l) break;
+      return `${clock(l.ts)}  log    ${l.runId}  ${paint(`[${l.stepId} ${l.driver}]`, colorFor(l.stepId), color)} ${l.line}`;
+    }
+    case 'steps':
+      return `${clock()}  work   ${run && m.header(H.RunId) ? run : '-'}  step ${m.header(H.Step) ?? '?'} for ${tokens.join('.')}${m.header(H.Mode) ? ` (${m.header(H.Mode)})` : ''}`;
+    case 'control':
+      return `${clock()}  ctl    ${tokens[0]}  ${tokens.slice(1).join('.')}`;
+    case 'dlq':
+      return `${clock()}  dlq    ${tokens.join('.')}  ${m.header(H.Reason) ?? json<{ reason?: string }>(m.data)?.reason ?? ''}`;
+  }
+  return `${clock()}  ${m.subject}  ${m.data.length} bytes`;
+}

@@ -1,0 +1,183 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { Subscription } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { Headers, type AgentInfo, type RunEvent } from '@conveyor/contracts';
+import { JETSTREAM, openAgentsBucket, type JetStreamContext, listKeys } from '@conveyor/jetstream';
+import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
+import { RunsStore } from '@conveyor/store';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Copies of the gateway share the event stream's count: each event is counted by one of them (sum them). */
+const QUEUE_GROUP = 'gateway-metrics';
+/** Runs looked at for the runs-by-status gauge (the newest ones). */
+const RUNS_SCANNED = 5000;
+/** Run id -> pipeline, so run events (which carry no pipeline header) can be labelled without a read each time. */
+const PIPELINE_CACHE = 2000;
+
+/**
+ * The gateway's Prometheus metrics. Counters and the step histogram come from the events as
+ * they are published (core NATS, queue group); gauges are read at scrape time from the runs
+ * bucket, the step consumers and the agents bucket, so they are right whichever gateway is asked.
+ */
+@Injectable()
+export class MetricsService implements OnModuleInit, OnModuleDestroy {
+  readonly registry = new Registry();
+  private readonly log = new Logger('Metrics');
+  private sub?: Subscription;
+  private agents?: KV;
+  private readonly pipelines = new Map<string, string>();
+  private readonly runEvents: Counter<'pipeline' | 'status'>;
+  private readonly stepDuration: Histogram<'driver' | 'outcome'>;
+
+  constructor(
+    @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
+    private readonly runs: RunsStore,
+  ) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.runEvents = new Counter({
+      name: 'conveyor_runs_total',
+      help: 'Runs that reached a status (queued, succeeded, failed, cancelled), by pipeline',
+      labelNames: ['pipeline', 'status'],
+      registers,
+    });
+    this.stepDuration = new Histogram({
+      name: 'conveyor_step_duration_seconds',
+      help: 'Duration of step attempts that ended, by driver and outcome',
+      labelNames: ['driver', 'outcome'],
+      buckets: STEP_DURATION_BUCKETS,
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'conveyor_runs',
+      help: `Stored runs by pipeline and current status (the newest ${RUNS_SCANNED})`,
+      labelNames: ['pipeline', 'status'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const run of await self.runs.recent(RUNS_SCANNED)) this.inc({ pipeline: run.pipeline.name, status: run.status });
+      },
+    });
+    new Gauge({
+      name: 'conveyor_queue_pending',
+      help: "Step messages waiting for a driver's agents (its consumer's num_pending), by driver and pinned machine",
+      labelNames: ['driver', 'machine'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const q of await self.queues()) this.set({ driver: q.driver, machine: q.machine }, q.pending);
+      },
+    });
+    new Gauge({
+      name: 'conveyor_queue_in_progress',
+      help: 'Step messages delivered to an agent and not yet acked, by driver and pinned machine',
+      labelNames: ['driver', 'machine'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const q of await self.queues()) this.set({ driver: q.driver, machine: q.machine }, q.ackPending);
+      },
+    });
+    new Gauge({
+      name: 'conveyor_agents',
+      help: 'Live driver agents (heartbeat within three intervals), by driver and machine',
+      labelNames: ['driver', 'machine'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const a of await self.liveAgents()) for (const d of a.drivers) this.inc({ driver: d, machine: a.machine });
+      },
+    });
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.agents = await openAgentsBucket(this.ctx);
+    const events = `${this.ctx.subjects.prefix}.events.>`;
+    this.sub = this.ctx.nc.subscribe(events, {
+      queue: QUEUE_GROUP,
+      callback: (err, m) => {
+        if (err) return;
+        let e: RunEvent;
+        try {
+          e = m.json<RunEvent>();
+        } catch {
+          return; // not an event (published by hand): the projector dead-letters it
+        }
+        void this.count(e, m.headers?.get(Headers.Driver) || undefined, m.headers?.get(Headers.Pipeline) || undefined).catch((error: Error) =>
+          this.log.warn(`could not count a ${e.kind} event of run ${e.runId}: ${error.message}`),
+        );
+      },
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.sub?.unsubscribe();
+  }
+
+  private async count(e: RunEvent, driver?: string, pipelineHeader?: string): Promise<void> {
+    if (e.scope === 'step' && (e.kind === 'succeeded' || e.kind === 'failed') && typeof e.durationMs === 'number') {
+      this.stepDuration.observe({ driver: driver ?? 'unknown', outcome: e.kind }, e.durationMs / 1000);
+    }
+    if (e.scope === 'step' && pipelineHeader) this.remember(e.runId, pipelineHeader);
+    if (e.scope === 'run') this.runEvents.inc({ pipeline: await this.pipelineOf(e.runId), status: e.kind });
+  }
+
+  private remember(runId: string, pipeline: string): void {
+    if (this.pipelines.has(runId)) return;
+    if (this.pipelines.size >= PIPELINE_CACHE) this.pipelines.delete(this.pipelines.keys().next().value as string);
+    this.pipelines.set(runId, pipeline);
+  }
+
+  private async pipelineOf(runId: string): Promise<string> {
+    const known = this.pipelines.get(runId);
+    if (known) return known;
+    const run = await this.runs.get(runId);
+    const name = run?.value.pipeline.name ?? 'unknown';
+    this.remember(runId, name);
+    return name;
+  }
+
+  /**
+   * The step consumers: one per driver (and per driver and machine for pinned work). Work on a
+   * subject no consumer reads (a driver that never had an agent) is all pending: the stream's
+   * count of that subject.
+   */
+  private async queues(): Promise<Array<{ driver: string; machine: string; pending: number; ackPending: number }>> {
+    const prefix = `${this.ctx.subjects.prefix}.steps.`;
+    const label = (subject: string) => {
+      const [driver, machine] = subject.slice(prefix.length).split('.');
+      return { driver, machine: machine ?? '' };
+    };
+    const out = [];
+    const served = new Set<string>();
+    for await (const c of this.ctx.jsm.consumers.list(this.ctx.subjects.stepsStream)) {
+      const filter = c.config.filter_subject ?? '';
+      if (!filter.startsWith(prefix)) continue;
+      served.add(filter);
+      out.push({ ...label(filter), pending: c.num_pending, ackPending: c.num_ack_pending });
+    }
+    const info = await this.ctx.jsm.streams.info(this.ctx.subjects.stepsStream, { subjects_filter: `${prefix}>` });
+    for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+      if (!served.has(subject) && subject.startsWith(prefix)) out.push({ ...label(subject), pending: count, ackPending: 0 });
+    }
+    return out;
+  }
+
+  private async liveAgents(): Promise<AgentInfo[]> {
+    if (!this.agents) return [];
+    const staleBefore = Date.now() - this.ctx.config.agent.heartbeatMs * 3;
+    const out: AgentInfo[] = [];
+    for (const key of await listKeys(this.agents)) {
+      const e = await this.agents.get(key);
+      if (!e || e.operation !== 'PUT') continue;
+      const a = e.json<AgentInfo>();
+      if (Date.parse(a.lastHeartbeat) >= staleBefore) out.push(a);
+    }
+    return out;
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,3 @@
+export * from './metrics-server';
+export * from './step-metrics';
+export * from './agent-metrics';

@@ -1,0 +1,4 @@
+export * from './masker';
+export * from './refs';
+export * from './secret-key';
+export * from './secrets-store';

@@ -1,0 +1,335 @@
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Pipeline, Run } from '@conveyor/contracts';
+import { TestSystem } from '../support/system';
+import { waitFor } from '../support/processes';
+
+/**
+ * The `conveyor` CLI as a user runs it: the compiled program (npm run build) in a child
+ * process, against a real gateway, real NATS and test driver processes.
+ */
+const CLI = join(__dirname, '..', '..', 'dist', 'apps', 'cli', 'src', 'main.js');
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let sys: TestSystem;
+let dir: string;
+
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, CONVEYOR_URL: sys.api.baseUrl, CONVEYOR_NATS_URL: sys.nats.url, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`conveyor ${args.join(' ')} did not end in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const MANIFESTS = `# definitions and pipelines for the CLI test
+kind: ResourceDefinition
+name: cli-thing
+version: "1"
+schema:
+  type: object
+  properties:
+    greeting: { type: string }
+---
+kind: Pipeline
+name: cli-pipe
+resource: cli-thing
+steps:
+  - { id: one, name: First, driver: cli-say, config: { lines: 3 } }
+  - { id: two, name: Second, driver: cli-say, config: { lines: 4 } }
+---
+kind: Pipeline
+name: cli-fail
+resource: cli-thing
+steps:
+  - { id: boom, name: Fails, driver: cli-say, config: { failTimes: 9 } }
+  - { id: tidy, name: Cleanup, driver: cli-say, always: true }
+---
+kind: Pipeline
+name: cli-slow
+resource: cli-thing
+steps:
+  - { id: wait, name: Waits, driver: cli-say, config: { sleepMs: 60000 } }
+  - { id: tidy, name: Cleanup, driver: cli-say, always: true }
+`;
+
+const RESOURCE = `kind: Resource
+name: cli-app
+resource: cli-thing
+pipeline: cli-pipe
+spec:
+  greeting: hello
+`;
+
+beforeAll(async () => {
+  sys = await TestSystem.start();
+  await sys.startDriver(['cli-say']);
+  dir = mkdtempSync(join(tmpdir(), 'conveyor-cli-'));
+  writeFileSync(join(dir, 'a-pipelines.yaml'), MANIFESTS);
+  writeFileSync(join(dir, 'b-app.yaml'), RESOURCE);
+}, 60_000);
+
+afterAll(async () => {
+  await sys?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const runIdIn = (text: string) => /run ([0-9a-z]{26})/.exec(text)?.[1];
+
+describe('conveyor CLI', () => {
+  it('applies a directory of manifests, then reports everything unchanged; --dry-run changes nothing', async () => {
+    const dry = await cli(['apply', '-f', dir, '--dry-run']);
+    expect(dry.stderr).toBe('');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('definition/cli-thing created (dry run)');
+    expect((await sys.api.request('GET', '/pipelines/cli-pipe')).status).toBe(404);
+
+    const first = await cli(['apply', '-f', dir]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const lines = first.stdout.trim().split('\n');
+    expect(lines.slice(0, 4)).toEqual(['definition/cli-thing created', 'pipeline/cli-pipe created', 'pipeline/cli-fail created', 'pipeline/cli-slow created']);
+    expect(lines[4]).toMatch(/^resource\/cli-thing\/cli-app created \(version 1, run [0-9a-z]{26}\)$/);
+    await sys.waitForRun(runIdIn(lines[4])!);
+
+    const again = await cli(['apply', '-f', dir]);
+    expect(again.code).toBe(0);
+    expect(again.stdout.trim().split('\n')).toEqual([
+      'definition/cli-thing unchanged', 'pipeline/cli-pipe unchanged', 'pipeline/cli-fail unchanged', 'pipeline/cli-slow unchanged', 'resource/cli-thing/cli-app unchanged',
+    ]);
+
+    // One change in the resource: a new version (and run); the rest stays unchanged.
+    const changed = join(dir, 'b-app.yaml');
+    writeFileSync(changed, RESOURCE.replace('hello', 'bonjour'));
+    const third = await cli(['apply', '-f', changed]);
+    expect(third.code).toBe(0);
+    expect(third.stdout).toMatch(/^resource\/cli-thing\/cli-app changed \(version 2, run [0-9a-z]{26}\)\n$/);
+    await sys.waitForRun(runIdIn(third.stdout)!);
+  }, 90_000);
+
+  it('lists in aligned tables and as JSON and YAML', async () => {
+    const table = await cli(['get', 'pipelines']);
+    expect(table.code).toBe(0);
+    const rows = table.stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^NAME\s+RESOURCE\s+STEPS\s+UPDATED\s+DESCRIPTION$/);
+    const pipe = rows.find((r) => r.startsWith('cli-pipe '))!;
+    expect(pipe).toBeDefined();
+    // Aligned: every row's RESOURCE column starts where the header's does.
+    const col = rows[0].indexOf('RESOURCE');
+    for (const r of rows.slice(1)) expect(r.slice(col)).toMatch(/^[a-z]/);
+    expect(pipe).toContain('cli-say > cli-say');
+
+    const json = await cli(['get', 'pipelines', '-o', 'json']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as Pipeline[];
+    expect(parsed.map((p) => p.name)).toEqual(expect.arrayContaining(['cli-pipe', 'cli-fail', 'cli-slow']));
+
+    const one = await cli(['get', 'definition', 'cli-thing', '-o', 'yaml']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain('name: cli-thing');
+
+    for (const kind of ['definitions', 'resources', 'runs', 'drivers']) {
+      const r = await cli(['get', kind, '-o', 'json']);
+      expect({ kind, code: r.code, stderr: r.stderr }).toEqual({ kind, code: 0, stderr: '' });
+      expect(Array.isArray(JSON.parse(r.stdout))).toBe(true);
+    }
+    const drivers = await cli(['get', 'drivers']);
+    expect(drivers.stdout).toMatch(/^AGENT\s+MACHINE\s+DRIVERS/);
+    expect(drivers.stdout).toContain('cli-say');
+
+    const missing = await cli(['get', 'pipelines', 'no-such-pipeline']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('pipeline "no-such-pipeline" not found');
+    expect(missing.stderr).not.toContain('    at ');
+  }, 60_000);
+
+  it('runs a pipeline, follows its logs in order to the end, and describes it', async () => {
+    const started = await cli(['run', 'cli-pipe', '--resource', 'cli-run', '--set', 'spec.greeting=hi']);
+    expect(started.stderr).toBe('');
+    expect(started.code).toBe(0);
+    const runId = runIdIn(started.stdout)!;
+    expect(runId).toBeDefined();
+
+    const followed = await cli(['logs', runId, '-f']);
+    expect(followed.code).toBe(0);
+    const printed = followed.stdout.split('\n').filter((l) => / line \d+$/.test(l));
+    expect(printed).toEqual([
+      '[one cli-say] line 1', '[one cli-say] line 2', '[one cli-say] line 3',
+      '[two cli-say] line 1', '[two cli-say] line 2', '[two cli-say] line 3', '[two cli-say] line 4',
+    ]);
+    expect(followed.stderr).toContain(`run ${runId} succeeded`);
+
+    const onlyTwo = await cli(['logs', runId, '--step', 'two', '--timestamps']);
+    expect(onlyTwo.code).toBe(0);
+    const twoLines = onlyTwo.stdout.trim().split('\n').filter((l) => / line \d+$/.test(l));
+    expect(twoLines).toHaveLength(4);
+    for (const l of twoLines) expect(l).toMatch(/^\d{4}-\d\d-\d\dT\S+Z \[two cli-say\] line \d$/);
+
+    const described = await cli(['describe', 'run', runId]);
+    expect(described.code).toBe(0);
+    expect(described.stdout).toMatch(/Status:\s+succeeded/);
+    expect(described.stdout).toMatch(/Pipeline:\s+cli-pipe/);
+    expect(described.stdout).toMatch(/\n\s+one\s+First\s+cli-say\s+succeeded\s+1\s+agent-\d+/);
+    expect(described.stdout).toMatch(/\n\s+two\s+Second\s+cli-say\s+succeeded\s+1\s+agent-\d+/);
+
+    const asJson = await cli(['get', 'runs', runId, '-o', 'json']);
+    const run = JSON.parse(asJson.stdout) as Run;
+    expect(run.status).toBe('succeeded');
+    expect(run.resource).toMatchObject({ type: 'cli-thing', name: 'cli-run', version: 1 });
+    const resource = await sys.api.ok('GET', '/resources/cli-thing/cli-run');
+    expect(resource.spec).toEqual({ greeting: 'hi' });
+
+    // A second run of the same resource is a new version with the change on top of the last spec.
+    const second = await cli(['run', 'cli-pipe', '-r', 'cli-run', '--set', 'spec.count=3', '--follow']);
+    expect(second.code).toBe(0);
+    expect(second.stdout.split('\n').filter((l) => / line \d+$/.test(l))).toHaveLength(7);
+    expect((await sys.api.ok('GET', '/resources/cli-thing/cli-run')).spec).toEqual({ greeting: 'hi', count: 3 });
+  }, 90_000);
+
+  it('`logs -f` prints every line of a long live run once, in order', async () => {
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'cli-many',
+      resource: 'cli-thing',
+      steps: [
+        { id: 'a', name: 'A', driver: 'cli-say', config: { lines: 300, sleepMs: 300 } },
+        { id: 'b', name: 'B', driver: 'cli-say', config: { lines: 300 } },
+      ],
+    });
+    const r = await cli(['run', 'cli-many', '-r', 'cli-many-app', '--follow']);
+    expect(r.code).toBe(0);
+    const got = r.stdout.split('\n').filter((l) => / line \d+$/.test(l));
+    const want = ['a', 'b'].flatMap((step) => Array.from({ length: 300 }, (_, i) => `[${step} cli-say] line ${i + 1}`));
+    expect(got).toEqual(want);
+  }, 60_000);
+
+  it('exits 1 when a followed run fails', async () => {
+    const r = await cli(['run', 'cli-fail', '-r', 'cli-failing', '--follow']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/run [0-9a-z]{26} failed/);
+  }, 60_000);
+
+  it('cancels a run; following it exits 130; a second cancel is a clear 409', async () => {
+    const started = await cli(['run', 'cli-slow', '-r', 'cli-slow-app']);
+    const runId = runIdIn(started.stdout)!;
+    await waitFor('the slow step to run', async () => ((await sys.api.run(runId)).steps[0].status === 'running' ? true : undefined), 30_000, 100);
+    const following = cli(['logs', runId, '-f']);
+    const cancelled = await cli(['cancel', runId]);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toBe(`run ${runId} cancel requested\n`);
+    const followed = await following;
+    expect(followed.code).toBe(130);
+    expect((await sys.waitForRun(runId)).status).toBe('cancelled');
+    const again = await cli(['cancel', runId]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/^error: POST \/runs\/[0-9a-z]{26}\/cancel: 409 /);
+  }, 60_000);
+
+  it('shows a line-numbered error and exits 2 for bad YAML and for a manifest the gateway refuses', async () => {
+    const badYaml = join(dir, 'bad.yaml');
+    writeFileSync(badYaml, 'kind: Pipeline\nname: x\nsteps:\n  - id: a\n   driver: b\n');
+    const r1 = await cli(['apply', '-f', badYaml]);
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toMatch(new RegExp(`^error: ${badYaml.replace(/[.]/g, '\\.')}:5: invalid YAML`));
+
+    const refused = join(dir, 'refused.yaml');
+    writeFileSync(refused, [
+      'kind: Pipeline',
+      'name: cli-refused',
+      'resource: cli-thing',
+      'steps:',
+      '  - id: a',
+      '    name: A',
+      '    driver: cli-say',
+      '  - id: b',
+      '    name: B',
+      '    driver: "Not A Name"',
+      '',
+    ].join('\n'));
+    const r2 = await cli(['apply', '-f', refused]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain(`${refused}:1: pipeline "cli-refused" refused by the gateway (400): `);
+    // The failing field's own line, from the gateway's validation details.
+    expect(r2.stderr).toMatch(new RegExp(`${refused.replace(/[.]/g, '\\.')}:10: steps\\.1\\.driver`));
+    expect((await sys.api.request('GET', '/pipelines/cli-refused')).status).toBe(404);
+
+    const noKind = join(dir, 'nokind.yaml');
+    writeFileSync(noKind, '# comment\n\nname: lonely\n');
+    const r3 = await cli(['apply', '-f', noKind]);
+    expect(r3.code).toBe(2);
+    expect(r3.stderr).toContain(`${noKind}:3: "kind" is missing`);
+
+    const usage = await cli(['logs']);
+    expect(usage.code).toBe(2);
+    const noGateway = await cli(['get', 'runs'], { CONVEYOR_URL: 'http://127.0.0.1:1' });
+    expect(noGateway.code).toBe(2);
+    expect(noGateway.stderr).toContain('cannot reach the gateway at http://127.0.0.1:1');
+  }, 60_000);
+
+  it("`events --run` prints a run's events in order, and `events` tails live traffic", async () => {
+    const live = cli(['events', '--count', '3', '--timeout', '30s']);
+    // The tail subscribes asynchronously; keep starting runs (bounded) until it has seen its 3 messages.
+    let liveResult: CliResult | undefined;
+    void live.then((r) => (liveResult = r));
+    for (let i = 0; i < 20 && !liveResult; i++) {
+      await sys.waitForRun(runIdIn((await cli(['run', 'cli-pipe', '-r', `cli-events-${i}`])).stdout)!);
+    }
+    const tail = await live;
+    expect(tail.code).toBe(0);
+    expect(tail.stdout.trim().split('\n')).toHaveLength(3);
+
+    const started = await cli(['run', 'cli-pipe', '-r', 'cli-events']);
+    const runId = runIdIn(started.stdout)!;
+    await sys.waitForRun(runId);
+    const r = await cli(['events', '--run', runId, '--timeout', '30s']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => l.replace(/^\S+\s+event\s+[0-9a-z]{26}\s+/, '').replace(/\s+attempt=.*$/, ''));
+    expect(lines).toEqual([
+      'run queued',
+      'step one (cli-say) started',
+      'step one (cli-say) succeeded',
+      'step two (cli-say) started',
+      'step two (cli-say) succeeded',
+      'run succeeded',
+    ]);
+  }, 120_000);
+
+  it('sends CONVEYOR_TOKEN as a bearer token and shows a 401 as the server words it', async () => {
+    const seen: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 401, error: 'Unauthorized', message: 'a valid API token is required' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const r = await cli(['get', 'runs'], { CONVEYOR_URL: url, CONVEYOR_TOKEN: 's3cret-token' });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('error: GET /runs?limit=50: 401 a valid API token is required\n');
+      expect(seen).toEqual(['Bearer s3cret-token']);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 30_000);
+});
