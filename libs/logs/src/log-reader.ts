@@ -32,6 +32,8 @@ export class LogReader {
       co.opt_start_seq = opts.afterSeq + 1;
     }
     const consumer = await this.js.consumers.get(this.subjects.logsStream, co);
+    // The client may have gone (or the app begun shutting down) while the consumer was made.
+    if (opts.signal?.aborted) return;
     if (!opts.follow) {
       // Nothing stored (for this filter) means nothing to replay.
       const info = await consumer.info(true);
@@ -59,7 +61,9 @@ export class LogReader {
       }
     } finally {
       opts.signal?.removeEventListener('abort', stop);
-      await messages.close().catch(() => undefined);
+      // Not awaited: on a connection that is closing, close() need not ever settle, and a
+      // reader must not keep its process alive.
+      void messages.close().catch(() => undefined);
     }
   }
 }
