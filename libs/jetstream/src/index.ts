@@ -2,3 +2,4 @@ export * from './connection';
 export * from './provision';
 export * from './jetstream.module';
 export * from './kv-keys';
+export * from './agents';

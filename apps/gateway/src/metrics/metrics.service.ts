@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Headers, type AgentInfo, type RunEvent } from '@conveyor/contracts';
-import { JETSTREAM, openAgentsBucket, type JetStreamContext, listKeys } from '@conveyor/jetstream';
+import { JETSTREAM, openAgentsBucket, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
 import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -166,15 +166,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   private async liveAgents(): Promise<AgentInfo[]> {
     if (!this.agents) return [];
-    const staleBefore = Date.now() - this.ctx.config.agent.heartbeatMs * 3;
-    const out: AgentInfo[] = [];
-    for (const key of await listKeys(this.agents)) {
-      const e = await this.agents.get(key);
-      if (!e || e.operation !== 'PUT') continue;
-      const a = e.json<AgentInfo>();
-      if (Date.parse(a.lastHeartbeat) >= staleBefore) out.push(a);
-    }
-    return out;
+    return liveAgents(this.agents, this.ctx.config.agent.heartbeatMs);
   }
 
   metrics(): Promise<string> {

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { MESSAGE_VERSION, decodeStepMessage, isTerminalRunStatus, type AgentInfo, type RunEvent } from '@conveyor/contracts';
-import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamContext, listKeys } from '@conveyor/jetstream';
+import { MESSAGE_VERSION, decodeStepMessage, isTerminalRunStatus, type RunEvent } from '@conveyor/contracts';
+import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
 import { MsgIds } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
 
@@ -44,15 +44,7 @@ export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private async liveMachines(): Promise<Set<string>> {
-    const staleBefore = Date.now() - this.ctx.config.agent.heartbeatMs * 3;
-    const live = new Set<string>();
-    for (const key of await listKeys(this.agents)) {
-      const e = await this.agents.get(key);
-      if (!e || e.operation !== 'PUT') continue;
-      const a = e.json<AgentInfo>();
-      if (Date.parse(a.lastHeartbeat) >= staleBefore) live.add(a.machine);
-    }
-    return live;
+    return new Set((await liveAgents(this.agents, this.ctx.config.agent.heartbeatMs)).map((a) => a.machine));
   }
 
   async check(): Promise<void> {
