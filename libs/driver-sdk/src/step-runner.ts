@@ -52,7 +52,11 @@ export class StepRunner implements MessageProcessor {
   });
   private readonly log = new Logger('StepRunner');
 
-  constructor(private readonly config: ConveyorConfig) {}
+  constructor(
+    private readonly config: ConveyorConfig,
+    /** Told when a handler starts; the returned function, how it ended (e.g. the agent's metrics). */
+    private readonly onStep?: (driver: string) => (outcome: 'succeeded' | 'failed') => void,
+  ) {}
 
   async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
     this.ctx = ctx;
@@ -148,6 +152,7 @@ export class StepRunner implements MessageProcessor {
     const heartbeat = setInterval(() => m.working(), Math.max(1000, Math.floor(this.config.steps.ackWaitMs / 3)));
     const timer = setTimeout(() => active.abort('timeout', `timed out after ${timeoutMs / 1000}s`), timeoutMs);
     let output: StepOutput;
+    const handled = this.onStep?.(step.driver);
     try {
       // Without its secrets a build could not mask them: fail closed, except for cleanup, which must run.
       if (secrets.problem && msg.mode === 'normal' && !step.always) throw new Error(secrets.problem);
@@ -160,6 +165,7 @@ export class StepRunner implements MessageProcessor {
       clearInterval(heartbeat);
       clearTimeout(timer);
     }
+    handled?.(output.success ? 'succeeded' : 'failed');
 
     if (active.reason === 'shutdown') {
       // Not a failure of the step: hand the message back at once for another agent.

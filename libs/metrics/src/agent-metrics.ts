@@ -1,6 +1,4 @@
-import { type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { finalize, tap, type Observable } from 'rxjs';
 import { startMetricsServer, type MetricsServer } from './metrics-server';
 import { AgentStepMetrics } from './step-metrics';
 
@@ -12,7 +10,7 @@ export interface AgentIdentity {
 
 /**
  * The metrics of one driver agent: process metrics, an info gauge naming the agent, and its
- * steps (timed by a Nest interceptor around every `@HandleStep` method).
+ * steps (timed by the SDK's step runner around every `@HandleStep` call).
  */
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -43,25 +41,6 @@ export class AgentMetrics {
       registry: this.registry,
       health: () => ({ ok: this.state === 'serving', state: this.state, ...this.identity }),
     });
-  }
-
-  /** Times every step handler call: its driver from the step context, its outcome from the result. */
-  interceptor(): NestInterceptor {
-    const steps = this.steps;
-    return {
-      intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-        const ctx = context.switchToRpc().getData() as { step?: { driver?: unknown } } | undefined;
-        const driver = typeof ctx?.step?.driver === 'string' ? ctx.step.driver : 'unknown';
-        const finish = steps.start(driver);
-        let outcome: 'succeeded' | 'failed' = 'failed';
-        return next.handle().pipe(
-          tap((result) => {
-            outcome = (result as { success?: unknown } | undefined)?.success === true ? 'succeeded' : 'failed';
-          }),
-          finalize(() => finish(outcome)),
-        );
-      },
-    };
   }
 }
 
