@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { JsonObject, PipelineStep, Run } from '@conveyor/contracts';
-import { BuiltinDriverFleet, buildOutput, runLogs, tutorialPipeline } from '../support/builtin-drivers';
-import { ensureBuildImage, ensureDockerEngine } from '../support/docker';
-import { makeTestRepository, type TestRepository } from '../support/git-repo';
+import { type BuiltinDriverFleet, buildOutput, runLogs } from '../support/builtin-drivers';
+import { BuildSystem } from '../support/build-system';
+import type { TestRepository } from '../support/git-repo';
 import { waitFor } from '../support/processes';
-import { TestSystem } from '../support/system';
+import type { TestSystem } from '../support/system';
 
 jest.setTimeout(120_000);
 
@@ -16,33 +16,21 @@ jest.setTimeout(120_000);
  * must still end the run and leave no container and no workspace behind.
  */
 describe('the built-in build pipeline, interrupted', () => {
-  const docker = new Docker();
+  let build: BuildSystem;
   let sys: TestSystem;
   let fleet: BuiltinDriverFleet;
   let repo: TestRepository;
-  let seq = 0;
+  let docker: Docker;
 
   beforeAll(async () => {
-    await ensureDockerEngine();
-    ensureBuildImage();
-    repo = makeTestRepository();
-    sys = await TestSystem.start();
-    fleet = new BuiltinDriverFleet(sys.nats.url);
-    await fleet.startAll();
+    build = await BuildSystem.start();
+    ({ sys, fleet, repo, docker } = build);
   });
   afterAll(async () => {
-    const left = await fleet?.stop(docker);
-    await sys?.stop();
-    repo?.dispose();
-    expect(left).toBe(0);
+    expect(await build?.stop()).toBe(0);
   });
 
-  async function startBuild(spec: JsonObject, build: Partial<PipelineStep> = {}): Promise<string> {
-    const name = `build-${++seq}`;
-    await sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', build));
-    const res = await sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec });
-    return res.runid;
-  }
+  const startBuild = (spec: JsonObject, options: Partial<PipelineStep> = {}) => build.startBuild(spec, options);
 
   const step = (run: Run, id: string) => run.steps.find((s) => s.id === id)!;
 

@@ -1,15 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { DeadLetter, JsonObject, PipelineStep } from '@conveyor/contracts';
 import { MASK } from '@conveyor/secrets';
-import { BUILTIN_DRIVERS, BuiltinDriverFleet, buildOutput, runLogs, tutorialPipeline } from '../support/builtin-drivers';
-import { ensureBuildImage, ensureDockerEngine } from '../support/docker';
-import { makeTestRepository, type TestRepository } from '../support/git-repo';
-import { NatsServer } from '../support/nats-server';
+import { BuildSystem } from '../support/build-system';
+import { BUILTIN_DRIVERS, type BuiltinDriverFleet, buildOutput, runLogs } from '../support/builtin-drivers';
+import type { TestRepository } from '../support/git-repo';
 import { AppProcess, waitFor } from '../support/processes';
-import { TestSystem } from '../support/system';
+import type { TestSystem } from '../support/system';
 
 jest.setTimeout(180_000);
 
@@ -23,36 +22,25 @@ const SECRET = `Sx${randomBytes(15).toString('hex')}Q9`;
  * hostile builds are contained; garbage on every step subject is dead-lettered.
  */
 describe('security of builds: secrets, containment, poison messages', () => {
-  const docker = new Docker();
+  let build: BuildSystem;
   let sys: TestSystem;
   let fleet: BuiltinDriverFleet;
   let repo: TestRepository;
+  let docker: Docker;
   let nc: NatsConnection;
-  let seq = 0;
 
   beforeAll(async () => {
-    await ensureDockerEngine();
-    ensureBuildImage();
-    repo = makeTestRepository();
-    sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_SECRET_KEY: SECRET_KEY });
-    fleet = new BuiltinDriverFleet(sys.nats.url, { CONVEYOR_SECRET_KEY: SECRET_KEY });
-    await fleet.startAll();
+    build = await BuildSystem.start({ CONVEYOR_SECRET_KEY: SECRET_KEY });
+    ({ sys, fleet, repo, docker } = build);
     nc = await connect({ servers: sys.nats.url });
     await sys.api.ok('PUT', '/secrets/deploy-token', { value: SECRET });
   });
   afterAll(async () => {
     await nc?.close();
-    const left = await fleet?.stop(docker);
-    await sys?.stop();
-    repo?.dispose();
-    expect(left).toBe(0);
+    expect(await build?.stop()).toBe(0);
   });
 
-  async function startBuild(spec: JsonObject, build: Partial<PipelineStep> = {}): Promise<string> {
-    const name = `sec-${++seq}`;
-    await sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', build));
-    return (await sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec })).runid;
-  }
+  const startBuild = (spec: JsonObject, options: Partial<PipelineStep> = {}) => build.startBuild(spec, options);
 
   const everyDriverAlive = () => expect(fleet.processes.map((p) => [p.name, p.alive])).toEqual(fleet.processes.map((p) => [p.name, true]));
 
@@ -99,7 +87,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
       run: JSON.stringify(await sys.api.run(id)),
       runs: JSON.stringify(await sys.api.ok('GET', '/runs')),
       resources: JSON.stringify(await sys.api.ok('GET', '/resources')),
-      resource: JSON.stringify(await sys.api.ok('GET', `/resources/thing/sec-${seq}/1`)),
+      resource: JSON.stringify(await sys.api.ok('GET', `/resources/thing/${(await sys.api.run(id)).resource.name}/1`)),
       secrets: JSON.stringify(await sys.api.ok('GET', '/secrets')),
       'conveyor.>': seen.join('\n'),
     };

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { loadConfig, type ConveyorConfig } from '@conveyor/config';
 import { createGateway } from '../../apps/gateway/src/bootstrap';
+import { waitFor } from './processes';
 
 export interface RunningGateway {
   app: INestApplication;
@@ -19,16 +20,9 @@ export async function startGateway(natsUrl: string, env: Record<string, string> 
   return { app, config, url: `http://127.0.0.1:${port}`, close: () => app.close() };
 }
 
-/** Polls `probe` until it returns a value, at most `timeoutMs`; bounded in time and count. */
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < Math.ceil(timeoutMs / everyMs) + 1; i++) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+/** Polls `probe` until it returns a value, at most `timeoutMs` (processes.ts `waitFor`, probe first). */
+export function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+  return waitFor(what, probe, timeoutMs, everyMs);
 }
 
 /** The Conveyor CI tutorial's requests, verbatim in shape. */
