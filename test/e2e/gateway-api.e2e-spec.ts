@@ -32,6 +32,18 @@ describe('gateway API: definitions, pipelines, resources', () => {
       expect(doc.body.components.schemas.PipelineDto).toBeDefined();
     });
 
+    it("declares bearer auth and each operation's role in OpenAPI, /health open", async () => {
+      const doc = (await http().get('/docs-json').expect(200)).body;
+      expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+      expect(doc.paths['/health'].get.security).toEqual([]);
+      const role = (path: string, method: string) => ({ security: doc.paths[path][method].security, role: doc.paths[path][method]['x-conveyor-role'] });
+      expect(role('/runs', 'get')).toEqual({ security: [{ bearer: [] }], role: 'read' });
+      expect(role('/resources', 'post')).toEqual({ security: [{ bearer: [] }], role: 'write' });
+      expect(role('/runs/{id}/cancel', 'post')).toEqual({ security: [{ bearer: [] }], role: 'write' });
+      expect(role('/pipelines/{name}', 'delete')).toEqual({ security: [{ bearer: [] }], role: 'admin' });
+      expect(role('/secrets', 'get')).toEqual({ security: [{ bearer: [] }], role: 'admin' });
+    });
+
     it('answers an unknown path with JSON 404', async () => {
       const res = await http().get('/no-such-thing').expect(404);
       expect(res.body).toEqual({ statusCode: 404, error: 'Not Found', message: expect.any(String) });

@@ -7,6 +7,7 @@ import { TokenAuthenticator } from '@conveyor/auth';
 import type { ConveyorConfig } from '@conveyor/config';
 import { AppModule } from './app.module';
 import { authMiddleware } from './auth/auth.middleware';
+import { declareBearerAuth } from './auth/openapi-security';
 import { HttpErrorFilter, toHttpError } from './common/http-error.filter';
 import { validationPipe } from './common/validation';
 
@@ -36,7 +37,8 @@ export async function createGateway(config: ConveyorConfig, options: NestApplica
     .setTitle('Conveyor API gateway')
     .setDescription('Resource definitions, pipelines, resources (versioned) and runs of Conveyor, a CI/CD framework on NATS JetStream')
     .setVersion('1')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'A token of CONVEYOR_API_TOKENS (or CONVEYOR_API_TOKENS_FILE); its role is read, write or admin' }, 'bearer')
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi));
+  SwaggerModule.setup('docs', app, () => declareBearerAuth(SwaggerModule.createDocument(app, openApi)));
   return app;
 }

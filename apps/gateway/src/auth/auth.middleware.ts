@@ -9,6 +9,10 @@ export interface AuthenticatedRequest extends Request {
 /** Paths open without a token (exact: anything else, e.g. `/HEALTH/`, needs one). */
 const OPEN_PATHS = new Set(['/health']);
 
+export function isOpenPath(path: string): boolean {
+  return OPEN_PATHS.has(path);
+}
+
 /** Browsers' EventSource cannot send headers: SSE streams also take `?access_token=`. */
 const SSE_PATH = /^\/logs\/(pipeline|streams)\//;
 
@@ -20,7 +24,7 @@ const SSE_PATH = /^\/logs\/(pipeline|streams)\//;
  */
 export function authMiddleware(auth: TokenAuthenticator) {
   return (req: AuthenticatedRequest, res: Response, next: NextFunction): void => {
-    if (!auth.enabled || OPEN_PATHS.has(req.path)) return next();
+    if (!auth.enabled || isOpenPath(req.path)) return next();
     const token = bearerToken(req);
     const role = auth.authenticate(token);
     if (!role) {
