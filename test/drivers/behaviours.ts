@@ -10,11 +10,14 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   lines           print this many numbered lines
  *   longLine        print one line of this many characters, without a final newline
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
+ *   clock           return when the handler was entered and left, in ms of the system-wide
+ *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends `<run> <step> <attempt> <agent>` to $TEST_DRIVER_JOURNAL, so a
  * test can count how often a step really ran.
  */
 export async function behave(ctx: StepContext): Promise<StepResult> {
   const c = ctx.config as Record<string, number | boolean | undefined>;
+  if (c.clock) return { success: true, data: { enteredAt: monotonicMs(), leftAt: monotonicMs() } };
   const journal = process.env.TEST_DRIVER_JOURNAL;
   if (journal) {
     const { appendFileSync } = await import('node:fs');
@@ -59,4 +62,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     }, { once: true });
   });
+}
+
+/** CLOCK_MONOTONIC on Linux: one clock for every process of the machine. */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
 }
