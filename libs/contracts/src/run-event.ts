@@ -1,6 +1,6 @@
 import { MESSAGE_VERSION, type RunEvent } from './messages';
 import { RUN_ID_PATTERN, STEP_ID_PATTERN } from './names';
-import type { Decoded } from './step-message';
+import { strictUtf8, type Decoded } from './step-message';
 
 const STEP_KINDS = ['started', 'succeeded', 'failed', 'retrying', 'skipped', 'cancelled'];
 const RUN_KINDS = ['queued', 'succeeded', 'failed', 'cancelled'];
@@ -12,7 +12,7 @@ const RUN_KINDS = ['queued', 'succeeded', 'failed', 'cancelled'];
 export function decodeRunEvent(data: Uint8Array): Decoded<RunEvent> {
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+    raw = JSON.parse(strictUtf8.decode(data));
   } catch (err) {
     return { ok: false, reason: `payload is not UTF-8 JSON: ${(err as Error).message}` };
   }

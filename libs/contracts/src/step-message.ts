@@ -1,6 +1,9 @@
 import { MESSAGE_VERSION, type StepMessage } from './messages';
 import { RUN_ID_PATTERN, isName, STEP_ID_PATTERN } from './names';
 
+/** One decoder for every message (made once: it is on every step's path). Invalid UTF-8 throws. */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -13,7 +16,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function decodeStepMessage(data: Uint8Array): Decoded<StepMessage> {
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+    raw = JSON.parse(strictUtf8.decode(data));
   } catch (err) {
     return { ok: false, reason: `payload is not UTF-8 JSON: ${(err as Error).message}` };
   }

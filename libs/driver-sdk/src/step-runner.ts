@@ -139,12 +139,22 @@ export class StepRunner implements MessageProcessor {
     // the container) and every log line and result is masked with them before it leaves.
     const secrets = await this.stepSecrets(msg, step);
     const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
+    // The `started` event goes out once the handler is under way (at the end of this turn
+    // of the event loop), not before: the handler's start is the critical path. A handler
+    // that is done sooner hands off first, and the event follows the next step's message.
     // Awaited only at hand-off. A failure before then (e.g. while NATS elects a new stream
     // leader) must not be an unhandled rejection, which would end the agent's process, nor
     // fail every hand-off retry: `started()` publishes it again (same id, stored once).
-    const firstStarted = this.publishStepEvent(msg, attempt, 'started', {});
-    firstStarted.catch(() => undefined);
-    const started = (): Promise<unknown> => firstStarted.catch(() => this.publishStepEvent(msg, attempt, 'started', {}));
+    let firstStarted: Promise<unknown> | undefined;
+    const publishStarted = (): Promise<unknown> => {
+      if (!firstStarted) {
+        firstStarted = this.publishStepEvent(msg, attempt, 'started', {});
+        firstStarted.catch(() => undefined);
+      }
+      return firstStarted;
+    };
+    const startedSoon = setImmediate(publishStarted);
+    const started = (): Promise<unknown> => publishStarted().catch(() => this.publishStepEvent(msg, attempt, 'started', {}));
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
     logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);
@@ -164,6 +174,7 @@ export class StepRunner implements MessageProcessor {
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timer);
+      clearImmediate(startedSoon);
     }
     handled?.(output.success ? 'succeeded' : 'failed');
 
@@ -171,7 +182,7 @@ export class StepRunner implements MessageProcessor {
       // Not a failure of the step: hand the message back at once for another agent.
       logs.warn('agent is shutting down; the step goes back to the queue');
       await logs.flush();
-      await firstStarted.catch(() => undefined);
+      await firstStarted?.catch(() => undefined);
       m.nak();
       return;
     }
@@ -195,10 +206,10 @@ export class StepRunner implements MessageProcessor {
       return;
     }
     if (outcome.status === 'failed') logs.error(outcome.output.message ?? 'failed');
-    // flush() sends the last partial lines synchronously, so they precede the run's end
-    // marker on this connection; waiting for their acks need not delay the hand-off.
-    const flushed = logs.flush();
-    await this.handOff(m, msg, attempt, outcome, started, undefined, durationMs);
+    // The step's last lines go out right after the next step's message (the critical path)
+    // and before the run's end marker: flush() sends synchronously, on the same connection.
+    let flushed: Promise<unknown> | undefined;
+    await this.handOff(m, msg, attempt, outcome, started, undefined, durationMs, () => (flushed ??= logs.flush()));
     await flushed;
   }
 
@@ -215,26 +226,27 @@ export class StepRunner implements MessageProcessor {
     started?: () => Promise<unknown>,
     selfKind?: 'skipped',
     durationMs?: number,
+    /** Called once the next step's message is sent, before the events and the run's end marker. */
+    afterNext?: () => void,
   ): Promise<void> {
     const { js, subjects } = this.ctx;
     const plan = planHandOff(msg, outcome);
     const steps = msg.pipeline.steps;
     const kind = selfKind ?? outcome.status;
     const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
-    const publishes = (): Promise<unknown>[] => {
-      const out: Promise<unknown>[] = [];
-      // The next step first: it is what the next driver is waiting for.
-      if (plan.next) {
-        const next = plan.next;
-        out.push(
-          js.publish(subjects.step(steps[next.stepIndex].driver, next.machine), JSON.stringify(next), {
+    const next = plan.next;
+    const publishNext = (): Promise<unknown> =>
+      next
+        ? js.publish(subjects.step(steps[next.stepIndex].driver, next.machine), JSON.stringify(next), {
             msgID: MsgIds.step(msg.runId, next.stepIndex),
             headers: stepHeaders(next),
-          }),
-        );
-      }
+          })
+        : Promise.resolve();
+    const publishRest = (): Promise<unknown>[] => {
+      // `started` (when the handler ended before it went out) before the outcome: one
+      // connection, one stream, so readers of the stream see them in this order.
+      const out: Promise<unknown>[] = started ? [started()] : [];
       out.push(this.publishStepEvent(msg, attempt, kind, { ...own, durationMs }));
-      if (started) out.push(started());
       for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
       if (plan.final) {
         const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at: new Date().toISOString() };
@@ -243,7 +255,14 @@ export class StepRunner implements MessageProcessor {
       }
       return out;
     };
-    const stored = await this.persist(() => Promise.all(publishes()));
+    const stored = await this.persist(() => {
+      // The next step first: it is what the next driver waits for. The events follow in the
+      // same write, so the server stores them before the next driver can say anything (the
+      // events stream tells each run's story in order).
+      const nextStored = publishNext();
+      afterNext?.();
+      return Promise.all([nextStored, ...publishRest()]);
+    });
     if (!stored) {
       // NATS did not take the hand-off in time: give the message back; the redelivery
       // repeats the step (drivers are idempotent) and the ids make the hand-off happen once.

@@ -18,11 +18,18 @@ export interface LogTarget {
  * Publishes are pipelined on one connection (JetStream stores them in the order sent), so a
  * 10,000-line build does not wait a round trip per line; producers that can pause (a build's
  * output stream) await `ready()` to bound what is in flight.
+ *
+ * A line is numbered when written but sent at the end of the event loop's turn (or by
+ * `flush()`), so writing a line costs a step's critical path (a handler about to start, a
+ * hand-off about to be published) nothing.
  */
 export class StepLogWriter {
   private seq = 0;
   private readonly partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Lines written in this turn of the event loop, not sent yet. */
+  private readonly unsent: string[] = [];
+  private sendScheduled = false;
   private failures = 0;
   private readonly subject: string;
 
@@ -71,19 +78,32 @@ export class StepLogWriter {
       if (this.partial[s]) this.emit(s, this.partial[s]);
       this.partial[s] = '';
     }
+    this.send();
     while (this.inflight.size) await Promise.all([...this.inflight]);
     return { failed: this.failures };
   }
 
   /** Resolves when fewer than WINDOW lines are in flight. */
   async ready(): Promise<void> {
+    if (this.unsent.length + this.inflight.size >= WINDOW) this.send();
     while (this.inflight.size >= WINDOW) await Promise.race([...this.inflight]);
   }
 
   private emit(stream: LogStream, text: string): void {
     for (const piece of splitLong(this.mask(text))) {
       const line: LogLine = { ...this.target, seq: ++this.seq, ts: new Date().toISOString(), stream, line: piece };
-      const p: Promise<unknown> = this.js.publish(this.subject, JSON.stringify(line)).then(
+      this.unsent.push(JSON.stringify(line));
+    }
+    if (!this.sendScheduled && this.unsent.length) {
+      this.sendScheduled = true;
+      setImmediate(() => this.send());
+    }
+  }
+
+  private send(): void {
+    this.sendScheduled = false;
+    for (const data of this.unsent.splice(0)) {
+      const p: Promise<unknown> = this.js.publish(this.subject, data).then(
         () => this.inflight.delete(p),
         () => {
           // A lost log line must not fail the build; the gap shows in `seq`.
