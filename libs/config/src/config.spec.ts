@@ -36,10 +36,22 @@ describe('loadConfig', () => {
     ['CONVEYOR_PREFIX', 'a..b'],
     ['CONVEYOR_PREFIX', 'conveyor.>'],
     ['CONVEYOR_AGENT_ID', 'Agent One'],
-    ['CONVEYOR_MACHINE_ID', 'a.b'],
+    ['CONVEYOR_MACHINE_ID', 'a..b'],
+    ['CONVEYOR_MACHINE_ID', 'rack/1'],
+    ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
   ])('refuses %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [key]: value })).toThrow(key);
+  });
+
+  it('takes host and Kubernetes node names as agent and machine ids', () => {
+    const c = loadConfig({ CONVEYOR_MACHINE_ID: 'ip-10-0-1-23.EC2.internal', CONVEYOR_AGENT_ID: 'builder-7f9c4.pool' });
+    expect(c.agent).toMatchObject({ machine: 'ip-10-0-1-23-ec2-internal', id: 'builder-7f9c4-pool' });
+    // Longer than a Conveyor name: the start and a hash of the whole, so names that share a start stay apart.
+    const long = (end: string) => loadConfig({ CONVEYOR_MACHINE_ID: `${'node.'.repeat(14)}${end}` }).agent.machine;
+    expect(long('a')).toMatch(/^node-node-[a-z0-9-]+-[0-9a-f]{8}$/);
+    expect(long('a').length).toBeLessThanOrEqual(63);
+    expect(long('a')).not.toBe(long('b'));
   });
 
   it('parses durations and sizes', () => {

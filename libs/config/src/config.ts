@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { loadApiAuthConfig, type ApiAuthConfig } from '@conveyor/auth';
-import { DEFAULT_PREFIX, isName } from '@conveyor/contracts';
+import { DEFAULT_PREFIX, nameFromDnsName } from '@conveyor/contracts';
 import { loadSecretKey } from '@conveyor/secrets';
 
 /**
@@ -49,6 +49,15 @@ export interface ConveyorConfig {
 
 export class ConfigError extends Error {}
 
+/** Agent and machine ids take host and Kubernetes names as they come (see nameFromDnsName). */
+function dnsName(env: Env, key: string): string | undefined {
+  const raw = env[key]?.trim();
+  if (!raw) return undefined;
+  const name = nameFromDnsName(raw);
+  if (!name) throw new ConfigError(`${key}=${raw}: must be a host name (letters, digits, "-" and "."), at most 253 characters`);
+  return name;
+}
+
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env, defaults: { concurrency?: number; name?: string } = {}): ConveyorConfig {
@@ -57,10 +66,8 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     throw new ConfigError(`CONVEYOR_PREFIX=${prefix}: use tokens of letters, digits, "_" and "-" separated by "."`);
   }
   const host = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'host';
-  const agentId = env.CONVEYOR_AGENT_ID?.trim() || `${host}-${process.pid}`;
-  const machine = env.CONVEYOR_MACHINE_ID?.trim() || host;
-  if (!isName(agentId)) throw new ConfigError(`CONVEYOR_AGENT_ID=${agentId}: must be lowercase letters, digits and "-", at most 63 characters`);
-  if (!isName(machine)) throw new ConfigError(`CONVEYOR_MACHINE_ID=${machine}: must be lowercase letters, digits and "-", at most 63 characters`);
+  const agentId = dnsName(env, 'CONVEYOR_AGENT_ID') ?? `${host}-${process.pid}`;
+  const machine = dnsName(env, 'CONVEYOR_MACHINE_ID') ?? host;
   return {
     nats: {
       servers: list(env.CONVEYOR_NATS_URL, ['nats://127.0.0.1:4222']),
