@@ -80,6 +80,27 @@ describe('BuildContainers (real Docker)', () => {
     expect((await docker.getContainer(containerId).inspect()).State.Running).toBe(true);
   });
 
+  it('with a read-only root, a build writes only to /workspace and a bounded /tmp', async () => {
+    const readOnly = testBuildContainers(docker, { readOnlyRoot: true, tmpBytes: 8 * 1024 ** 2 });
+    const runId = newRunId();
+    const workspaceDir = await workspaces.ensure(runId);
+    const { containerId } = await readOnly.start({ runId, workspaceDir, ...agent, labels: TEST_LABELS });
+    const info = await docker.getContainer(containerId).inspect();
+    expect(info.HostConfig).toMatchObject({ ReadonlyRootfs: true, Tmpfs: { '/tmp': expect.stringContaining('size=8388608') } });
+    const run = async (command: string, user?: string) => {
+      const out = outputRecorder();
+      const { exitCode } = await readOnly.exec(containerId, command, { user, onOutput: out.onOutput });
+      return { exitCode, stderr: out.text('stderr') };
+    };
+    expect(await run('echo x > /x')).toMatchObject({ exitCode: 1, stderr: expect.stringMatching(/Read-only file system/) });
+    expect(await run('echo x > /etc/passwd')).toMatchObject({ exitCode: 1 });
+    expect(await run('echo x > /workspace/out && echo y > /tmp/y && cat /tmp/y')).toMatchObject({ exitCode: 0 });
+    expect(await run('echo z > /tmp/z', 'build')).toMatchObject({ exitCode: 0 });
+    // /tmp is bounded: 16 MiB do not fit in 8.
+    expect((await run('dd if=/dev/zero of=/tmp/big bs=1048576 count=16')).stderr).toMatch(/No space left on device/);
+    expect(readFileSync(join(workspaceDir, 'out'), 'utf8')).toBe('x\n');
+  });
+
   it('two agents starting the same run at once end with one container', async () => {
     const runId = newRunId();
     const workspaceDir = await workspaces.ensure(runId);

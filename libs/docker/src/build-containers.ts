@@ -212,6 +212,9 @@ export class BuildContainers {
           SecurityOpt: ['no-new-privileges'],
           Init: this.options.init,
           AutoRemove: false,
+          ...(this.options.readOnlyRoot
+            ? { ReadonlyRootfs: true, Tmpfs: { '/tmp': `rw,nosuid,nodev,mode=1777,size=${this.options.tmpBytes}` } }
+            : {}),
         },
       });
     } catch (err) {

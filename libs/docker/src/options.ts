@@ -23,6 +23,12 @@ export interface BuildContainerOptions {
   init: boolean;
   /** User that exec'd commands run as (image default when empty). */
   execUser: string;
+  /**
+   * A read-only root filesystem: a build can write only to /workspace (the run's workspace)
+   * and to a /tmp of `tmpBytes` in memory (tmpfs, counted against the memory limit).
+   */
+  readOnlyRoot: boolean;
+  tmpBytes: number;
 }
 
 export const DEFAULT_CAP_ADD = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID'];
@@ -43,6 +49,8 @@ export function buildContainerOptionsFromEnv(env: Env = process.env): BuildConta
     stopTimeoutSeconds: Math.max(0, Math.round(duration(env, 'CONVEYOR_CONTAINER_STOP_TIMEOUT', '5s') / 1000)),
     init: oneOf(env, 'CONVEYOR_CONTAINER_INIT', 'true', ['true', 'false'] as const) === 'true',
     execUser: text(env, 'CONVEYOR_CONTAINER_USER', '', /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/),
+    readOnlyRoot: oneOf(env, 'CONVEYOR_CONTAINER_READ_ONLY', 'false', ['true', 'false'] as const) === 'true',
+    tmpBytes: dockerBytes(env, 'CONVEYOR_CONTAINER_TMP_SIZE', '512m'),
   };
 }
 
