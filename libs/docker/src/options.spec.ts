@@ -15,6 +15,8 @@ describe('buildContainerOptionsFromEnv', () => {
       stopTimeoutSeconds: 5,
       init: true,
       execUser: '',
+      readOnlyRoot: false,
+      tmpBytes: 512 * 1024 ** 2,
     });
   });
 
@@ -31,6 +33,8 @@ describe('buildContainerOptionsFromEnv', () => {
       CONVEYOR_CONTAINER_STOP_TIMEOUT: '0s',
       CONVEYOR_CONTAINER_INIT: 'false',
       CONVEYOR_CONTAINER_USER: 'build',
+      CONVEYOR_CONTAINER_READ_ONLY: 'true',
+      CONVEYOR_CONTAINER_TMP_SIZE: '64m',
     });
     expect(options).toEqual({
       network: 'none',
@@ -44,6 +48,8 @@ describe('buildContainerOptionsFromEnv', () => {
       stopTimeoutSeconds: 0,
       init: false,
       execUser: 'build',
+      readOnlyRoot: true,
+      tmpBytes: 64 * 1024 ** 2,
     });
     expect(buildContainerOptionsFromEnv({ CONVEYOR_CONTAINER_CAPS: 'none' }).capAdd).toEqual([]);
   });
@@ -58,6 +64,8 @@ describe('buildContainerOptionsFromEnv', () => {
     ['CONVEYOR_CONTAINER_CAPS', 'SYS_ADMIN'],
     ['CONVEYOR_CONTAINER_CAPS', 'NET-RAW'],
     ['CONVEYOR_IMAGE_PULL', 'always'],
+    ['CONVEYOR_CONTAINER_READ_ONLY', 'yes'],
+    ['CONVEYOR_CONTAINER_TMP_SIZE', 'lots'],
     ['CONVEYOR_DOCKER_NETWORK', 'host; rm -rf /'],
     ['CONVEYOR_IMAGE_PULL_TIMEOUT', 'soon'],
   ])('refuses %s=%s naming the variable', (key, value) => {
