@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +40,11 @@ export class NatsServer {
   private proc?: ChildProcess;
   private output = '';
 
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    /** Server configuration text (e.g. `authorization { … }`); the command line sets the rest. */
+    private readonly config?: string,
+  ) {
     this.storeDir = mkdtempSync(join(tmpdir(), 'conveyor-nats-'));
   }
 
@@ -48,15 +52,21 @@ export class NatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<NatsServer> {
-    const server = new NatsServer(await freePort());
+  static async start(opts: { config?: string } = {}): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), opts.config);
     await server.launch();
     return server;
   }
 
   private async launch(): Promise<void> {
     const bin = process.env.NATS_SERVER_BIN || 'nats-server';
-    this.proc = spawn(bin, ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port)];
+    if (this.config) {
+      const file = join(this.storeDir, 'server.conf');
+      writeFileSync(file, this.config);
+      args.unshift('-c', file);
+    }
+    this.proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d) => (this.output += d));
     this.proc.stderr?.on('data', (d) => (this.output += d));
     const deadline = Date.now() + 10_000;

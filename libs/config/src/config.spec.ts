@@ -37,6 +37,8 @@ describe('loadConfig', () => {
     ['CONVEYOR_PREFIX', 'conveyor.>'],
     ['CONVEYOR_AGENT_ID', 'Agent One'],
     ['CONVEYOR_MACHINE_ID', 'a..b'],
+    ['CONVEYOR_DEDUPE_WINDOW', '50s'],
+    ['CONVEYOR_DEDUPE_WINDOW', 'never'],
     ['CONVEYOR_MACHINE_ID', 'rack/1'],
     ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
   ])('refuses %s=%s with a message naming the variable', (key, value) => {

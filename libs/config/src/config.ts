@@ -41,6 +41,11 @@ export interface ConveyorConfig {
     retryBackoffMaxMs: number;
     /** How long JetStream waits for an ack before redelivering; kept alive with in-progress acks. */
     ackWaitMs: number;
+    /**
+     * How long the streams remember message ids: a hand-off repeated within it (by the
+     * redelivery of a step whose agent stopped before its ack) is stored once.
+     */
+    dedupeWindowMs: number;
   };
   agent: { id: string; machine: string; concurrency: number; heartbeatMs: number };
   /** How long pinned work may wait for an agent of its machine before its run fails. */
@@ -66,6 +71,13 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     throw new ConfigError(`CONVEYOR_PREFIX=${prefix}: use tokens of letters, digits, "_" and "-" separated by "."`);
   }
   const host = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'host';
+  const ackWaitMs = duration(env, 'CONVEYOR_ACK_WAIT', '30s');
+  const dedupeWindowMs = duration(env, 'CONVEYOR_DEDUPE_WINDOW', '2m');
+  // A redelivery comes up to an ack wait after the hand-off it may repeat; the repeat must
+  // still be recognised, with room for the redelivery to wait for a free agent.
+  if (dedupeWindowMs < 2 * ackWaitMs) {
+    throw new ConfigError(`CONVEYOR_DEDUPE_WINDOW=${env.CONVEYOR_DEDUPE_WINDOW ?? '2m'} must be at least twice CONVEYOR_ACK_WAIT=${env.CONVEYOR_ACK_WAIT ?? '30s'}`);
+  }
   const agentId = dnsName(env, 'CONVEYOR_AGENT_ID') ?? `${host}-${process.pid}`;
   const machine = dnsName(env, 'CONVEYOR_MACHINE_ID') ?? host;
   return {
@@ -100,7 +112,8 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       defaultRetries: int(env, 'CONVEYOR_STEP_RETRIES', 0, 0, 20),
       retryBackoffMs: duration(env, 'CONVEYOR_RETRY_BACKOFF', '1s'),
       retryBackoffMaxMs: duration(env, 'CONVEYOR_RETRY_BACKOFF_MAX', '5m'),
-      ackWaitMs: duration(env, 'CONVEYOR_ACK_WAIT', '30s'),
+      ackWaitMs,
+      dedupeWindowMs,
     },
     agent: {
       id: agentId,

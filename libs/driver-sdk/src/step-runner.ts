@@ -3,6 +3,7 @@ import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import {
   MESSAGE_VERSION,
+  decodeRunEvent,
   decodeStepMessage,
   isTerminalRunStatus,
   type DeadLetter,
@@ -106,6 +107,15 @@ export class StepRunner implements MessageProcessor {
         }
         if (run && isTerminalRunStatus(run.status)) stop ??= { status: run.status as StopOrder['status'], message: run.message ?? `the run ${run.status}` };
         if (run?.cancelRequested) stop ??= { status: 'cancelled', message: 'the run was cancelled' };
+        // Its agent may have stopped after the hand-off but before the ack. Then the step is
+        // not run again: its hand-off is repeated from the recorded outcome, at once, so the
+        // repeat falls inside the deduplication window however long the step itself took.
+        const finished = await this.finishedBefore(msg);
+        if (finished) {
+          this.log.log(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) on attempt ${finished.attempt} before its agent stopped; handing on again without running it`);
+          if (extras.pinsMachine && finished.machine) msg = { ...msg, machine: finished.machine };
+          return await this.handOff(m, msg, finished.attempt, finished.outcome);
+        }
       }
       if (msg.mode === 'normal' && stop) {
         if (!step.always) {
@@ -270,6 +280,30 @@ export class StepRunner implements MessageProcessor {
       return;
     }
     await ackAck(m);
+  }
+
+  /**
+   * This step's outcome as its own hand-off recorded it in the events stream, if it got that
+   * far. `skipped` is not looked for: a skipped step ran nothing, and the stop order that
+   * skipped it is still there to skip it again.
+   */
+  private async finishedBefore(msg: StepMessage): Promise<{ outcome: StepOutcome; attempt: number; machine?: string } | undefined> {
+    const { jsm, subjects } = this.ctx;
+    const stepId = msg.pipeline.steps[msg.stepIndex].id;
+    const found = await Promise.all(
+      (['succeeded', 'failed', 'cancelled'] as const).map((kind) =>
+        jsm.streams.getMessage(subjects.eventsStream, { last_by_subj: subjects.stepEvent(msg.runId, stepId, kind) }).catch(() => null),
+      ),
+    );
+    for (const stored of found) {
+      const decoded = stored ? decodeRunEvent(stored.data) : undefined;
+      if (!decoded?.ok || decoded.value.scope !== 'step') continue;
+      const e = decoded.value;
+      const output: StepOutput = { success: e.kind === 'succeeded', message: e.message, data: e.data, agent: e.agent, machine: e.machine };
+      const outcome: StepOutcome = e.kind === 'cancelled' ? { status: 'cancelled', message: e.message ?? 'the run was cancelled' } : { status: e.kind === 'succeeded' ? 'succeeded' : 'failed', output };
+      return { outcome, attempt: e.attempt ?? 1, machine: e.machine };
+    }
+    return undefined;
   }
 
   /** Retries a set of idempotent publishes (they carry message ids) until stored, bounded in time. */

@@ -28,8 +28,6 @@ export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
   });
 }
 
-const DEDUP_WINDOW_MS = 2 * 60_000;
-
 /**
  * Creates the streams and buckets if they are missing. Safe to run from every process at
  * start-up at the same time: whichever comes first creates, the rest find what it made.
@@ -47,7 +45,7 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     // Limits (not WorkQueue) so that `nats stream view` works and operators can read what ran.
     retention: RetentionPolicy.Limits,
     max_age: nanos(c.retention.stepsMaxAgeMs),
-    duplicate_window: nanos(DEDUP_WINDOW_MS),
+    duplicate_window: nanos(c.steps.dedupeWindowMs),
   });
   await ensureStream(ctx, {
     ...common,
@@ -56,7 +54,7 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     subjects: [s.allEvents],
     retention: RetentionPolicy.Limits,
     max_age: nanos(c.retention.eventsMaxAgeMs),
-    duplicate_window: nanos(DEDUP_WINDOW_MS),
+    duplicate_window: nanos(c.steps.dedupeWindowMs),
   });
   await ensureStream(ctx, {
     ...common,
@@ -66,7 +64,7 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     retention: RetentionPolicy.Limits,
     max_age: nanos(c.retention.logsMaxAgeMs),
     max_bytes: c.retention.logsMaxBytes,
-    duplicate_window: nanos(DEDUP_WINDOW_MS),
+    duplicate_window: nanos(c.steps.dedupeWindowMs),
   });
   await ensureStream(ctx, {
     ...common,
@@ -129,11 +127,14 @@ async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig>
   const drift =
     cur.max_age !== config.max_age ||
     (config.max_bytes !== undefined && cur.max_bytes !== config.max_bytes) ||
+    // The window only grows: the process that needs the longest (its ack wait) wins.
+    (config.duplicate_window !== undefined && config.duplicate_window > cur.duplicate_window) ||
     cur.num_replicas !== config.num_replicas;
   if (drift) {
     await ctx.jsm.streams.update(config.name, {
       max_age: config.max_age,
       max_bytes: config.max_bytes ?? cur.max_bytes,
+      duplicate_window: Math.max(config.duplicate_window ?? 0, cur.duplicate_window),
       num_replicas: config.num_replicas,
     });
   }
