@@ -20,7 +20,8 @@ HTTP_PORT="${CONVEYOR_HTTP_PORT:-8080}"
 API="http://127.0.0.1:$HTTP_PORT"
 NATS_PORT="${CONVEYOR_LOCAL_NATS_PORT:-4222}"
 DRIVERS=(container-start git-cloner builder container-stop)
-EXAMPLES="$CONVEYOR_ROOT/deploy/examples"
+# The examples as HTTP API bodies (deploy/examples/*.yaml are the same as CLI manifests).
+EXAMPLES="$CONVEYOR_ROOT/deploy/examples/api"
 EXAMPLE_REPO="$CONVEYOR_DATA/example-repo"
 EXAMPLE_BODY="$CONVEYOR_DATA/example-app.resource.json"
 EXAMPLE_TIMEOUT="${CONVEYOR_EXAMPLE_TIMEOUT:-300}"

@@ -99,6 +99,16 @@ afterAll(async () => {
 const runIdIn = (text: string) => /run ([0-9a-z]{26})/.exec(text)?.[1];
 
 describe('conveyor CLI', () => {
+  it("applies the repository's example manifests (deploy/examples/), as the README shows", async () => {
+    const examples = join(__dirname, '..', '..', 'deploy', 'examples');
+    const r = await cli(['apply', '-f', examples, '--dry-run']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('definition/flutter-builder created (dry run)');
+    expect(r.stdout).toContain('pipeline/flutter-pipeline created (dry run)');
+    expect(r.stdout).toMatch(/resource\/flutter-builder\/example-app created \(dry run\)/);
+  });
+
   it('applies a directory of manifests, then reports everything unchanged; --dry-run changes nothing', async () => {
     const dry = await cli(['apply', '-f', dir, '--dry-run']);
     expect(dry.stderr).toBe('');
