@@ -20,6 +20,8 @@ ensure_packages
 ensure_node_modules
 # jest compiles the TypeScript itself: a failed build is reported, and the tests still run.
 build_dist || problems+=("the build failed (npm run build)")
+# An engine this run starts, it stops at the end; one that was running is left as it was.
+docker info >/dev/null 2>&1 && dockerd_was_running=1 || dockerd_was_running=0
 ensure_dockerd
 ensure_build_image
 NATS_SERVER_BIN="$(command -v nats-server)"
@@ -109,6 +111,8 @@ for (const name of ["unit", "e2e"]) {
 console.log(`${passed} ${failed}`);' "$results")"
 passed="${counts% *}" failed="${counts#* }"
 [ "$((passed + failed))" -gt 0 ] || problems+=("no test ran")
+
+[ "$dockerd_was_running" = 1 ] || stop_started dockerd dockerd
 
 echo
 for problem in "${problems[@]}"; do echo "FAILED: $problem"; done

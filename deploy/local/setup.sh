@@ -119,6 +119,31 @@ ensure_dockerd() {
   log "dockerd is ready"
 }
 
+# stop_started NAME EXPECT: stops the process in .data/pids/NAME.pid if its command line contains
+# EXPECT (a recycled pid must not be killed), SIGTERM first, SIGKILL after a bounded wait.
+stop_started() {
+  local name="$1" expect="$2" pidfile="$CONVEYOR_PIDS/$1.pid" pid waited=0
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if ! pid_alive "$pidfile" "$expect"; then
+    log "$name is not running"
+    rm -f "$pidfile"
+    return 0
+  fi
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge 300 ]; then
+      warn "$name did not stop within 30 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  rm -f "$pidfile"
+}
+
 # Builds the default build image locally (no registry is reachable) when it is missing.
 ensure_build_image() {
   if docker image inspect "$CONVEYOR_BUILD_IMAGE" >/dev/null 2>&1; then return 0; fi
