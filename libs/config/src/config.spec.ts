@@ -10,6 +10,7 @@ describe('loadConfig', () => {
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
+    expect(c.driverGraceMs).toBe(300_000);
   });
 
   it('reads lists, durations and sizes', () => {

@@ -50,6 +50,8 @@ export interface ConveyorConfig {
   agent: { id: string; machine: string; concurrency: number; heartbeatMs: number };
   /** How long pinned work may wait for an agent of its machine before its run fails. */
   machineGraceMs: number;
+  /** How long work may wait while no agent of its driver is alive before its run fails. */
+  driverGraceMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -122,6 +124,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       heartbeatMs: duration(env, 'CONVEYOR_HEARTBEAT_INTERVAL', '5s'),
     },
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
+    driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
   };
 }
 

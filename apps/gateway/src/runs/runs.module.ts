@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { MachineWatchdog } from './machine-watchdog.service';
+import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
 import { RunStarter } from './run-starter.service';
 import { RunsController } from './runs.controller';
@@ -7,7 +7,7 @@ import { RunsService } from './runs.service';
 
 @Module({
   controllers: [RunsController],
-  providers: [RunsService, RunStarter, RunProjector, MachineWatchdog],
+  providers: [RunsService, RunStarter, RunProjector, StalledWorkWatchdog],
   exports: [RunStarter],
 })
 export class RunsModule {}

@@ -6,21 +6,35 @@ import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamConte
 import { MsgIds } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
 
+/** Step work of one driver (on one machine, for pinned work) that is waiting in the steps stream. */
+interface WaitingWork {
+  driver: string;
+  machine?: string;
+  waiting: number;
+  /** The first stream sequence that may still be waiting. */
+  fromSeq: number;
+}
+
 /**
- * Work pinned to a build machine (the steps after container-start) can only run there.
- * When such work waits and no agent of its machine has been alive for the grace period,
- * the run fails with a message that says so instead of hanging. The step messages stay in
- * the stream: when an agent of that machine comes back it skips the normal steps (the
- * run's stop order says failed) and runs the cleanup steps there, so nothing is leaked.
+ * Runs never hang on work no agent can take. Step work that waits while no live agent can
+ * run it — no agent of the driver at all (a driver that is not running, or a misspelt
+ * name), or, for work pinned to a build machine (the steps after container-start), no agent
+ * of the driver on that machine — fails its run after a grace period
+ * (CONVEYOR_DRIVER_GRACE, CONVEYOR_MACHINE_GRACE), with a message that says which.
+ * The step messages stay in the stream: when an agent comes back it skips the normal steps
+ * (the run's stop order says failed) and runs the cleanup steps, on the machine that holds
+ * what the run made, so nothing is leaked.
  */
 @Injectable()
-export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly log = new Logger(MachineWatchdog.name);
+export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger(StalledWorkWatchdog.name);
   private agents!: KV;
   private timer?: NodeJS.Timeout;
   private checking?: Promise<void>;
-  /** When waiting work of a machine with no live agent was first seen. */
-  private readonly deadSince = new Map<string, number>();
+  /** When waiting work no live agent could take was first seen, by `driver` or `driver_machine`. */
+  private readonly stalledSince = new Map<string, number>();
+  /** The last stream sequence whose run was already failed, by the same key: read once, not every check. */
+  private readonly handledUpTo = new Map<string, number>();
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -32,7 +46,7 @@ export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy 
     this.agents = await openAgentsBucket(this.ctx);
     this.timer = setInterval(() => {
       this.checking ??= this.check()
-        .catch((err) => this.log.warn(`machine check failed: ${(err as Error).message}`))
+        .catch((err) => this.log.warn(`stalled work check failed: ${(err as Error).message}`))
         .finally(() => (this.checking = undefined));
     }, Math.min(this.ctx.config.agent.heartbeatMs, 5_000));
     this.timer.unref();
@@ -43,44 +57,89 @@ export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy 
     await this.checking;
   }
 
-  private async liveMachines(): Promise<Set<string>> {
-    return new Set((await liveAgents(this.agents, this.ctx.config.agent.heartbeatMs)).map((a) => a.machine));
-  }
-
   async check(): Promise<void> {
-    const { jsm, subjects, config } = this.ctx;
-    const live = await this.liveMachines();
-    for (const machine of this.deadSince.keys()) if (live.has(machine)) this.deadSince.delete(machine);
-    for await (const ci of jsm.consumers.list(subjects.stepsStream)) {
-      const sep = ci.name.indexOf('_');
-      if (sep < 0) continue; // a driver's shared consumer
-      const driver = ci.name.slice(0, sep);
-      const machine = ci.name.slice(sep + 1);
-      const waiting = ci.num_pending + ci.num_ack_pending;
-      if (waiting === 0 || live.has(machine)) continue;
-      const since = this.deadSince.get(machine) ?? Date.now();
-      this.deadSince.set(machine, since);
-      if (Date.now() - since < config.machineGraceMs) continue;
-      await this.failWaitingRuns(driver, machine, ci.ack_floor.stream_seq, waiting);
+    const { config } = this.ctx;
+    const agents = await liveAgents(this.agents, config.agent.heartbeatMs);
+    const machines = new Set(agents.map((a) => a.machine));
+    const serving = new Set(agents.flatMap((a) => a.drivers.flatMap((d) => [d, `${d}_${a.machine}`])));
+    const seen = new Set<string>();
+    for (const work of await this.waitingWork()) {
+      const key = work.machine ? `${work.driver}_${work.machine}` : work.driver;
+      if (serving.has(key)) continue;
+      seen.add(key);
+      const since = this.stalledSince.get(key) ?? Date.now();
+      this.stalledSince.set(key, since);
+      const graceMs = work.machine ? config.machineGraceMs : config.driverGraceMs;
+      if (Date.now() - since < graceMs) continue;
+      const seconds = Math.round(graceMs / 1000);
+      const message = !work.machine
+        ? `no agent of driver "${work.driver}" has been alive for ${seconds}s: is an agent of it running, and is the pipeline's driver name right?`
+        : machines.has(work.machine)
+          ? `no agent of driver "${work.driver}" on build machine "${work.machine}" has been alive for ${seconds}s, and this run's next step can only run there; its cleanup steps will run there when one comes`
+          : `no agent of build machine "${work.machine}" has been alive for ${seconds}s, and this run's next step ("${work.driver}") can only run there; its cleanup steps will run on "${work.machine}" when one of its agents comes back`;
+      const from = Math.max(work.fromSeq, (this.handledUpTo.get(key) ?? 0) + 1);
+      const last = await this.lastSeq(work);
+      if (last >= from) this.handledUpTo.set(key, await this.failWaitingRuns(work, from, last, message));
+    }
+    for (const key of this.stalledSince.keys()) {
+      if (!seen.has(key)) {
+        this.stalledSince.delete(key);
+        this.handledUpTo.delete(key);
+      }
     }
   }
 
-  /** Reads (without consuming) the work waiting for `machine` and fails the runs it belongs to. */
-  private async failWaitingRuns(driver: string, machine: string, ackFloor: number, waiting: number): Promise<void> {
-    const { js, subjects, config } = this.ctx;
+  /**
+   * Waiting work per driver (and machine): what each consumer has not acked, and everything on
+   * a step subject that no consumer reads (no agent of that driver ever started).
+   */
+  private async waitingWork(): Promise<WaitingWork[]> {
+    const { jsm, subjects } = this.ctx;
+    const out: WaitingWork[] = [];
+    const consumed = new Set<string>();
+    for await (const ci of jsm.consumers.list(subjects.stepsStream)) {
+      consumed.add(ci.config.filter_subject ?? '');
+      const sep = ci.name.indexOf('_');
+      const work = sep < 0 ? { driver: ci.name } : { driver: ci.name.slice(0, sep), machine: ci.name.slice(sep + 1) };
+      const waiting = ci.num_pending + ci.num_ack_pending;
+      if (waiting > 0) out.push({ ...work, waiting, fromSeq: ci.ack_floor.stream_seq + 1 });
+    }
+    const base = subjects.allSteps.slice(0, -1);
+    const info = await jsm.streams.info(subjects.stepsStream, { subjects_filter: subjects.allSteps });
+    for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+      if (consumed.has(subject) || !subject.startsWith(base)) continue;
+      const [driver, machine] = subject.slice(base.length).split('.');
+      out.push({ driver, machine, waiting: count, fromSeq: 1 });
+    }
+    return out;
+  }
+
+  private async lastSeq(work: WaitingWork): Promise<number> {
+    const { jsm, subjects } = this.ctx;
+    const last = await jsm.streams.getMessage(subjects.stepsStream, { last_by_subj: subjects.step(work.driver, work.machine) }).catch(() => null);
+    return last?.seq ?? 0;
+  }
+
+  /**
+   * Reads (without consuming) the waiting work from `from` to `last` and fails the runs it
+   * belongs to (at most 1000 per check); returns the last sequence read.
+   */
+  private async failWaitingRuns(work: WaitingWork, from: number, last: number, message: string): Promise<number> {
+    const { js, subjects } = this.ctx;
     const consumer = await js.consumers.get(subjects.stepsStream, {
-      filter_subjects: subjects.step(driver, machine),
+      filter_subjects: subjects.step(work.driver, work.machine),
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: ackFloor + 1,
+      opt_start_seq: from,
     });
-    const messages = await consumer.fetch({ max_messages: Math.min(waiting + 10, 1000), expires: 2_000 });
-    const seconds = Math.round(config.machineGraceMs / 1000);
-    const message = `no agent of build machine "${machine}" has been alive for ${seconds}s, and this run's next step ("${driver}") can only run there; its cleanup steps will run on "${machine}" when one of its agents comes back`;
+    const messages = await consumer.fetch({ max_messages: Math.min(work.waiting + 10, 1000), expires: 2_000 });
+    let read = from - 1;
     for await (const m of messages) {
+      read = m.seq;
       const decoded = decodeStepMessage(m.data);
       if (decoded.ok) await this.failRun(decoded.value.runId, decoded.value.stepIndex, message);
-      if (m.info.pending === 0) break;
+      if (m.info.pending === 0 || m.seq >= last) break;
     }
+    return read;
   }
 
   private async failRun(runId: string, stepIndex: number, message: string): Promise<void> {
@@ -88,6 +147,9 @@ export class MachineWatchdog implements OnApplicationBootstrap, OnModuleDestroy 
     const run = (await this.runs.get(runId))?.value;
     if (!run || isTerminalRunStatus(run.status)) return;
     const step = run.steps[stepIndex];
+    // A message read past the consumer's ack floor may be one an agent finished already
+    // (acks come out of order): its run has moved on.
+    if (step && ['succeeded', 'failed', 'skipped', 'cancelled'].includes(step.status)) return;
     // The stop order first, so an agent that comes back treats the run as failed.
     await this.buckets.cancels.put(runId, JSON.stringify({ status: 'failed', message, at: new Date().toISOString() }));
     const at = new Date().toISOString();
