@@ -107,6 +107,12 @@ describe('conveyor CLI', () => {
     expect(r.stdout).toContain('definition/flutter-builder created (dry run)');
     expect(r.stdout).toContain('pipeline/flutter-pipeline created (dry run)');
     expect(r.stdout).toMatch(/resource\/flutter-builder\/example-app created \(dry run\)/);
+    // The gateway takes them for real (a dry run does not check the schema).
+    const applied = await cli(['apply', '-f', join(examples, 'flutter.yaml')]);
+    expect(applied.stderr).toBe('');
+    expect(applied.stdout).toBe('definition/flutter-builder created\npipeline/flutter-pipeline created\n');
+    const def = await sys.api.ok<{ schema: { properties: { ref: { description: string } } } }>('GET', '/resource-definitions/flutter-builder');
+    expect(def.schema.properties.ref.description).toBe('branch, tag or commit to check out');
   });
 
   it('applies a directory of manifests, then reports everything unchanged; --dry-run changes nothing', async () => {

@@ -34,6 +34,11 @@ describe('step delivery', () => {
       expect(s.data).toEqual({ agent: s.agent, attempt: 1 });
     }
     expect(sys.journalOf(id).filter((j) => j.what === 'start')).toHaveLength(4);
+    // Each event says in its headers what it is about, for `nats sub` and `nats stream view`.
+    const nc = await connect({ servers: sys.nats.url });
+    const event = await (await jetstreamManager(nc)).streams.getMessage('CONVEYOR_EVENTS', { last_by_subj: `conveyor.events.${id}.s2.succeeded` });
+    await nc.close();
+    expect(['Conveyor-Run-Id', 'Conveyor-Step', 'Conveyor-Driver', 'Conveyor-Attempt'].map((h) => event?.header.get(h))).toEqual([id, 's2', 'beta', '1']);
   });
 
   it('retries a failing step with back-off until it succeeds', async () => {

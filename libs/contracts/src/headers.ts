@@ -7,6 +7,8 @@ export const Headers = {
   Driver: 'Conveyor-Driver',
   Resource: 'Conveyor-Resource',
   Mode: 'Conveyor-Mode',
+  /** On step events: the attempt they are about (a step message's attempt is its JetStream delivery count). */
+  Attempt: 'Conveyor-Attempt',
   /** JetStream de-duplication id. */
   MsgId: 'Nats-Msg-Id',
   /** On dead letters. */

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import {
+  Headers,
   MESSAGE_VERSION,
   decodeRunEvent,
   decodeStepMessage,
@@ -337,9 +338,11 @@ export class StepRunner implements MessageProcessor {
       ...extra,
       at: new Date().toISOString(),
     };
+    const headers = stepHeaders(msg);
+    headers.set(Headers.Attempt, String(attempt));
     return this.ctx.js.publish(this.ctx.subjects.stepEvent(msg.runId, step.id, kind), JSON.stringify(e), {
       msgID: MsgIds.stepEvent(msg.runId, msg.stepIndex, attempt, kind),
-      headers: stepHeaders(msg),
+      headers,
     });
   }
 
