@@ -20,8 +20,11 @@ ensure_packages
 ensure_node_modules
 # jest compiles the TypeScript itself: a failed build is reported, and the tests still run.
 build_dist || problems+=("the build failed (npm run build)")
-# An engine this run starts, it stops at the end; one that was running is left as it was.
-docker info >/dev/null 2>&1 && dockerd_was_running=1 || dockerd_was_running=0
+# An engine this run starts, it stops when it exits (however it exits); one that was running,
+# or that up.sh started and is still coming up, is left as it was.
+if docker info >/dev/null 2>&1 || pid_alive "$CONVEYOR_PIDS/dockerd.pid" dockerd; then own_dockerd=0; else own_dockerd=1; fi
+stop_own_dockerd() { if [ "$own_dockerd" = 1 ]; then own_dockerd=0; stop_started dockerd dockerd; fi; }
+trap stop_own_dockerd EXIT
 ensure_dockerd
 ensure_build_image
 NATS_SERVER_BIN="$(command -v nats-server)"
@@ -31,7 +34,7 @@ export NATS_SERVER_BIN
 # tests make live there, so leftovers are found (and removed) without touching anyone else's.
 TMPDIR="$(mktemp -d /tmp/conveyor-test.XXXXXX)"
 export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
+trap 'rm -rf "$TMPDIR"; stop_own_dockerd' EXIT
 jest=(node_modules/.bin/jest --ci --passWithNoTests --cacheDirectory "$CONVEYOR_DATA/jest-cache")
 
 # Containers the tests make are labelled conveyor.test=true or named conveyor-*.
@@ -112,7 +115,8 @@ console.log(`${passed} ${failed}`);' "$results")"
 passed="${counts% *}" failed="${counts#* }"
 [ "$((passed + failed))" -gt 0 ] || problems+=("no test ran")
 
-[ "$dockerd_was_running" = 1 ] || stop_started dockerd dockerd
+# Before the summary, so that it stays the last line.
+stop_own_dockerd
 
 echo
 for problem in "${problems[@]}"; do echo "FAILED: $problem"; done

@@ -37,6 +37,17 @@ describe('work no agent can take', () => {
     expect(starts).toEqual(['s2']);
   });
 
+  it('runs a cleanup step whose agent died in it once an agent comes back, after the run failed', async () => {
+    await sys.startDriver(['sweeper']);
+    // The sweeper's first attempt kills its own process, mid-step.
+    const id = await sys.run([{ driver: 'tidy' }, { driver: 'sweeper', always: true, config: { crashOnAttempt: 1 } }]);
+    const failed = await sys.waitForRun(id, ['failed'], 30_000);
+    expect(failed.message).toMatch(/^no agent of driver "sweeper"/);
+    await sys.startDriver(['sweeper']);
+    await waitFor('the cleanup step to run again', () => (sys.journalOf(id).some((j) => j.step === 's2' && j.attempt === 2 && j.what === 'done') ? true : undefined), 30_000, 100);
+    expect(sys.journalOf(id).filter((j) => j.step === 's2' && j.what === 'start').map((j) => j.attempt)).toEqual([1, 2]);
+  });
+
   it('fails a run whose driver had agents that are all gone', async () => {
     const gone = await sys.startDriver(['gone']);
     await gone.stop('SIGKILL');

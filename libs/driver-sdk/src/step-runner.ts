@@ -112,6 +112,13 @@ export class StepRunner implements MessageProcessor {
         // not run again: its hand-off is repeated from the recorded outcome, at once, so the
         // repeat falls inside the deduplication window however long the step itself took.
         const finished = await this.finishedBefore(msg);
+        if (finished && Date.now() - finished.at > this.config.steps.dedupeWindowMs / 2) {
+          // Too late to repeat: the streams may have forgotten the hand-off's ids, so a repeat
+          // could start the next step twice. It was stored then (it is sent before the events).
+          this.log.warn(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) long before this redelivery; acking it`);
+          await ackAck(m);
+          return;
+        }
         if (finished) {
           this.log.log(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) on attempt ${finished.attempt} before its agent stopped; handing on again without running it`);
           if (extras.pinsMachine && finished.machine) msg = { ...msg, machine: finished.machine };
@@ -288,7 +295,7 @@ export class StepRunner implements MessageProcessor {
    * far. `skipped` is not looked for: a skipped step ran nothing, and the stop order that
    * skipped it is still there to skip it again.
    */
-  private async finishedBefore(msg: StepMessage): Promise<{ outcome: StepOutcome; attempt: number; machine?: string } | undefined> {
+  private async finishedBefore(msg: StepMessage): Promise<{ outcome: StepOutcome; attempt: number; machine?: string; at: number } | undefined> {
     const { jsm, subjects } = this.ctx;
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
     const found = await Promise.all(
@@ -298,11 +305,14 @@ export class StepRunner implements MessageProcessor {
     );
     for (const stored of found) {
       const decoded = stored ? decodeRunEvent(stored.data) : undefined;
-      if (!decoded?.ok || decoded.value.scope !== 'step') continue;
+      // Only an agent's own outcome counts: the gateway's watchdog also records a `failed`
+      // step (with no agent) when it gives up on work no agent could take, and that step
+      // (a cleanup step, say) must still run when an agent comes.
+      if (!stored || !decoded?.ok || decoded.value.scope !== 'step' || !decoded.value.agent) continue;
       const e = decoded.value;
       const output: StepOutput = { success: e.kind === 'succeeded', message: e.message, data: e.data, agent: e.agent, machine: e.machine };
       const outcome: StepOutcome = e.kind === 'cancelled' ? { status: 'cancelled', message: e.message ?? 'the run was cancelled' } : { status: e.kind === 'succeeded' ? 'succeeded' : 'failed', output };
-      return { outcome, attempt: e.attempt ?? 1, machine: e.machine };
+      return { outcome, attempt: e.attempt ?? 1, machine: e.machine, at: stored.time.getTime() };
     }
     return undefined;
   }

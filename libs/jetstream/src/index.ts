@@ -3,3 +3,4 @@ export * from './provision';
 export * from './jetstream.module';
 export * from './kv-keys';
 export * from './agents';
+export * from './step-queues';

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Headers, type AgentInfo, type RunEvent } from '@conveyor/contracts';
-import { JETSTREAM, openAgentsBucket, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
+import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
 import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -66,7 +66,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       registers,
       async collect() {
         this.reset();
-        for (const q of await self.queues()) this.set({ driver: q.driver, machine: q.machine }, q.pending);
+        for (const q of await stepQueues(self.ctx)) this.set({ driver: q.driver, machine: q.machine ?? '' }, q.pending);
       },
     });
     new Gauge({
@@ -76,7 +76,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       registers,
       async collect() {
         this.reset();
-        for (const q of await self.queues()) this.set({ driver: q.driver, machine: q.machine }, q.ackPending);
+        for (const q of await stepQueues(self.ctx)) this.set({ driver: q.driver, machine: q.machine ?? '' }, q.ackPending);
       },
     });
     new Gauge({
@@ -136,32 +136,6 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     const name = run?.value.pipeline.name ?? 'unknown';
     this.remember(runId, name);
     return name;
-  }
-
-  /**
-   * The step consumers: one per driver (and per driver and machine for pinned work). Work on a
-   * subject no consumer reads (a driver that never had an agent) is all pending: the stream's
-   * count of that subject.
-   */
-  private async queues(): Promise<Array<{ driver: string; machine: string; pending: number; ackPending: number }>> {
-    const prefix = `${this.ctx.subjects.prefix}.steps.`;
-    const label = (subject: string) => {
-      const [driver, machine] = subject.slice(prefix.length).split('.');
-      return { driver, machine: machine ?? '' };
-    };
-    const out = [];
-    const served = new Set<string>();
-    for await (const c of this.ctx.jsm.consumers.list(this.ctx.subjects.stepsStream)) {
-      const filter = c.config.filter_subject ?? '';
-      if (!filter.startsWith(prefix)) continue;
-      served.add(filter);
-      out.push({ ...label(filter), pending: c.num_pending, ackPending: c.num_ack_pending });
-    }
-    const info = await this.ctx.jsm.streams.info(this.ctx.subjects.stepsStream, { subjects_filter: `${prefix}>` });
-    for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
-      if (!served.has(subject) && subject.startsWith(prefix)) out.push({ ...label(subject), pending: count, ackPending: 0 });
-    }
-    return out;
   }
 
   private async liveAgents(): Promise<AgentInfo[]> {

@@ -2,18 +2,9 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { MESSAGE_VERSION, decodeStepMessage, isTerminalRunStatus, type RunEvent } from '@conveyor/contracts';
-import { BUCKETS, JETSTREAM, openAgentsBucket, type Buckets, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
+import { BUCKETS, JETSTREAM, openAgentsBucket, stepQueues, type Buckets, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { MsgIds } from '@conveyor/runs';
 import { RunsStore } from '@conveyor/store';
-
-/** Step work of one driver (on one machine, for pinned work) that is waiting in the steps stream. */
-interface WaitingWork {
-  driver: string;
-  machine?: string;
-  waiting: number;
-  /** The first stream sequence that may still be waiting. */
-  fromSeq: number;
-}
 
 /**
  * Runs never hang on work no agent can take. Step work that waits while no live agent can
@@ -63,7 +54,8 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     const machines = new Set(agents.map((a) => a.machine));
     const serving = new Set(agents.flatMap((a) => a.drivers.flatMap((d) => [d, `${d}_${a.machine}`])));
     const seen = new Set<string>();
-    for (const work of await this.waitingWork()) {
+    for (const work of await stepQueues(this.ctx)) {
+      if (work.pending + work.ackPending === 0) continue;
       const key = work.machine ? `${work.driver}_${work.machine}` : work.driver;
       if (serving.has(key)) continue;
       seen.add(key);
@@ -89,32 +81,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     }
   }
 
-  /**
-   * Waiting work per driver (and machine): what each consumer has not acked, and everything on
-   * a step subject that no consumer reads (no agent of that driver ever started).
-   */
-  private async waitingWork(): Promise<WaitingWork[]> {
-    const { jsm, subjects } = this.ctx;
-    const out: WaitingWork[] = [];
-    const consumed = new Set<string>();
-    for await (const ci of jsm.consumers.list(subjects.stepsStream)) {
-      consumed.add(ci.config.filter_subject ?? '');
-      const sep = ci.name.indexOf('_');
-      const work = sep < 0 ? { driver: ci.name } : { driver: ci.name.slice(0, sep), machine: ci.name.slice(sep + 1) };
-      const waiting = ci.num_pending + ci.num_ack_pending;
-      if (waiting > 0) out.push({ ...work, waiting, fromSeq: ci.ack_floor.stream_seq + 1 });
-    }
-    const base = subjects.allSteps.slice(0, -1);
-    const info = await jsm.streams.info(subjects.stepsStream, { subjects_filter: subjects.allSteps });
-    for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
-      if (consumed.has(subject) || !subject.startsWith(base)) continue;
-      const [driver, machine] = subject.slice(base.length).split('.');
-      out.push({ driver, machine, waiting: count, fromSeq: 1 });
-    }
-    return out;
-  }
-
-  private async lastSeq(work: WaitingWork): Promise<number> {
+  private async lastSeq(work: StepQueue): Promise<number> {
     const { jsm, subjects } = this.ctx;
     const last = await jsm.streams.getMessage(subjects.stepsStream, { last_by_subj: subjects.step(work.driver, work.machine) }).catch(() => null);
     return last?.seq ?? 0;
@@ -124,20 +91,25 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
    * Reads (without consuming) the waiting work from `from` to `last` and fails the runs it
    * belongs to (at most 1000 per check); returns the last sequence read.
    */
-  private async failWaitingRuns(work: WaitingWork, from: number, last: number, message: string): Promise<number> {
+  private async failWaitingRuns(work: StepQueue, from: number, last: number, message: string): Promise<number> {
     const { js, subjects } = this.ctx;
     const consumer = await js.consumers.get(subjects.stepsStream, {
       filter_subjects: subjects.step(work.driver, work.machine),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: from,
     });
-    const messages = await consumer.fetch({ max_messages: Math.min(work.waiting + 10, 1000), expires: 2_000 });
     let read = from - 1;
-    for await (const m of messages) {
-      read = m.seq;
-      const decoded = decodeStepMessage(m.data);
-      if (decoded.ok) await this.failRun(decoded.value.runId, decoded.value.stepIndex, message);
-      if (m.info.pending === 0 || m.seq >= last) break;
+    try {
+      const messages = await consumer.fetch({ max_messages: Math.min(work.pending + work.ackPending + 10, 1000), expires: 2_000 });
+      for await (const m of messages) {
+        read = m.seq;
+        const decoded = decodeStepMessage(m.data);
+        if (decoded.ok) await this.failRun(decoded.value.runId, decoded.value.stepIndex, message);
+        if (m.info.pending === 0 || m.seq >= last) break;
+      }
+    } finally {
+      // The reading consumer would otherwise linger on the stream for its inactivity threshold.
+      await consumer.delete().catch(() => undefined);
     }
     return read;
   }
