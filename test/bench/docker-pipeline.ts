@@ -38,10 +38,10 @@ rm -rf "$ws"
  * `npm run bench` row: the tutorial's 4-step pipeline (container-start, git-cloner, builder
  * running `true`, container-stop) on real Docker, from POST /resources until the run is
  * `succeeded`, against a bash script doing the same by hand; runs alternate so both see the
- * same machine. BENCH_DOCKER_RUNS runs each (default 5), after one warm-up each.
+ * same machine. BENCH_DOCKER_RUNS runs each (default 11: a median of few runs moves with the machine's load), after one warm-up each.
  */
 export async function benchDockerPipeline(): Promise<string[][]> {
-  const runs = Math.max(1, Number(process.env.BENCH_DOCKER_RUNS ?? 5));
+  const runs = Math.max(1, Number(process.env.BENCH_DOCKER_RUNS ?? 11));
   await ensureDockerEngine();
   // ensureBuildImage() finds deploy/ only from test/support, not from dist/: ask for the image instead.
   if (spawnSync('docker', ['image', 'inspect', BUILD_IMAGE], { stdio: 'ignore' }).status !== 0) {
