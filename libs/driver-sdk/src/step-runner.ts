@@ -32,6 +32,8 @@ import type { StepContext, StepResult } from './step-context';
 const EXTRA_REDELIVERIES = 2;
 /** Hand-off publishes are retried this long (e.g. across a NATS restart) before the message is handed back. */
 const HAND_OFF_PATIENCE_MS = 60_000;
+/** Tries (about 8 s in all) to read a redelivered step's recorded outcome before running it again. */
+const FINISHED_LOOKUP_TRIES = 6;
 /** A dead letter keeps this much of the payload: a record of a near-max_payload message must itself fit under max_payload. */
 const DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024;
 
@@ -111,7 +113,7 @@ export class StepRunner implements MessageProcessor {
         // Its agent may have stopped after the hand-off but before the ack. Then the step is
         // not run again: its hand-off is repeated from the recorded outcome, at once, so the
         // repeat falls inside the deduplication window however long the step itself took.
-        const finished = await this.finishedBefore(msg);
+        const finished = await this.finishedBefore(msg, m);
         if (finished && Date.now() - finished.at > this.config.steps.dedupeWindowMs / 2) {
           // Too late to repeat: the streams may have forgotten the hand-off's ids, so a repeat
           // could start the next step twice. It was stored then (it is sent before the events).
@@ -177,7 +179,7 @@ export class StepRunner implements MessageProcessor {
     const startedAt = Date.now();
     logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);
 
-    const heartbeat = setInterval(() => m.working(), Math.max(1000, Math.floor(this.config.steps.ackWaitMs / 3)));
+    const heartbeat = setInterval(() => keepAlive(m), Math.max(1000, Math.floor(this.config.steps.ackWaitMs / 3)));
     const timer = setTimeout(() => active.abort('timeout', `timed out after ${timeoutMs / 1000}s`), timeoutMs);
     let output: StepOutput;
     const handled = this.onStep?.(step.driver);
@@ -219,7 +221,7 @@ export class StepRunner implements MessageProcessor {
       const delay = retryDelayMs(attempt, this.config.steps.retryBackoffMs, this.config.steps.retryBackoffMaxMs);
       logs.warn(`attempt ${attempt} failed: ${outcome.output.message ?? 'no message'}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await logs.flush();
-      await this.persist(() => Promise.all([started(), this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
+      await this.persist(m, () => Promise.all([started(), this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
       m.nak(delay);
       return;
     }
@@ -273,7 +275,7 @@ export class StepRunner implements MessageProcessor {
       }
       return out;
     };
-    const stored = await this.persist(() => {
+    const stored = await this.persist(m, () => {
       // The next step first: it is what the next driver waits for. The events follow in the
       // same write, so the server stores them before the next driver can say anything (the
       // events stream tells each run's story in order).
@@ -295,14 +297,28 @@ export class StepRunner implements MessageProcessor {
    * far. `skipped` is not looked for: a skipped step ran nothing, and the stop order that
    * skipped it is still there to skip it again.
    */
-  private async finishedBefore(msg: StepMessage): Promise<{ outcome: StepOutcome; attempt: number; machine?: string; at: number } | undefined> {
+  private async finishedBefore(msg: StepMessage, m: JsMsg): Promise<{ outcome: StepOutcome; attempt: number; machine?: string; at: number } | undefined> {
     const { jsm, subjects } = this.ctx;
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
-    const found = await Promise.all(
-      (['succeeded', 'failed', 'cancelled'] as const).map((kind) =>
-        jsm.streams.getMessage(subjects.eventsStream, { last_by_subj: subjects.stepEvent(msg.runId, stepId, kind) }).catch(() => null),
-      ),
-    );
+    // A redelivery often comes right after a failover: the events stream may be electing a
+    // leader. Asked again for a while before the step is run again on not knowing.
+    const lookup = async (kind: 'succeeded' | 'failed' | 'cancelled') => {
+      const query = { last_by_subj: subjects.stepEvent(msg.runId, stepId, kind) };
+      for (let i = 0; ; i++) {
+        try {
+          return await jsm.streams.getMessage(subjects.eventsStream, query);
+        } catch (err) {
+          if (i >= FINISHED_LOOKUP_TRIES - 1) {
+            this.log.warn(`run ${msg.runId}: cannot tell whether step ${stepId} finished before (${errorMessage(err)}); running it again`);
+            return null;
+          }
+          // Keep the message ours meanwhile, or it is redelivered to another agent.
+          keepAlive(m);
+          await new Promise((r) => setTimeout(r, 250 * 2 ** i));
+        }
+      }
+    };
+    const found = await Promise.all((['succeeded', 'failed', 'cancelled'] as const).map(lookup));
     for (const stored of found) {
       const decoded = stored ? decodeRunEvent(stored.data) : undefined;
       // Only an agent's own outcome counts: the gateway's watchdog also records a `failed`
@@ -318,7 +334,7 @@ export class StepRunner implements MessageProcessor {
   }
 
   /** Retries a set of idempotent publishes (they carry message ids) until stored, bounded in time. */
-  private async persist(publish: () => Promise<unknown>): Promise<boolean> {
+  private async persist(m: JsMsg, publish: () => Promise<unknown>): Promise<boolean> {
     const deadline = Date.now() + HAND_OFF_PATIENCE_MS;
     for (let i = 1; ; i++) {
       try {
@@ -329,6 +345,9 @@ export class StepRunner implements MessageProcessor {
           this.log.error(`could not store the hand-off after ${i} tries: ${errorMessage(err)}`);
           return false;
         }
+        // The message stays ours while we try: redelivered now, another agent would run the
+        // step again before this hand-off is stored, and not know it had finished.
+        keepAlive(m);
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
       }
     }
@@ -414,7 +433,7 @@ export class StepRunner implements MessageProcessor {
       at: new Date().toISOString(),
     };
     this.log.warn(`dead-lettering message ${m.seq} on ${m.subject}: ${reason}`);
-    const stored = await this.persist(() =>
+    const stored = await this.persist(m, () =>
       this.ctx.js.publish(this.ctx.subjects.deadLetter(driver), JSON.stringify(dl), { msgID: `dlq.${m.info.stream}.${m.seq}` }),
     );
     if (stored) m.term();
@@ -449,6 +468,15 @@ function toOutput(result: unknown, agent: string, machine: string): StepOutput {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** An in-progress ack; on a connection that is closing it is simply not sent. */
+function keepAlive(m: JsMsg): void {
+  try {
+    m.working();
+  } catch {
+    // Redelivery then decides; every path after it is idempotent.
+  }
 }
 
 /** Waits for the server to confirm the ack, so a lost ack cannot make a finished step run again. */
