@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { JsonObject, PipelineStep, Run } from '@conveyor/contracts';
 import { type BuiltinDriverFleet, buildOutput, runLogs } from '../support/builtin-drivers';
-import { BuildSystem } from '../support/build-system';
+import { BuildSystem, stepOf } from '../support/build-system';
+import { expectCleanedUp } from './build-expectations';
 import type { TestRepository } from '../support/git-repo';
 import { waitFor } from '../support/processes';
 import type { TestSystem } from '../support/system';
@@ -30,10 +28,6 @@ describe('the built-in build pipeline, interrupted', () => {
     expect(await build?.stop()).toBe(0);
   });
 
-  const startBuild = (spec: JsonObject, options: Partial<PipelineStep> = {}) => build.startBuild(spec, options);
-
-  const step = (run: Run, id: string) => run.steps.find((s) => s.id === id)!;
-
   /** Waits (bounded) until the build printed `line`: the command is running in the container. */
   function waitForOutput(runId: string, line: string): Promise<true> {
     return waitFor(`"${line}" in the build output of ${runId}`, async () => ((await buildOutput(sys.api, runId)).includes(line) ? true : undefined), 30_000, 100);
@@ -49,14 +43,8 @@ describe('the built-in build pipeline, interrupted', () => {
     }
   }
 
-  async function expectCleanedUp(run: Run): Promise<void> {
-    expect(step(run, 'stop')).toMatchObject({ status: 'succeeded' });
-    await expect(docker.getContainer(`conveyor-${run.id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
-    expect(existsSync(join(fleet.workspaceRoot, run.id))).toBe(false);
-  }
-
   it('cancels a long build: the command is killed, the run is cancelled, container and workspace are removed', async () => {
-    const id = await startBuild({ repository: repo.url, commands: ['echo started', 'sleep 300', 'echo never'] });
+    const id = await build.startBuild({ repository: repo.url, commands: ['echo started', 'sleep 300', 'echo never'] });
     await waitForOutput(id, 'started');
     await waitFor('sleep 300 to run in the container', async () => ((await containerProcesses(id)).some((p) => p.includes('sleep 300')) ? true : undefined), 10_000, 100);
 
@@ -65,26 +53,26 @@ describe('the built-in build pipeline, interrupted', () => {
     // Bounded well below the 300 s of the command: only a killed command ends the step this soon.
     const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 30_000);
     expect(run.status).toBe('cancelled');
-    expect(step(run, 'build').status).toBe('cancelled');
+    expect(stepOf(run, 'build').status).toBe('cancelled');
     expect(await buildOutput(sys.api, id)).toEqual(['started']);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('times out a build step: the command is killed, the run fails with the timeout, cleanup runs', async () => {
-    const id = await startBuild({ repository: repo.url, commands: ['echo waiting', 'sleep 60', 'echo never'] }, { timeout: 2 });
+    const id = await build.startBuild({ repository: repo.url, commands: ['echo waiting', 'sleep 60', 'echo never'] }, { timeout: 2 });
     const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 30_000);
     expect(run.status).toBe('failed');
-    expect(step(run, 'build')).toMatchObject({ status: 'failed', message: 'timed out after 2s' });
+    expect(stepOf(run, 'build')).toMatchObject({ status: 'failed', message: 'timed out after 2s' });
     expect(await buildOutput(sys.api, id)).toEqual(['waiting']);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('survives a builder killed with SIGKILL mid-build: another copy takes the step over and the run ends cleanly', async () => {
     await fleet.start('builder');
-    const id = await startBuild({ repository: repo.url, commands: ['echo begin', 'sleep 5', 'echo end'] });
+    const id = await build.startBuild({ repository: repo.url, commands: ['echo begin', 'sleep 5', 'echo end'] });
     await waitForOutput(id, 'begin');
     const running = await waitFor('the build step to have an agent', async () => {
-      const s = step(await sys.api.run(id), 'build');
+      const s = stepOf(await sys.api.run(id), 'build');
       return s.status === 'running' && s.agent ? s.agent : undefined;
     }, 10_000, 100);
     const victim = fleet.byAgent(running)!;
@@ -95,14 +83,14 @@ describe('the built-in build pipeline, interrupted', () => {
     // The message is redelivered once its ack wait (3 s) passes without heartbeats.
     const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 60_000);
     expect(run.status).toBe('succeeded');
-    const build = step(run, 'build');
-    expect(build).toMatchObject({ status: 'succeeded', attempts: 2, message: '3 commands succeeded' });
-    expect(build.agent).not.toBe(running);
+    const built = stepOf(run, 'build');
+    expect(built).toMatchObject({ status: 'succeeded', attempts: 2, message: '3 commands succeeded' });
+    expect(built.agent).not.toBe(running);
     // The copy that was not killed: the one started here or the suite's first builder.
-    expect(fleet.byAgent(build.agent!)?.alive).toBe(true);
+    expect(fleet.byAgent(built.agent!)?.alive).toBe(true);
     const attempt2 = (await runLogs(sys.api, id, 'builder')).filter((l) => l.attempt === 2 && l.stream !== 'system').map((l) => l.line);
     expect(attempt2).toEqual(['begin', 'end']);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('leaves no container and no workspace of the suite behind', async () => {

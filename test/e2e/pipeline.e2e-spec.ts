@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { JsonObject, PipelineStep, Run } from '@conveyor/contracts';
 import { type BuiltinDriverFleet, buildOutput, runLogs } from '../support/builtin-drivers';
-import { BuildSystem } from '../support/build-system';
+import { BuildSystem, stepOf } from '../support/build-system';
+import { expectCleanedUp } from './build-expectations';
 import { git, makeTestRepository, type TestRepository } from '../support/git-repo';
 import type { TestSystem } from '../support/system';
 
@@ -31,29 +31,18 @@ describe('the built-in build pipeline', () => {
     expect(await build?.stop()).toBe(0);
   });
 
-  const startBuild = (spec: JsonObject, options: Partial<PipelineStep> = {}) => build.startBuild(spec, options);
-
-  const step = (run: Run, id: string) => run.steps.find((s) => s.id === id)!;
-
-  /** What container-stop promises: the run's container and workspace are gone. */
-  async function expectCleanedUp(run: Run): Promise<void> {
-    expect(step(run, 'stop')).toMatchObject({ status: 'succeeded' });
-    await expect(docker.getContainer(`conveyor-${run.id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
-    expect(existsSync(join(fleet.workspaceRoot, run.id))).toBe(false);
-  }
-
   it('builds a repository: each step succeeds, the output is in the logs in order, nothing is left', async () => {
-    const id = await startBuild({
+    const id = await build.startBuild({
       repository: repo.url,
       commands: ['echo "line 1"', 'echo "line 2" >&2', 'for i in 3 4 5; do echo "line $i"; done', 'cat version.txt'],
     });
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('succeeded');
     expect(run.steps.map((s) => [s.id, s.status])).toEqual([['start', 'succeeded'], ['clone', 'succeeded'], ['build', 'succeeded'], ['stop', 'succeeded']]);
-    expect(step(run, 'start').data).toMatchObject({ containerName: `conveyor-${id}`, image: 'conveyor/build:latest', reused: false, workspace: join(fleet.workspaceRoot, id) });
-    expect(step(run, 'clone').data).toEqual({ commit: repo.main, ref: 'main', reused: false });
-    expect(step(run, 'build').message).toBe('4 commands succeeded');
-    expect(step(run, 'stop').data).toEqual({ containerName: `conveyor-${id}`, removed: true });
+    expect(stepOf(run, 'start').data).toMatchObject({ containerName: `conveyor-${id}`, image: 'conveyor/build:latest', reused: false, workspace: join(fleet.workspaceRoot, id) });
+    expect(stepOf(run, 'clone').data).toEqual({ commit: repo.main, ref: 'main', reused: false });
+    expect(stepOf(run, 'build').message).toBe('4 commands succeeded');
+    expect(stepOf(run, 'stop').data).toEqual({ containerName: `conveyor-${id}`, removed: true });
 
     expect(await buildOutput(sys.api, id)).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'main-3']);
     const builderLines = await runLogs(sys.api, id, 'builder');
@@ -68,16 +57,16 @@ describe('the built-in build pipeline', () => {
     expect(all.some((l) => l.driver === 'container-start' && l.line.includes(`created container conveyor-${id}`))).toBe(true);
     expect(all.some((l) => l.driver === 'git-cloner' && l.line.includes(`checked out main at commit ${repo.main}`))).toBe(true);
     expect(all.some((l) => l.driver === 'container-stop' && l.line.includes(`stopped and removed container conveyor-${id}`))).toBe(true);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('fails the run at the first failing command, with its exit code, and still removes container and workspace', async () => {
-    const id = await startBuild({ repository: repo.url, commands: ['echo before', 'cat version.txt && exit 3', 'echo never'] });
+    const id = await build.startBuild({ repository: repo.url, commands: ['echo before', 'cat version.txt && exit 3', 'echo never'] });
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('failed');
-    expect(step(run, 'build')).toMatchObject({ status: 'failed', message: 'command 2 of 3 ("cat version.txt && exit 3") exited with code 3' });
+    expect(stepOf(run, 'build')).toMatchObject({ status: 'failed', message: 'command 2 of 3 ("cat version.txt && exit 3") exited with code 3' });
     expect(await buildOutput(sys.api, id)).toEqual(['before', 'main-3']);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('checks out the ref the spec names: default branch, branch, annotated tag, commit', async () => {
@@ -88,13 +77,13 @@ describe('the built-in build pipeline', () => {
       { ref: repo.mainCommits[1], content: 'main-2', commit: repo.mainCommits[1], shownRef: repo.mainCommits[1] },
     ];
     // Started together: four runs share the drivers at once.
-    const ids = await Promise.all(cases.map((c) => startBuild({ repository: repo.url, ...(c.ref ? { ref: c.ref } : {}), commands: ['cat version.txt'] })));
+    const ids = await Promise.all(cases.map((c) => build.startBuild({ repository: repo.url, ...(c.ref ? { ref: c.ref } : {}), commands: ['cat version.txt'] })));
     for (const [i, c] of cases.entries()) {
       const run = await sys.waitForRun(ids[i]);
       expect(run.status).toBe('succeeded');
-      expect(step(run, 'clone').data).toMatchObject({ commit: c.commit, ref: c.shownRef });
+      expect(stepOf(run, 'clone').data).toMatchObject({ commit: c.commit, ref: c.shownRef });
       expect(await buildOutput(sys.api, ids[i])).toEqual([c.content]);
-      await expectCleanedUp(run);
+      await expectCleanedUp(build, run);
     }
   });
 
@@ -105,7 +94,7 @@ describe('the built-in build pipeline', () => {
       writeFileSync(join(withApp.dir, 'app', 'hello.txt'), 'hello from app/\n');
       git(withApp.dir, 'add', '-A');
       git(withApp.dir, 'commit', '-q', '-m', 'app folder');
-      const id = await startBuild(
+      const id = await build.startBuild(
         { repository: withApp.url, workdir: 'app', env: [{ name: 'GREETING', value: 'hello world' }, { name: 'QUOTED', value: `it's "quoted" $HOME` }] },
         {
           config: {
@@ -118,7 +107,7 @@ describe('the built-in build pipeline', () => {
       const run = await sys.waitForRun(id);
       expect(run.status).toBe('succeeded');
       expect(await buildOutput(sys.api, id)).toEqual(['/workspace/app', 'hello from app/', `hello world|from the config|it's "quoted" $HOME`]);
-      await expectCleanedUp(run);
+      await expectCleanedUp(build, run);
     } finally {
       withApp.dispose();
     }
@@ -133,16 +122,16 @@ describe('the built-in build pipeline', () => {
       { repository: 'ext::sh -c touch% /tmp/conveyor-pwned', message: 'is refused' },
       { repository: '--upload-pack=touch /tmp/conveyor-pwned', message: 'is refused' },
     ];
-    const ids = await Promise.all(cases.map((c) => startBuild({ repository: c.repository, commands: ['echo never'] })));
+    const ids = await Promise.all(cases.map((c) => build.startBuild({ repository: c.repository, commands: ['echo never'] })));
     for (const [i, c] of cases.entries()) {
       const run = await sys.waitForRun(ids[i]);
       expect(run.status).toBe('failed');
-      expect(step(run, 'clone').status).toBe('failed');
-      expect(step(run, 'clone').message).toContain(c.message);
-      expect(step(run, 'clone').message).not.toContain('s3cret');
-      expect(step(run, 'build').status).toBe('skipped');
+      expect(stepOf(run, 'clone').status).toBe('failed');
+      expect(stepOf(run, 'clone').message).toContain(c.message);
+      expect(stepOf(run, 'clone').message).not.toContain('s3cret');
+      expect(stepOf(run, 'build').status).toBe('skipped');
       expect(await buildOutput(sys.api, ids[i])).toEqual([]);
-      await expectCleanedUp(run);
+      await expectCleanedUp(build, run);
     }
     expect(existsSync('/tmp/conveyor-pwned')).toBe(false);
   });
@@ -159,24 +148,24 @@ describe('the built-in build pipeline', () => {
       },
       { spec: { commands: ['true'] }, failed: 'clone', message: 'nothing to clone: the resource spec has no "repository"' },
     ];
-    const ids = await Promise.all(cases.map((c) => startBuild(c.spec)));
+    const ids = await Promise.all(cases.map((c) => build.startBuild(c.spec)));
     for (const [i, c] of cases.entries()) {
       const run = await sys.waitForRun(ids[i]);
       expect(run.status).toBe('failed');
-      expect(step(run, c.failed)).toMatchObject({ status: 'failed' });
-      expect(step(run, c.failed).message).toContain(c.message);
-      expect(step(run, 'build').status).toBe('skipped');
-      await expectCleanedUp(run);
+      expect(stepOf(run, c.failed)).toMatchObject({ status: 'failed' });
+      expect(stepOf(run, c.failed).message).toContain(c.message);
+      expect(stepOf(run, 'build').status).toBe('skipped');
+      await expectCleanedUp(build, run);
     }
   });
 
   it('succeeds with a log line saying so when there are no commands', async () => {
-    const id = await startBuild({ repository: repo.url });
+    const id = await build.startBuild({ repository: repo.url });
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('succeeded');
-    expect(step(run, 'build').message).toBe('no commands to run');
+    expect(stepOf(run, 'build').message).toBe('no commands to run');
     expect((await runLogs(sys.api, id, 'builder')).some((l) => l.line.startsWith('no commands to run'))).toBe(true);
-    await expectCleanedUp(run);
+    await expectCleanedUp(build, run);
   });
 
   it('leaves no container and no workspace of the suite behind', async () => {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { DeadLetter, JsonObject, PipelineStep } from '@conveyor/contracts';
+import type { DeadLetter } from '@conveyor/contracts';
 import { MASK } from '@conveyor/secrets';
 import { BuildSystem } from '../support/build-system';
 import { BUILTIN_DRIVERS, type BuiltinDriverFleet, buildOutput, runLogs } from '../support/builtin-drivers';
@@ -40,8 +40,6 @@ describe('security of builds: secrets, containment, poison messages', () => {
     expect(await build?.stop()).toBe(0);
   });
 
-  const startBuild = (spec: JsonObject, options: Partial<PipelineStep> = {}) => build.startBuild(spec, options);
-
   const everyDriverAlive = () => expect(fleet.processes.map((p) => [p.name, p.alive])).toEqual(fleet.processes.map((p) => [p.name, true]));
 
   it('never shows a secret in /logs, SSE, /runs, /resources or on conveyor.>, even when the build echoes, splits or base64-encodes it', async () => {
@@ -50,7 +48,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
     const collecting = (async () => {
       for await (const m of sub) seen.push(m.subject, Buffer.from(m.data).toString('latin1'), JSON.stringify(m.headers ? [...m.headers.keys()].map((k) => m.headers!.values(k)) : []));
     })();
-    const id = await startBuild({
+    const id = await build.startBuild({
       repository: repo.url,
       env: [{ name: 'TOKEN', secret: 'deploy-token' }, { name: 'PLAIN', value: 'visible' }],
       commands: [
@@ -98,7 +96,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
   });
 
   it('contains a build that tries the Docker socket or to gain privileges', async () => {
-    const id = await startBuild({
+    const id = await build.startBuild({
       repository: repo.url,
       commands: [
         'ls /var/run/docker.sock /run/docker.sock 2>/dev/null || echo no-docker-socket',
@@ -117,13 +115,13 @@ describe('security of builds: secrets, containment, poison messages', () => {
   });
 
   it('contains a fork bomb with the pids limit; cleanup runs, the agents survive, the next build works', async () => {
-    const id = await startBuild({ repository: repo.url, commands: ['bomb() { bomb | bomb & }; bomb', 'sleep 3; echo after-bomb'] }, { timeout: 20 });
+    const id = await build.startBuild({ repository: repo.url, commands: ['bomb() { bomb | bomb & }; bomb', 'sleep 3; echo after-bomb'] }, { timeout: 20 });
     const run = await sys.waitForRun(id, undefined, 120_000);
     expect(['succeeded', 'failed']).toContain(run.status);
     expect(run.steps.find((s) => s.id === 'stop')?.status).toBe('succeeded');
     await expect(docker.getContainer(`conveyor-${id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
     everyDriverAlive();
-    const next = await startBuild({ repository: repo.url, commands: ['echo still-working'] });
+    const next = await build.startBuild({ repository: repo.url, commands: ['echo still-working'] });
     expect((await sys.waitForRun(next, undefined, 120_000)).status).toBe('succeeded');
     expect(await buildOutput(sys.api, next)).toEqual(['still-working']);
   });
@@ -156,7 +154,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
     for (const subject of subjects) expect({ subject, n: letters.filter((l) => l.subject === subject).length }).toEqual({ subject, n: payloads.length });
     for (const l of letters) expect(l.reason).toEqual(expect.any(String));
     everyDriverAlive();
-    const id = await startBuild({ repository: repo.url, commands: ['echo served'] });
+    const id = await build.startBuild({ repository: repo.url, commands: ['echo served'] });
     expect((await sys.waitForRun(id, undefined, 120_000)).status).toBe('succeeded');
   });
 

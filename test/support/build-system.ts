@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import type { JsonObject, PipelineStep } from '@conveyor/contracts';
+import type { JsonObject, PipelineStep, Run, StepRun } from '@conveyor/contracts';
 import { BuiltinDriverFleet, tutorialPipeline } from './builtin-drivers';
 import { ensureBuildImage, ensureDockerEngine } from './docker';
 import { makeTestRepository, type TestRepository } from './git-repo';
@@ -46,4 +46,11 @@ export class BuildSystem {
     this.repo.dispose();
     return left;
   }
+}
+
+/** A run's step by id (the tutorial pipeline's are start, clone, build, stop). */
+export function stepOf(run: Run, id: string): StepRun {
+  const step = run.steps.find((s) => s.id === id);
+  if (!step) throw new Error(`run ${run.id} has no step "${id}"`);
+  return step;
 }
