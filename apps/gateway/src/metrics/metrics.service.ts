@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Headers, type AgentInfo, type RunEvent } from '@conveyor/contracts';
-import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, liveAgents } from '@conveyor/jetstream';
+import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -26,6 +26,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   private sub?: Subscription;
   private agents?: KV;
   private readonly pipelines = new Map<string, string>();
+  /** The step queues as read for the scrape under way. */
+  private queues: StepQueue[] = [];
   private readonly runEvents: Counter<'pipeline' | 'status'>;
   private readonly stepDuration: Histogram<'driver' | 'outcome'>;
 
@@ -59,26 +61,20 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         for (const run of await self.runs.recent(RUNS_SCANNED)) this.inc({ pipeline: run.pipeline.name, status: run.status });
       },
     });
-    new Gauge({
-      name: 'conveyor_queue_pending',
-      help: "Step messages waiting for a driver's agents (its consumer's num_pending), by driver and pinned machine",
-      labelNames: ['driver', 'machine'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const q of await stepQueues(self.ctx)) this.set({ driver: q.driver, machine: q.machine ?? '' }, q.pending);
-      },
-    });
-    new Gauge({
-      name: 'conveyor_queue_in_progress',
-      help: 'Step messages delivered to an agent and not yet acked, by driver and pinned machine',
-      labelNames: ['driver', 'machine'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const q of await stepQueues(self.ctx)) this.set({ driver: q.driver, machine: q.machine ?? '' }, q.ackPending);
-      },
-    });
+    // Both queue gauges show one read of the step queues, made once per scrape (metrics()).
+    const queueGauge = (name: string, help: string, value: (q: StepQueue) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['driver', 'machine'],
+        registers,
+        collect() {
+          this.reset();
+          for (const q of self.queues) this.set({ driver: q.driver, machine: q.machine ?? '' }, value(q));
+        },
+      });
+    queueGauge('conveyor_queue_pending', "Step messages waiting for a driver's agents (its consumer's num_pending), by driver and pinned machine", (q) => q.pending);
+    queueGauge('conveyor_queue_in_progress', 'Step messages delivered to an agent and not yet acked, by driver and pinned machine', (q) => q.ackPending);
     new Gauge({
       name: 'conveyor_agents',
       help: 'Live driver agents (heartbeat within three intervals), by driver and machine',
@@ -143,7 +139,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     return liveAgents(this.agents, this.ctx.config.agent.heartbeatMs);
   }
 
-  metrics(): Promise<string> {
+  async metrics(): Promise<string> {
+    this.queues = await stepQueues(this.ctx);
     return this.registry.metrics();
   }
 }
