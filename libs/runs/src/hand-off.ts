@@ -58,5 +58,11 @@ export const MsgIds = {
   step: (runId: string, stepIndex: number) => `${runId}.step.${stepIndex}`,
   stepEvent: (runId: string, stepIndex: number, attempt: number, kind: string) => `${runId}.${stepIndex}.${attempt}.${kind}`,
   runEvent: (runId: string, kind: string) => `${runId}.run.${kind}`,
+  /**
+   * The gateway giving up on a step no agent could take. Its own id: an agent that comes back
+   * and runs the step (a cleanup step) records its outcome under the step's ids, never
+   * dropped as a duplicate of this.
+   */
+  stepGivenUp: (runId: string, stepIndex: number) => `${runId}.${stepIndex}.given-up`,
 };
 

@@ -129,7 +129,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     const stepEvent: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'step', kind: 'failed', stepId: step?.id, stepIndex, attempt, message, at };
     const runEvent: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'run', kind: 'failed', message, at };
     await Promise.all([
-      step && js.publish(subjects.stepEvent(runId, step.id, 'failed'), JSON.stringify(stepEvent), { msgID: MsgIds.stepEvent(runId, stepIndex, attempt, 'failed') }),
+      step && js.publish(subjects.stepEvent(runId, step.id, 'failed'), JSON.stringify(stepEvent), { msgID: MsgIds.stepGivenUp(runId, stepIndex) }),
       js.publish(subjects.runEvent(runId, 'failed'), JSON.stringify(runEvent), { msgID: MsgIds.runEvent(runId, 'failed') }),
       // Log followers (SSE) are told the run ended.
       js.publish(subjects.logsEnd(runId), JSON.stringify({ runId, status: 'failed', at }), { msgID: `${runId}.logs.end` }),
