@@ -114,14 +114,14 @@ export class StepRunner implements MessageProcessor {
         // not run again: its hand-off is repeated from the recorded outcome, at once, so the
         // repeat falls inside the deduplication window however long the step itself took.
         const finished = await this.finishedBefore(msg, m);
-        if (finished && Date.now() - finished.at > this.config.steps.dedupeWindowMs / 2) {
-          // Too late to repeat: the streams may have forgotten the hand-off's ids, so a repeat
-          // could start the next step twice. It was stored then (it is sent before the events).
-          this.log.warn(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) long before this redelivery; acking it`);
-          await ackAck(m);
-          return;
-        }
         if (finished) {
+          if (Date.now() - finished.at > this.config.steps.dedupeWindowMs / 2) {
+            // Too late to repeat: the streams may have forgotten the hand-off's ids, so a repeat
+            // could start the next step twice. It was stored then (it is sent before the events).
+            this.log.warn(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) long before this redelivery; acking it`);
+            await ackAck(m);
+            return;
+          }
           this.log.log(`run ${msg.runId}: step ${step.id} finished (${finished.outcome.status}) on attempt ${finished.attempt} before its agent stopped; handing on again without running it`);
           if (extras.pinsMachine && finished.machine) msg = { ...msg, machine: finished.machine };
           return await this.handOff(m, msg, finished.attempt, finished.outcome);
