@@ -165,16 +165,17 @@ export class StepRunner implements MessageProcessor {
     // Awaited only at hand-off. A failure before then (e.g. while NATS elects a new stream
     // leader) must not be an unhandled rejection, which would end the agent's process, nor
     // fail every hand-off retry: `started()` publishes it again (same id, stored once).
+    const startedAtIso = new Date().toISOString();
     let firstStarted: Promise<unknown> | undefined;
     const publishStarted = (): Promise<unknown> => {
       if (!firstStarted) {
-        firstStarted = this.publishStepEvent(msg, attempt, 'started', {});
+        firstStarted = this.publishStepEvent(msg, attempt, 'started', { at: startedAtIso });
         firstStarted.catch(() => undefined);
       }
       return firstStarted;
     };
     const startedSoon = setImmediate(publishStarted);
-    const started = (): Promise<unknown> => publishStarted().catch(() => this.publishStepEvent(msg, attempt, 'started', {}));
+    const started = (): Promise<unknown> => publishStarted().catch(() => this.publishStepEvent(msg, attempt, 'started', { at: startedAtIso }));
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
     logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);
@@ -221,7 +222,8 @@ export class StepRunner implements MessageProcessor {
       const delay = retryDelayMs(attempt, this.config.steps.retryBackoffMs, this.config.steps.retryBackoffMaxMs);
       logs.warn(`attempt ${attempt} failed: ${outcome.output.message ?? 'no message'}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await logs.flush();
-      await this.persist(m, () => Promise.all([started(), this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs })]));
+      const at = new Date().toISOString();
+      await this.persist(m, () => Promise.all([started(), this.publishStepEvent(msg, attempt, 'retrying', { message: outcome.output.message, retryInMs: delay, durationMs, at })]));
       m.nak(delay);
       return;
     }
@@ -255,6 +257,8 @@ export class StepRunner implements MessageProcessor {
     const kind = selfKind ?? outcome.status;
     const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
     const next = plan.next;
+    // One time for everything this hand-off records, however often it is published.
+    const at = new Date().toISOString();
     const publishNext = (): Promise<unknown> =>
       next
         ? js.publish(subjects.step(steps[next.stepIndex].driver, next.machine), JSON.stringify(next), {
@@ -266,11 +270,11 @@ export class StepRunner implements MessageProcessor {
       // `started` (when the handler ended before it went out) before the outcome: one
       // connection, one stream, so readers of the stream see them in this order.
       const out: Promise<unknown>[] = started ? [started()] : [];
-      out.push(this.publishStepEvent(msg, attempt, kind, { ...own, durationMs }));
-      for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', {}));
+      out.push(this.publishStepEvent(msg, attempt, kind, { ...own, durationMs, at }));
+      for (const j of plan.skipped) out.push(this.publishStepEvent({ ...msg, stepIndex: j }, 0, 'skipped', { at }));
       if (plan.final) {
-        const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at: new Date().toISOString() };
-        out.push(this.publishRunEvent(msg, plan.final.status, plan.final.message));
+        const end: LogsEnd = { runId: msg.runId, status: plan.final.status, at };
+        out.push(this.publishRunEvent(msg, plan.final.status, plan.final.message, at));
         out.push(js.publish(subjects.logsEnd(msg.runId), JSON.stringify(end), { msgID: `${msg.runId}.logs.end` }));
       }
       return out;
@@ -364,8 +368,9 @@ export class StepRunner implements MessageProcessor {
       stepIndex: msg.stepIndex,
       attempt,
       ...(kind === 'skipped' ? {} : { agent: this.config.agent.id, machine: this.config.agent.machine }),
-      ...extra,
+      // A republished event (a retry, a repeated hand-off) keeps the time it was made with.
       at: new Date().toISOString(),
+      ...extra,
     };
     const headers = stepHeaders(msg);
     headers.set(Headers.Attempt, String(attempt));
@@ -375,8 +380,8 @@ export class StepRunner implements MessageProcessor {
     });
   }
 
-  private publishRunEvent(msg: StepMessage, kind: RunEvent['kind'], message?: string): Promise<unknown> {
-    const e: RunEvent = { v: MESSAGE_VERSION, runId: msg.runId, scope: 'run', kind, message, at: new Date().toISOString() };
+  private publishRunEvent(msg: StepMessage, kind: RunEvent['kind'], message: string | undefined, at: string): Promise<unknown> {
+    const e: RunEvent = { v: MESSAGE_VERSION, runId: msg.runId, scope: 'run', kind, message, at };
     return this.ctx.js.publish(this.ctx.subjects.runEvent(msg.runId, kind), JSON.stringify(e), {
       msgID: MsgIds.runEvent(msg.runId, kind),
     });
