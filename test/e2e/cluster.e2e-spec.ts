@@ -85,7 +85,12 @@ describe('a 3-node NATS cluster', () => {
     // node is down, nats-server 2.9 may place the ephemeral consumer behind a listing on the
     // dead peer, and that listing times out (503); a retry lands elsewhere. So each read
     // retries a 503 here (bounded); after the node is back the same reads must succeed at once.
-    const stored = await storedState(sys.api.baseUrl, getRetrying503);
+    // A step's own events may still be on their way (retried across the failover) when a later
+    // step already ended the run: the record is taken once every step's start and end are in.
+    const stored = await waitFor('every step of every run to be recorded', async () => {
+      const state = await storedState(sys.api.baseUrl, getRetrying503);
+      return (state.runs as Run[]).every((r) => r.steps.every((st) => st.startedAt && st.finishedAt)) ? state : undefined;
+    }, 30_000, 250);
     expect((stored.resources as Array<{ version: number }>).map((r) => r.version)).toEqual(ids.map(() => 1));
     expect(stored.versions).toHaveLength(RUNS);
     expect((stored.runs as Run[]).map((r) => r.id).sort()).toEqual([...ids].sort());
