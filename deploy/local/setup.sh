@@ -21,7 +21,11 @@ die() { printf '[conveyor] ERROR: %s\n' "$*" >&2; exit 1; }
 # Debian packages the system needs, as "package:probe" where the probe is a command name, or
 # "dpkg" when only the package itself will do (busybox must be the static build: the build
 # image has no libc, and a plain busybox would satisfy `command -v`).
-CONVEYOR_PACKAGES=(nats-server:nats-server docker.io:dockerd git:git busybox-static:dpkg curl:curl procps:pgrep)
+CONVEYOR_PACKAGES=(docker.io:dockerd git:git busybox-static:dpkg curl:curl procps:pgrep faketime:faketime)
+
+# The oldest nats-server the apps accept (libs/jetstream checks it at connect): fenced run
+# transitions need the wildcard expected-sequence check (2.11) and message TTLs (2.11).
+CONVEYOR_NATS_MIN="2.11.0"
 
 ensure_packages() {
   local entry pkg probe missing=()
@@ -39,11 +43,62 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+  ensure_nats_server
   # Debian 12's own nodejs is 18, too old for NestJS 11: Node.js must come with the machine.
   command -v node >/dev/null 2>&1 || die "Node.js 20 or newer is needed and was not found on PATH"
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
   [ "$major" -ge 20 ] || die "Node.js 20 or newer is needed; found $(node -v)"
+}
+
+# True when version $1 >= version $2 (dotted numbers).
+version_at_least() {
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+# Debian 12's nats-server (2.9.10) is unmaintained and too old; Debian's `forky` suite has the
+# current line (a static binary that runs on bookworm). A `forky` source on the mirror this
+# machine already uses, pinned at priority 1 so that nothing else is ever taken from it. The
+# package is downloaded and its binary unpacked to /usr/local (not installed with dpkg: its
+# post-install script needs forky's systemd-sysusers and would leave dpkg half-configured,
+# breaking every later apt-get install on the machine).
+ensure_nats_server() {
+  local have=""
+  command -v nats-server >/dev/null 2>&1 && have="$(nats_server_version)"
+  if [ -n "$have" ] && version_at_least "$have" "$CONVEYOR_NATS_MIN"; then return 0; fi
+  [ "$(id -u)" = 0 ] || die "nats-server $CONVEYOR_NATS_MIN or newer is needed (found: ${have:-none}); run as root, or install it from Debian forky"
+  local mirror
+  mirror="$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\?$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)"
+  [ -n "$mirror" ] || mirror="$(sed -n 's/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\)\/\? bookworm .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n 1)"
+  [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+  log "installing nats-server from Debian forky (found: ${have:-none}; need >= $CONVEYOR_NATS_MIN)"
+  cat >/etc/apt/sources.list.d/conveyor-forky.sources <<SRC
+Types: deb
+URIs: $mirror
+Suites: forky
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  cat >/etc/apt/preferences.d/conveyor-forky <<PIN
+Package: *
+Pin: release n=forky
+Pin-Priority: 1
+PIN
+  local dir
+  dir="$(mktemp -d)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  (cd "$dir" && chmod 755 . && apt-get download -q nats-server/forky) || die "could not download nats-server from Debian forky"
+  dpkg -x "$dir"/nats-server_*.deb "$dir/root" || die "could not unpack the nats-server package"
+  install -m 0755 "$(find "$dir/root" -type f -name nats-server | head -n 1)" /usr/local/bin/nats-server
+  rm -rf "$dir"
+  hash -r
+  have="$(nats_server_version)"
+  version_at_least "$have" "$CONVEYOR_NATS_MIN" || die "nats-server $have was installed, but $CONVEYOR_NATS_MIN or newer is needed"
+  log "nats-server $have installed in /usr/local/bin"
+}
+
+nats_server_version() {
+  nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9][0-9.]*\).*/\1/p'
 }
 
 # `npm ci` when node_modules is missing or older than package-lock.json. npm keeps its own copy
