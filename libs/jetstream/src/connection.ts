@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm } from '@nats-io/kv';
 import { Subjects } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
+import { assertServerVersion } from './server-version';
 
 /** One NATS connection and the JetStream handles built on it; every app holds exactly one. */
 export interface JetStreamContext {
@@ -38,8 +39,19 @@ export function connectionOptions(config: ConveyorConfig): ConnectionOptions {
   return opts;
 }
 
+/**
+ * Connects (waiting for a first server as long as it takes) and refuses a server older than
+ * NATS_SERVER_MIN_VERSION: the connection is closed and NatsServerTooOldError thrown, so an
+ * app stops at start-up with the reason instead of failing its first fenced transition.
+ */
 export async function connectJetStream(config: ConveyorConfig): Promise<JetStreamContext> {
   const nc = await connect(connectionOptions(config));
+  try {
+    assertServerVersion(nc.info?.version, nc.getServer());
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
   const jsm = await jetstreamManager(nc, { timeout: 10_000 });
   const js = jetstream(nc, { timeout: 10_000 });
   return { nc, js, jsm, kvm: new Kvm(js), subjects: new Subjects(config.prefix), config };

@@ -1,4 +1,5 @@
 export * from './connection';
+export * from './server-version';
 export * from './provision';
 export * from './jetstream.module';
 export * from './kv-keys';
