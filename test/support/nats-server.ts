@@ -44,6 +44,8 @@ export class NatsServer {
     readonly port: number,
     /** Server configuration text (e.g. `authorization { … }`); the command line sets the rest. */
     private readonly config?: string,
+    /** The nats-server binary: $NATS_SERVER_BIN, else `nats-server` on PATH. */
+    private readonly bin: string = process.env.NATS_SERVER_BIN || 'nats-server',
   ) {
     this.storeDir = mkdtempSync(join(tmpdir(), 'conveyor-nats-'));
   }
@@ -52,26 +54,32 @@ export class NatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(opts: { config?: string } = {}): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), opts.config);
+  /** `bin` runs another nats-server binary than the default (e.g. an old one, NATS_SERVER_OLD_BIN). */
+  static async start(opts: { config?: string; bin?: string } = {}): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), opts.config, opts.bin);
     await server.launch();
     return server;
   }
 
   private async launch(): Promise<void> {
-    const bin = process.env.NATS_SERVER_BIN || 'nats-server';
     const args = ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port)];
     if (this.config) {
       const file = join(this.storeDir, 'server.conf');
       writeFileSync(file, this.config);
       args.unshift('-c', file);
     }
-    this.proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout?.on('data', (d) => (this.output += d));
     this.proc.stderr?.on('data', (d) => (this.output += d));
+    // A binary that is not there: say so, rather than crash the test file with an unhandled 'error'.
+    let spawnFailed = false;
+    this.proc.once('error', (err) => {
+      spawnFailed = true;
+      this.output += `${this.bin}: ${err.message}\n`;
+    });
     const deadline = Date.now() + 10_000;
     while (!this.output.includes('Server is ready')) {
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`nats-server did not start:\n${this.output}`);
+      if (spawnFailed || this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`nats-server did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }

@@ -57,6 +57,27 @@ export class AppProcess {
   }
 }
 
+/**
+ * Runs `dist/<entry>` to its exit (bounded: killed after `timeoutMs`) and returns its exit code
+ * (null when killed by a signal) and everything it wrote, stdout and stderr together. For apps
+ * that must refuse to start.
+ */
+export async function runToExit(entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const file = join(DIST, entry);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first (test/run.sh does)`);
+  const proc = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout.on('data', (d) => (output += d));
+  proc.stderr.on('data', (d) => (output += d));
+  const timer = setTimeout(() => {
+    output += `\n[test] still running after ${timeoutMs} ms: killed\n`;
+    proc.kill('SIGKILL');
+  }, timeoutMs);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  return { code, signal, output };
+}
+
 /** A test driver process (test/drivers) serving the given driver names. */
 export function startTestDriver(drivers: string[], env: Record<string, string>): Promise<AppProcess> {
   return AppProcess.start(
