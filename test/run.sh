@@ -30,6 +30,32 @@ ensure_build_image
 NATS_SERVER_BIN="$(command -v nats-server)"
 export NATS_SERVER_BIN
 
+# An old nats-server for test/e2e/server-version.e2e-spec.ts, which checks that every app refuses
+# one: Debian bookworm's 2.9.10, fetched once into .data/nats-server-2.9/ (not installed; the
+# binary is static). Without it that suite fails, saying so.
+ensure_old_nats_server() {
+  local dir="$CONVEYOR_DATA/nats-server-2.9" tmp found
+  if [ ! -x "$dir/nats-server" ]; then
+    log "fetching Debian bookworm's nats-server 2.9 (the version-check test's old server) into $dir"
+    tmp="$(mktemp -d)"
+    chmod 755 "$tmp"
+    if ! (cd "$tmp" && apt-get download -q nats-server/bookworm); then
+      DEBIAN_FRONTEND=noninteractive apt-get update -q || true
+      (cd "$tmp" && apt-get download -q nats-server/bookworm) || { rm -rf "$tmp"; warn "could not download nats-server/bookworm"; return 1; }
+    fi
+    found=""
+    dpkg -x "$tmp"/nats-server_*.deb "$tmp/root" && found="$(find "$tmp/root" -type f -name nats-server | head -n 1)"
+    if [ -z "$found" ]; then rm -rf "$tmp"; warn "no nats-server binary in the bookworm package"; return 1; fi
+    mkdir -p "$dir"
+    install -m 0755 "$found" "$dir/nats-server"
+    rm -rf "$tmp"
+  fi
+  NATS_SERVER_OLD_BIN="$dir/nats-server"
+  export NATS_SERVER_OLD_BIN
+  log "old nats-server for the version-check test: $("$NATS_SERVER_OLD_BIN" --version 2>&1)"
+}
+ensure_old_nats_server || problems+=("could not fetch Debian bookworm's nats-server 2.9 (NATS_SERVER_OLD_BIN): the version-check test fails without it")
+
 # Each run gets its own temporary directory: the nats-servers, repositories and workspaces the
 # tests make live there, so leftovers are found (and removed) without touching anyone else's.
 TMPDIR="$(mktemp -d /tmp/conveyor-test.XXXXXX)"
