@@ -4,11 +4,15 @@
 #   Dockerfile      hadolint if on PATH; dockerfile-utils lint (npm devDependency)
 #   compose         docker compose config, else docker-compose config (Debian docker-compose)
 #   Kubernetes      kubeconform if on PATH; always deploy/k8s/check-manifests.js
+#   NATS images     every nats image named in deploy/ is of the line setup.sh installs (2.15)
 # A linter that is missing is reported as skipped; any error found makes the exit non-zero.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 failed=0
+# nats-server's minor line deploy/local/setup.sh installs (Debian forky's); every NATS image of
+# the deployment files is of it.
+nats_line=2.15
 ran() { echo "lint: $1: ok"; }
 bad() { echo "lint: $1: FAILED" >&2; failed=1; }
 skip() { echo "lint: $1: skipped ($2)"; }
@@ -52,9 +56,26 @@ else
   skip "Kubernetes manifests (kubeconform)" "kubeconform not installed; it is in neither Debian nor npm"
 fi
 if [ -d node_modules/js-yaml ]; then
-  check "Kubernetes manifests (check-manifests.js)" node deploy/k8s/check-manifests.js
+  check "Kubernetes manifests (check-manifests.js)" env NATS_IMAGE_LINE="$nats_line" node deploy/k8s/check-manifests.js
 else
   skip "Kubernetes manifests (check-manifests.js)" "run npm ci"
 fi
+
+# The NATS server the deployment files run is of the minor line deploy/local/setup.sh installs
+# (the apps refuse one before 2.11.0): no `nats:<tag>` image of another line anywhere in deploy/,
+# and compose names one of this line (the Helm values' image: check-manifests.js, above).
+nats_images() {
+  local wrong
+  # `nats:` then a tag (not `nats://`, not a YAML key); the line's tags are 2.15, 2.15.1, 2.15-alpine...
+  wrong="$(grep -rnoE "(^|[^[:alnum:]_./-])nats:[[:alnum:]][^[:space:]\"',]*" deploy | grep -vE "nats:${nats_line//./\\.}([.-][^[:space:]]*)?$" || true)"
+  if [ -n "$wrong" ]; then
+    echo "NATS images of another line than $nats_line:" >&2
+    echo "$wrong" >&2
+    return 1
+  fi
+  grep -qE "^[[:space:]]*image:[[:space:]]*[\"']?nats:${nats_line//./\\.}([.-]|[\"']?$)" deploy/compose/compose.yaml \
+    || { echo "deploy/compose/compose.yaml names no nats:$nats_line image" >&2; return 1; }
+}
+check "NATS images (nats:$nats_line)" nats_images
 
 exit $failed

@@ -82,6 +82,13 @@ const count = checkManifests(join(dir, 'conveyor.yaml'));
 const [values] = load(join(dir, 'nats-values.yaml'));
 if (values?.config?.cluster?.enabled !== true || values?.config?.cluster?.replicas !== 3) fail('nats-values.yaml', 'config.cluster must be enabled with 3 replicas');
 if (values?.config?.jetstream?.enabled !== true || values?.config?.jetstream?.fileStore?.enabled !== true) fail('nats-values.yaml', 'JetStream with file storage must be enabled');
+// The server image: nats-server's minor line deploy/local/setup.sh installs (deploy/lint.sh passes it).
+const natsLine = process.env.NATS_IMAGE_LINE || '2.15';
+const image = values?.container?.image ?? {};
+const lineTag = new RegExp(`^${natsLine.replace(/\./g, '\\.')}([.-]|$)`);
+if (image.repository !== 'nats' || typeof image.tag !== 'string' || !lineTag.test(image.tag)) {
+  fail('nats-values.yaml', `container.image must be nats with a ${natsLine} tag (e.g. "${natsLine}-alpine"), not ${image.repository ?? '(chart default)'}:${image.tag ?? '(chart default)'}`);
+}
 
 for (const p of problems) console.error(p);
 console.log(problems.length ? `deploy/k8s: ${problems.length} problem(s)` : `deploy/k8s: ${count} manifests and the NATS values are well-formed`);

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { checkExposure } from '@conveyor/auth';
 import { loadConfig } from '@conveyor/config';
+import { NATS_SERVER_MIN_VERSION, serverVersionProblem } from '@conveyor/jetstream';
 
 /**
  * The deployment files cannot be run here (no registry, no cluster), but the environment they
@@ -16,6 +17,15 @@ const SECRET_KEY = Buffer.alloc(32, 7).toString('base64');
 const OPERATOR = { CONVEYOR_API_TOKENS: TOKENS, CONVEYOR_SECRET_KEY: SECRET_KEY };
 
 type Env = Record<string, string>;
+
+/** nats-server's minor line deploy/local/setup.sh installs (Debian forky's); deploy/lint.sh checks the same. */
+const NATS_LINE = '2.15';
+/** A tag of that line: 2.15, 2.15.1, 2.15-alpine, 2.15.1-alpine3.22 (not 2.150). */
+const LINE_TAG = new RegExp(`^${NATS_LINE.replace('.', '\\.')}(?:\\.\\d+)?(?:-[\\w.]+)?$`);
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+}
 
 /** Loads an app's configuration as its main.ts does; the gateway also checks its exposure. */
 function startUp(env: Env): void {
@@ -66,6 +76,35 @@ function k8sApps(secret: Env | undefined): Array<{ workload: string; env: Env }>
       return { workload: `${d.kind}/${d.metadata.name}`, env };
     }));
 }
+
+describe('deployment files run the NATS server the apps need', () => {
+  it(`the ${NATS_LINE} line is one the apps accept (at least ${NATS_SERVER_MIN_VERSION})`, () => {
+    expect(serverVersionProblem(`${NATS_LINE}.0`)).toBeUndefined();
+  });
+
+  it(`compose: every NATS node runs a nats:${NATS_LINE} image`, () => {
+    const doc = parse(readFileSync(join(DEPLOY, 'compose', 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, { image?: string }> };
+    const nats = Object.entries(doc.services).filter(([, s]) => s.image?.startsWith('nats:'));
+    expect(nats.map(([name]) => name).sort()).toEqual(['nats-1', 'nats-2', 'nats-3']);
+    for (const [name, s] of nats) expect({ name, tag: s.image!.slice('nats:'.length) }).toEqual({ name, tag: expect.stringMatching(LINE_TAG) });
+  });
+
+  it(`Kubernetes: the NATS Helm values pin a nats:${NATS_LINE} image`, () => {
+    const values = parse(readFileSync(join(DEPLOY, 'k8s', 'nats-values.yaml'), 'utf8')) as { container?: { image?: { repository?: string; tag?: unknown } } };
+    expect(values.container?.image?.repository).toBe('nats');
+    expect(values.container?.image?.tag).toEqual(expect.stringMatching(LINE_TAG));
+  });
+
+  it(`no file in deploy/ names a nats image of another line`, () => {
+    const named: Array<{ file: string; tag: string }> = [];
+    for (const file of filesUnder(DEPLOY)) {
+      // `nats:<tag>` (not `nats://`, not a YAML key `nats:`); the Helm values split repository and tag (above).
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?<![\w./-])nats:([A-Za-z0-9][^\s"',;]*)/g)) named.push({ file: relative(DEPLOY, file), tag: m[1] });
+    }
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((n) => !LINE_TAG.test(n.tag)).map((n) => `${n.file}: nats:${n.tag}`)).toEqual([]);
+  });
+});
 
 describe('deployment files give every app a configuration it starts with', () => {
   it('compose: every app starts with what the file says to export; without tokens compose itself stops', () => {
