@@ -10,6 +10,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   lines           print this many numbered lines
  *   longLine        print one line of this many characters, without a final newline
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
+ *   outputBytes     return this many bytes of output data (to outgrow a NATS message)
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends `<run> <step> <attempt> <agent>` to $TEST_DRIVER_JOURNAL, so a
@@ -51,7 +52,8 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
     const { appendFileSync } = await import('node:fs');
     appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} done\n`);
   }
-  return { success: true, message: 'ok', data: { agent: ctx.agent.id, attempt: ctx.attempt } };
+  const blob = typeof c.outputBytes === 'number' ? { blob: 'x'.repeat(c.outputBytes) } : {};
+  return { success: true, message: 'ok', data: { agent: ctx.agent.id, attempt: ctx.attempt, ...blob } };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -40,7 +40,7 @@ describe('a 3-node NATS cluster', () => {
     else await cluster?.dispose();
   });
 
-  const streams = [s.stepsStream, s.eventsStream, s.logsStream, s.deadLetterStream];
+  const streams = [s.runsStream, s.logsStream, s.deadLetterStream];
   const buckets = (['definitions', 'pipelines', 'resources', 'runs', 'cancels', 'agents'] as const).map((k) => `KV_${s.bucket(k)}`);
 
   it('keeps every stream and bucket in 3 replicas', async () => {
@@ -60,7 +60,7 @@ describe('a 3-node NATS cluster', () => {
     // leader: its stream must elect a new leader while agents are handing runs on.
     await waitFor('a few steps to finish', () => (doneSteps(ids) >= 3 ? true : undefined), 60_000, 50);
     expect(doneSteps(ids)).toBeLessThan(RUNS * DRIVERS.length);
-    const leader = (await jsm.streams.info(s.stepsStream)).cluster?.leader;
+    const leader = (await jsm.streams.info(s.runsStream)).cluster?.leader;
     expect(leader).toBeDefined();
     const victim = cluster.indexOf(leader!);
     await cluster.kill(victim, 'SIGKILL');
@@ -71,7 +71,7 @@ describe('a 3-node NATS cluster', () => {
     }, 120_000, 250).catch(async (err) => {
       // What a hang looks like is the lead to a fix: step states, and whether agents still pull.
       const all = await Promise.all(ids.map((id) => sys.api.run(id).catch(() => undefined)));
-      const consumers = await Promise.all(DRIVERS.map((d) => jsm.consumers.info(s.stepsStream, d).catch((e: Error) => e.message)));
+      const consumers = await Promise.all(DRIVERS.map((d) => jsm.consumers.info(s.runsStream, d).catch((e: Error) => e.message)));
       throw new Error(`${(err as Error).message}\nkilled node ${victim + 1} (${leader})\nruns: ${JSON.stringify(all.map((r) => r && [r.status, r.steps.map((st) => st.status)]))}\n`
         + `consumers: ${JSON.stringify(consumers.map((c) => (typeof c === 'string' ? c : [c.name, c.num_ack_pending, c.num_pending, c.num_waiting, c.cluster?.leader])))}\n`
         + sys.drivers.map((d) => `${d.agentId}: ${d.logs.slice(-1500)}`).join('\n'));
@@ -94,8 +94,8 @@ describe('a 3-node NATS cluster', () => {
     expect((stored.resources as Array<{ version: number }>).map((r) => r.version)).toEqual(ids.map(() => 1));
     expect(stored.versions).toHaveLength(RUNS);
     expect((stored.runs as Run[]).map((r) => r.id).sort()).toEqual([...ids].sort());
-    // Exactly one final event per run: hand-offs repeated across the failover were de-duplicated.
-    const finals = await jsm.streams.info(s.eventsStream, { subjects_filter: 'conveyor.events.*.run.succeeded' });
+    // Exactly one end per run: hand-offs repeated across the failover were refused by the run's log.
+    const finals = await jsm.streams.info(s.runsStream, { subjects_filter: 'conveyor.steps.*.end' });
     expect(Object.values(finals.state.subjects ?? {})).toEqual(ids.map(() => 1));
 
     // The node returns on its old store and catches up: its own copy of each stream reaches
@@ -113,7 +113,7 @@ describe('a 3-node NATS cluster', () => {
     // Seen from the returned node alone, the cluster counts it in again: leader or a current replica.
     const onlyVictim = await connect({ servers: cluster.nodes[victim].url });
     try {
-      const info = await (await jetstreamManager(onlyVictim)).streams.info(s.eventsStream);
+      const info = await (await jetstreamManager(onlyVictim)).streams.info(s.runsStream);
       const name = cluster.nodes[victim].name;
       expect(info.cluster?.leader === name || info.cluster?.replicas?.some((r) => r.name === name && r.current)).toBe(true);
     } finally {

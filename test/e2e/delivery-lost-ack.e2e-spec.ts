@@ -32,10 +32,10 @@ describe('a step whose agent stopped after its hand-off and before its ack', () 
     await sys?.stop();
   });
 
-  it('is not run again: its hand-off is repeated from its recorded outcome and the next step runs once', async () => {
+  it('is not run again: the redelivery finds the step ended in its run\'s log, and the next step runs once', async () => {
     const id = await sys.run([{ driver: 'unacked' }, { driver: 'next', config: { sleepMs: 6_000 } }]);
     // Redeliveries while the run still goes on (the next step sleeps): each finds the outcome.
-    await waitFor('two redeliveries of the finished step', () => ((unacked.logs.match(/handing on again without running it/g)?.length ?? 0) >= 2 ? true : undefined), 30_000, 100);
+    await waitFor('two redeliveries of the finished step', () => ((unacked.logs.match(/step s1 not run: the (step has ended and the )?run moved on/g)?.length ?? 0) >= 2 ? true : undefined), 30_000, 100);
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('succeeded');
     expect(run.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);

@@ -34,11 +34,16 @@ describe('step delivery', () => {
       expect(s.data).toEqual({ agent: s.agent, attempt: 1 });
     }
     expect(sys.journalOf(id).filter((j) => j.what === 'start')).toHaveLength(4);
-    // Each event says in its headers what it is about, for `nats sub` and `nats stream view`.
+    // Each record says in its headers what it is about, for `nats sub` and `nats stream view`.
     const nc = await connect({ servers: sys.nats.url });
-    const event = await (await jetstreamManager(nc)).streams.getMessage('CONVEYOR_EVENTS', { last_by_subj: `conveyor.events.${id}.s2.succeeded` });
+    const jsm = await jetstreamManager(nc);
+    const claim = await jsm.streams.getMessage('CONVEYOR_RUNS', { last_by_subj: `conveyor.steps.${id}.s2.claim` });
+    const work = await jsm.streams.getMessage('CONVEYOR_RUNS', { last_by_subj: `conveyor.steps.${id}.s3.alpha.any` });
     await nc.close();
-    expect(['Conveyor-Run-Id', 'Conveyor-Step', 'Conveyor-Driver', 'Conveyor-Attempt'].map((h) => event?.header.get(h))).toEqual([id, 's2', 'beta', '1']);
+    expect(['Conveyor-Run-Id', 'Conveyor-Step', 'Conveyor-Driver', 'Conveyor-Attempt'].map((h) => claim?.header.get(h))).toEqual([id, 's2', 'beta', '1']);
+    expect(['Conveyor-Run-Id', 'Conveyor-Step', 'Conveyor-Driver', 'Conveyor-Mode'].map((h) => work?.header.get(h))).toEqual([id, 's3', 'alpha', 'normal']);
+    // The work of s3 is also s2's hand-off: it records how s2 ended.
+    expect(work?.json<{ from: unknown }>().from).toMatchObject({ stepId: 's2', status: 'succeeded', attempt: 1 });
   });
 
   it('retries a failing step with back-off until it succeeds', async () => {
@@ -111,7 +116,7 @@ describe('step delivery', () => {
     try {
       const js = jetstream(nc);
       const payloads = ['not json at all', '{"v":1,"runId":"x"', JSON.stringify({ v: 1, runId: '01aaaaaaaaaaaaaaaaaaaaaaaa' }), '\u0000\u00ff'];
-      for (const p of payloads) await js.publish('conveyor.steps.alpha', p);
+      for (const [i, p] of payloads.entries()) await js.publish(`conveyor.steps.01aaaaaaaaaaaaaaaaaaaaaaa${i}.s1.alpha.any`, p);
       const jsm = await jetstreamManager(nc);
       const dead = await waitFor('four dead letters', async () => {
         const info = await jsm.streams.info('CONVEYOR_DLQ');
@@ -127,8 +132,8 @@ describe('step delivery', () => {
       }
       expect(reasons).toEqual(expect.arrayContaining([expect.stringContaining('not UTF-8 JSON'), expect.stringContaining('pipeline snapshot')]));
       // The poison is terminated, not redelivered: the consumer has nothing pending for it.
-      const c = await jsm.consumers.info('CONVEYOR_STEPS', 'alpha');
-      await waitFor('poison messages to be acked/terminated', async () => ((await jsm.consumers.info('CONVEYOR_STEPS', 'alpha')).num_ack_pending === 0 ? true : undefined), 10_000);
+      const c = await jsm.consumers.info('CONVEYOR_RUNS', 'alpha');
+      await waitFor('poison messages to be acked/terminated', async () => ((await jsm.consumers.info('CONVEYOR_RUNS', 'alpha')).num_ack_pending === 0 ? true : undefined), 10_000);
       expect(c.config.durable_name).toBe('alpha');
     } finally {
       await nc.close();

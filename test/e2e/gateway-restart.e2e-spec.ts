@@ -1,6 +1,7 @@
 import request from 'supertest';
-import { MESSAGE_VERSION, type Run, type RunEvent } from '@conveyor/contracts';
+import type { Run } from '@conveyor/contracts';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { RunLog } from '@conveyor/run-log';
 import { NatsServer } from '../support/nats-server';
 import { eventually, startGateway, storedState, tutorial, type RunningGateway } from '../support/gateway';
 
@@ -13,15 +14,18 @@ describe('gateway across restarts', () => {
   let ctx: JetStreamContext;
   const http = () => request(gw.url);
 
+  /** An agent's claim of step `stepId`, written by hand at the end of the run's log (its first step's work describes the run). */
   const stepStarted = async (runId: string, stepId: string, agent: string) => {
-    const e: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'step', kind: 'started', stepId, attempt: 1, agent, at: new Date().toISOString() };
-    // This test's own connection may still be reconnecting after a NATS crash: retry (bounded),
-    // with a message id so a retried publish is stored once.
-    await eventually(
-      () => ctx.js.publish(ctx.subjects.stepEvent(runId, stepId, 'started'), JSON.stringify(e), { msgID: `${runId}.${stepId}.${agent}`, timeout: 3_000 }),
-      `the ${stepId} started event to be stored`,
-      30_000,
-    );
+    // This test's own connection may still be reconnecting after a NATS crash: retry (bounded);
+    // a retried claim that was stored is recognised by its id.
+    await eventually(async () => {
+      const log = new RunLog(ctx);
+      const first = await log.first(runId);
+      const head = await log.head(runId);
+      if (first?.kind !== 'work' || !head) return undefined;
+      const msg = { ...first.msg, stepIndex: first.msg.pipeline.steps.findIndex((st) => st.id === stepId) };
+      return (await log.step('claim', msg, 1, { agent, machine: 'm1', delivery: 1 }, head.seq)).stored || undefined;
+    }, `the ${stepId} claim to be stored`, 30_000);
   };
   const stepRunning = (runId: string, stepId: string) =>
     eventually(async () => {

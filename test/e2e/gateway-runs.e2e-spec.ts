@@ -1,11 +1,13 @@
 import request from 'supertest';
 import { AckPolicy } from '@nats-io/jetstream';
-import { Headers, MESSAGE_VERSION, decodeStepMessage, type Run, type RunEvent } from '@conveyor/contracts';
+import { Headers, MESSAGE_VERSION, decodeStepMessage, type Run, type StepMessage } from '@conveyor/contracts';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { RunLog } from '@conveyor/run-log';
+import { planTransition, type StepOutcome } from '@conveyor/runs';
 import { NatsServer } from '../support/nats-server';
 import { eventually, startGateway, tutorial, type RunningGateway } from '../support/gateway';
 
-/** Runs: what POST /resources starts on NATS, the projector folding events, cancel. */
+/** Runs: what POST /resources starts on NATS, the projector folding runs' logs, cancel. */
 describe('gateway runs', () => {
   let nats: NatsServer;
   let gw: RunningGateway;
@@ -17,11 +19,21 @@ describe('gateway runs', () => {
     const res = await http().post('/resources').send({ ...tutorial.resource, name }).expect(201);
     return res.body.runid;
   };
-  /** An event as a driver publishes it, onto the events subject, by hand. */
-  const publishEvent = async (e: Omit<RunEvent, 'v' | 'at'> & { at?: string }) => {
-    const event: RunEvent = { v: MESSAGE_VERSION, at: new Date().toISOString(), ...e };
-    const subject = e.scope === 'run' ? ctx.subjects.runEvent(e.runId, e.kind) : ctx.subjects.stepEvent(e.runId, e.stepId!, e.kind);
-    await ctx.js.publish(subject, JSON.stringify(event));
+  let log: RunLog;
+  /** Records as an agent writes them, by hand, at the end of the run's log. */
+  const expectAt = async (id: string) => (await log.head(id))!.seq;
+  const claim = async (msg: StepMessage, agent: string, machine: string) => {
+    expect((await log.step('claim', msg, 1, { agent, machine, delivery: 1 }, await expectAt(msg.runId))).stored).toBe(true);
+  };
+  const handOff = async (msg: StepMessage, outcome: StepOutcome): Promise<StepMessage | undefined> => {
+    const t = planTransition(msg, outcome, { attempt: 1, agent: 'agent-a', machine: 'm1', at: new Date().toISOString() });
+    expect((await log.writeTransition(t, await expectAt(msg.runId))).stored).toBe(true);
+    return t.kind === 'work' ? t.msg : undefined;
+  };
+  const firstWork = async (id: string): Promise<StepMessage> => {
+    const r = await log.first(id);
+    if (r?.kind !== 'work') throw new Error(`run ${id} has no first work`);
+    return r.msg;
   };
   const runWhere = (id: string, test: (r: Run) => boolean, what: string) =>
     eventually(async () => {
@@ -33,6 +45,7 @@ describe('gateway runs', () => {
     nats = await NatsServer.start();
     gw = await startGateway(nats.url);
     ctx = await connectJetStream(gw.config);
+    log = new RunLog(ctx);
     await http().post('/resource-definitions').send(tutorial.definition).expect(201);
     await http().post('/pipelines').send(tutorial.pipeline).expect(201);
   });
@@ -42,7 +55,7 @@ describe('gateway runs', () => {
     await nats?.dispose();
   });
 
-  it('runs the tutorial: POST /resources queues a run and stores its first step on conveyor.steps.container-start', async () => {
+  it('runs the tutorial: POST /resources queues a run: its log\'s first record is its first step for container-start', async () => {
     const res = await http().post('/resources').send(tutorial.resource).expect(201);
     const runid: string = res.body.runid;
     expect(res.body).toEqual({ name: 'build-app', runid: expect.stringMatching(/^[0-9a-z]{26}$/), message: expect.stringContaining(runid), version: 1 });
@@ -63,8 +76,8 @@ describe('gateway runs', () => {
     ]);
     expect((await http().get('/resources/flutter-builder/build-app/1').expect(200)).body.runid).toBe(runid);
 
-    // The step message is really in the steps stream, under the driver's subject, with its headers.
-    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.stepsStream, { last_by_subj: 'conveyor.steps.container-start' });
+    // The step message is really in the runs stream, on the run's work subject for the driver, with its headers.
+    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.runsStream, { last_by_subj: `conveyor.steps.${runid}.1.container-start.any` });
     expect(stored).not.toBeNull();
     const decoded = decodeStepMessage(stored!.data);
     if (!decoded.ok) throw new Error(decoded.reason);
@@ -83,11 +96,14 @@ describe('gateway runs', () => {
     expect(stored!.header.get(Headers.Driver)).toBe('container-start');
     expect(stored!.header.get(Headers.Mode)).toBe('normal');
     expect(stored!.header.get(Headers.Resource)).toBe('flutter-builder/build-app@1');
-    expect(stored!.header.get(Headers.MsgId)).toBe(`${runid}.step.0`);
-
-    // And its `queued` event is in the events stream.
-    const queued = await ctx.jsm.streams.getMessage(ctx.subjects.eventsStream, { last_by_subj: ctx.subjects.runEvent(runid, 'queued') });
-    expect(queued!.json<RunEvent>()).toMatchObject({ runId: runid, scope: 'run', kind: 'queued' });
+    expect(stored!.header.get(Headers.MsgId)).toBe(`${runid}.0.normal`);
+    // It is the whole of the run's log: starting a run is one write, and starting it again
+    // (a retried start) is recognised as that same write, never a second one.
+    expect((await log.head(runid))?.seq).toBe(stored!.seq);
+    expect(await log.start(decoded.value)).toEqual({ stored: true, seq: stored!.seq });
+    expect((await log.head(runid))?.seq).toBe(stored!.seq);
+    // Another first step for the same run is refused.
+    expect((await log.start({ ...decoded.value, mode: 'cleanup', outcome: { status: 'failed', message: 'x' } })).stored).toBe(false);
   });
 
   it('starts a new run for every PUT of a resource that has a pipeline', async () => {
@@ -95,48 +111,52 @@ describe('gateway runs', () => {
     expect(put.body.version).toBe(2);
     const run = await getRun(put.body.runid);
     expect(run).toMatchObject({ status: 'queued', resource: { version: 2 } });
-    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.stepsStream, { last_by_subj: 'conveyor.steps.container-start' });
+    const stored = await ctx.jsm.streams.getMessage(ctx.subjects.runsStream, { last_by_subj: ctx.subjects.runLog(put.body.runid) });
     expect(stored!.header.get(Headers.RunId)).toBe(put.body.runid);
   });
 
-  it('folds step and run events into GET /runs/:id', async () => {
+  it('folds the records of a run\'s log into GET /runs/:id', async () => {
     const id = await startRun('fold-me');
-    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '1', stepIndex: 0, attempt: 1, agent: 'agent-a', machine: 'm1' });
+    const first = await firstWork(id);
+    await claim(first, 'agent-a', 'm1');
     const running = await runWhere(id, (r) => r.steps[0].status === 'running', 'step 1 running');
     expect(running).toMatchObject({ status: 'running', startedAt: expect.any(String) });
     expect(running.steps[0]).toMatchObject({ attempts: 1, agent: 'agent-a', machine: 'm1', startedAt: expect.any(String) });
 
-    await publishEvent({ runId: id, scope: 'step', kind: 'succeeded', stepId: '1', stepIndex: 0, attempt: 1, data: { containerId: 'c1' } });
-    // Published out of order on purpose: the fold does not depend on it.
-    await publishEvent({ runId: id, scope: 'step', kind: 'failed', stepId: '2', stepIndex: 1, attempt: 1, message: 'clone failed' });
-    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '2', stepIndex: 1, attempt: 1, agent: 'agent-a' });
+    const second = (await handOff(first, { status: 'succeeded', output: { success: true, data: { containerId: 'c1' } } }))!;
+    await claim(second, 'agent-a', 'm1');
+    const cleanup = (await handOff(second, { status: 'failed', output: { success: false, message: 'clone failed' } }))!;
     const after = await runWhere(id, (r) => r.steps[1].status === 'failed' && r.steps[0].status === 'succeeded', 'steps 1 and 2 folded');
     expect(after.steps[0]).toMatchObject({ status: 'succeeded', data: { containerId: 'c1' }, finishedAt: expect.any(String) });
     expect(after.steps[1]).toMatchObject({ status: 'failed', message: 'clone failed', attempts: 1 });
+    expect(after.steps[2].status).toBe('skipped');
+    expect(cleanup).toMatchObject({ stepIndex: 3, mode: 'cleanup' });
 
-    await publishEvent({ runId: id, scope: 'run', kind: 'failed', message: 'step "Clone Repository" failed' });
+    await claim(cleanup, 'agent-a', 'm1');
+    await handOff(cleanup, { status: 'succeeded', output: { success: true } });
     const failed = await runWhere(id, (r) => r.status === 'failed', 'run failed');
-    expect(failed).toMatchObject({ message: 'step "Clone Repository" failed', finishedAt: expect.any(String) });
-    expect(failed.steps.map((s) => s.status)).toEqual(['succeeded', 'failed', 'skipped', 'skipped']);
+    expect(failed).toMatchObject({ message: 'step "Clone Repository" failed: clone failed', finishedAt: expect.any(String) });
+    expect(failed.steps.map((s) => s.status)).toEqual(['succeeded', 'failed', 'skipped', 'succeeded']);
 
     const list = await http().get('/runs?status=failed').expect(200);
     expect(list.body.map((r: Run) => r.id)).toEqual([id]);
   });
 
-  it('terminates garbage on the events subject, drops events of unknown runs, and keeps folding', async () => {
+  it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {
     const id = await startRun('after-garbage');
-    await ctx.js.publish(ctx.subjects.runEvent(id, 'succeeded'), 'this is not json');
-    await ctx.js.publish(ctx.subjects.stepEvent(id, '1', 'started'), JSON.stringify({ v: 1, runId: id, scope: 'step', kind: 'exploded', stepId: '1', at: new Date().toISOString() }));
-    await publishEvent({ runId: '0'.repeat(26), scope: 'run', kind: 'succeeded' });
-    await publishEvent({ runId: id, scope: 'step', kind: 'started', stepId: '1', stepIndex: 0, attempt: 1 });
-    await runWhere(id, (r) => r.steps[0].status === 'running', 'the valid event folded');
+    const other = '0'.repeat(26);
+    await ctx.js.publish(ctx.subjects.runEnd(other), 'this is not json');
+    await ctx.js.publish(ctx.subjects.stepRecord(other, '1', 'claim'), JSON.stringify({ v: 1, kind: 'exploded', runId: other, at: new Date().toISOString() }));
+    await ctx.js.publish(ctx.subjects.runEnd(other), JSON.stringify({ v: MESSAGE_VERSION, kind: 'end', runId: other, status: 'succeeded', at: new Date().toISOString() }));
+    await claim(await firstWork(id), 'agent-a', 'm1');
+    await runWhere(id, (r) => r.steps[0].status === 'running', 'the valid record folded');
     expect((await getRun(id)).status).toBe('running');
     // Nothing is left unacked for redelivery.
     await eventually(async () => {
-      const info = await ctx.jsm.consumers.info(ctx.subjects.eventsStream, 'gateway-runs');
+      const info = await ctx.jsm.consumers.info(ctx.subjects.runsStream, 'gateway-runs');
       return info.num_ack_pending === 0 && info.num_pending === 0 ? info : undefined;
     }, 'the projector to have acked or terminated everything');
-    const info = await ctx.jsm.consumers.info(ctx.subjects.eventsStream, 'gateway-runs');
+    const info = await ctx.jsm.consumers.info(ctx.subjects.runsStream, 'gateway-runs');
     expect(info.config.ack_policy).toBe(AckPolicy.Explicit);
   });
 
@@ -161,7 +181,7 @@ describe('gateway runs', () => {
 
   it('refuses to cancel a run that already ended (409)', async () => {
     const id = await startRun('finish-me');
-    await publishEvent({ runId: id, scope: 'run', kind: 'succeeded' });
+    expect((await log.writeTransition({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: id, status: 'succeeded', at: new Date().toISOString() } }, await expectAt(id))).stored).toBe(true);
     await runWhere(id, (r) => r.status === 'succeeded', 'run succeeded');
     const res = await http().post(`/runs/${id}/cancel`).expect(409);
     expect(res.body).toEqual({ statusCode: 409, error: 'Conflict', message: `run ${id} already ended (succeeded); there is nothing to cancel` });

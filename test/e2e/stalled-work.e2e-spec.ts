@@ -5,8 +5,9 @@ import { TestSystem } from '../support/system';
 jest.setTimeout(120_000);
 
 /**
- * "It never hangs": step work that no live agent can take fails its run after
- * CONVEYOR_DRIVER_GRACE, saying why; the run's cleanup still runs when an agent comes.
+ * "It never hangs": step work that no live agent can take fails after CONVEYOR_DRIVER_GRACE,
+ * saying why, and the run goes on to its cleanup steps at once; a cleanup step nobody can
+ * take ends the run (the build machine's janitor removes what it left).
  */
 describe('work no agent can take', () => {
   let sys: TestSystem;
@@ -19,33 +20,29 @@ describe('work no agent can take', () => {
     await sys?.stop();
   });
 
-  it('fails a run whose driver never had an agent (a misspelt name), and runs its cleanup once one comes', async () => {
+  it('fails the step of a driver that never had an agent (a misspelt name), and the run\'s cleanup runs', async () => {
     const id = await sys.run([{ driver: 'bulider' }, { driver: 'tidy', always: true }]);
     const run = await sys.waitForRun(id, ['failed'], 30_000);
-    expect(run.message).toBe('no agent of driver "bulider" has been alive for 3s: is an agent of it running, and is the pipeline\'s driver name right?');
-    expect(run.steps[0].status).toBe('failed');
-    // An agent of that name comes after all: it does not run the step of the failed run, and
-    // hands on to the cleanup step, which runs.
-    await sys.startDriver(['bulider']);
-    const after = await waitFor('the cleanup step to run', async () => {
-      const r = await sys.api.run(id);
-      return r.steps[1].status === 'succeeded' ? r : undefined;
-    }, 30_000, 100);
-    expect(after.status).toBe('failed');
-    expect(after.steps.map((s) => s.status)).toEqual(['skipped', 'succeeded']);
-    const starts = sys.journalOf(id).filter((j) => j.what === 'start').map((j) => j.step);
-    expect(starts).toEqual(['s2']);
+    const why = 'no agent of driver "bulider" has been alive for 3s: is an agent of it running, and is the pipeline\'s driver name right?';
+    expect(run.steps[0]).toMatchObject({ status: 'failed', message: why });
+    expect(run.message).toBe(`step "step 1" failed: ${why}`);
+    expect(run.steps[1].status).toBe('succeeded');
+    // An agent of that name comes after all: it does not run the step of the failed run.
+    const late = await sys.startDriver(['bulider']);
+    await waitFor('the late agent to judge the waiting work', () => (late.logs.includes('not run: the run has ended') ? true : undefined), 20_000);
+    expect(sys.journalOf(id).filter((j) => j.what === 'start').map((j) => j.step)).toEqual(['s2']);
   });
 
-  it('runs a cleanup step whose agent died in it once an agent comes back, after the run failed', async () => {
+  it('a cleanup step whose agent died in it, with no agent left: the run ends, saying why, and a returning agent does not run it', async () => {
     await sys.startDriver(['sweeper']);
     // The sweeper's first attempt kills its own process, mid-step.
     const id = await sys.run([{ driver: 'tidy' }, { driver: 'sweeper', always: true, config: { crashOnAttempt: 1 } }]);
     const failed = await sys.waitForRun(id, ['failed'], 30_000);
-    expect(failed.message).toMatch(/^no agent of driver "sweeper"/);
-    await sys.startDriver(['sweeper']);
-    await waitFor('the cleanup step to run again', () => (sys.journalOf(id).some((j) => j.step === 's2' && j.attempt === 2 && j.what === 'done') ? true : undefined), 30_000, 100);
-    expect(sys.journalOf(id).filter((j) => j.step === 's2' && j.what === 'start').map((j) => j.attempt)).toEqual([1, 2]);
+    expect(failed.message).toMatch(/^step "step 2" failed: no agent of driver "sweeper"/);
+    expect(failed.steps.map((s) => s.status)).toEqual(['succeeded', 'failed']);
+    const back = await sys.startDriver(['sweeper']);
+    await waitFor('the returning agent to judge the waiting work', () => (back.logs.includes('not run: the run has ended') ? true : undefined), 20_000);
+    expect(sys.journalOf(id).filter((j) => j.step === 's2' && j.what === 'start').map((j) => j.attempt)).toEqual([1]);
   });
 
   it('fails a run whose driver had agents that are all gone', async () => {
@@ -53,7 +50,7 @@ describe('work no agent can take', () => {
     await gone.stop('SIGKILL');
     const id = await sys.run([{ driver: 'gone' }]);
     const run = await sys.waitForRun(id, ['failed'], 30_000);
-    expect(run.message).toMatch(/^no agent of driver "gone" has been alive for 3s/);
+    expect(run.message).toMatch(/^step "step 1" failed: no agent of driver "gone" has been alive for 3s/);
   });
 
   it('leaves alone work that waits for a live agent', async () => {

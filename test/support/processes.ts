@@ -47,6 +47,11 @@ export class AppProcess {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
+  /** Sends a signal without waiting (SIGSTOP and SIGCONT freeze and thaw the process). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) this.proc.kill(signal);
+  }
+
   /** Sends a signal and waits (bounded) for the exit; returns the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 40_000): Promise<number | null> {
     if (this.alive) this.proc.kill(signal);

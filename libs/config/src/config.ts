@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { loadApiAuthConfig, type ApiAuthConfig } from '@conveyor/auth';
-import { DEFAULT_PREFIX, nameFromDnsName } from '@conveyor/contracts';
+import { ANY_MACHINE, DEFAULT_PREFIX, nameFromDnsName } from '@conveyor/contracts';
 import { loadSecretKey } from '@conveyor/secrets';
 
 /**
@@ -23,8 +23,8 @@ export interface ConveyorConfig {
   /** Replicas of every stream and bucket: 1 on a single server, 3 on a cluster. */
   replicas: number;
   retention: {
-    stepsMaxAgeMs: number;
-    eventsMaxAgeMs: number;
+    /** How long the runs stream keeps each run's log (its work and records). */
+    runLogMaxAgeMs: number;
     logsMaxAgeMs: number;
     logsMaxBytes: number;
     deadLettersMaxAgeMs: number;
@@ -82,6 +82,8 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
   }
   const agentId = dnsName(env, 'CONVEYOR_AGENT_ID') ?? `${host}-${process.pid}`;
   const machine = dnsName(env, 'CONVEYOR_MACHINE_ID') ?? host;
+  // `any` stands for "any machine" in work subjects (see Subjects.work).
+  if (machine === ANY_MACHINE) throw new ConfigError(`CONVEYOR_MACHINE_ID=${machine}: "${ANY_MACHINE}" is reserved; name the machine otherwise`);
   return {
     nats: {
       servers: list(env.CONVEYOR_NATS_URL, ['nats://127.0.0.1:4222']),
@@ -95,8 +97,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     prefix,
     replicas: int(env, 'CONVEYOR_REPLICAS', 1, 1, 5),
     retention: {
-      stepsMaxAgeMs: duration(env, 'CONVEYOR_STEPS_MAX_AGE', '7d'),
-      eventsMaxAgeMs: duration(env, 'CONVEYOR_EVENTS_MAX_AGE', '30d'),
+      runLogMaxAgeMs: duration(env, 'CONVEYOR_RUN_LOG_MAX_AGE', '30d'),
       logsMaxAgeMs: duration(env, 'CONVEYOR_LOGS_MAX_AGE', '7d'),
       logsMaxBytes: bytes(env, 'CONVEYOR_LOGS_MAX_BYTES', '1gb'),
       deadLettersMaxAgeMs: duration(env, 'CONVEYOR_DLQ_MAX_AGE', '30d'),

@@ -43,12 +43,64 @@ export interface StepMessage {
   /** The build machine this run is pinned to, once a step asked for affinity. */
   machine?: string;
   createdAt: string;
+  /** How the step before this one ended: this message is that step's hand-off (absent on a run's first step). */
+  from?: StepEnded;
+  /** Steps that will never run, decided by the same hand-off (after a failure or a cancel). */
+  skipped?: number[];
 }
 
-export type StepEventKind = 'started' | 'succeeded' | 'failed' | 'retrying' | 'skipped' | 'cancelled';
-export type RunEventKind = 'queued' | 'succeeded' | 'failed' | 'cancelled';
+/** How one step of a run ended, as recorded by the record that moved the run on. */
+export interface StepEnded {
+  stepIndex: number;
+  stepId: string;
+  attempt: number;
+  status: 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+  message?: string;
+  data?: JsonObject;
+  /** Absent when no agent ran it (skipped, or given up by the gateway). */
+  agent?: string;
+  machine?: string;
+  durationMs?: number;
+  at: string;
+}
 
-/** Published on `<prefix>.events.<run>.…`; the gateway folds them into the run record. */
+/** `<prefix>.steps.<run>.<step>.claim|retry|release`: an attempt of a step starts, fails with a retry to come, or is given back. */
+export interface StepRecord {
+  v: typeof MESSAGE_VERSION;
+  kind: 'claim' | 'retry' | 'release';
+  runId: string;
+  stepIndex: number;
+  stepId: string;
+  /** The attempt this record is about; a released attempt is started again under the same number. */
+  attempt: number;
+  agent: string;
+  machine: string;
+  message?: string;
+  /** For `retry`: the pause before the next attempt. */
+  retryInMs?: number;
+  durationMs?: number;
+  at: string;
+}
+
+/** `<prefix>.steps.<run>.end`: the run's final state, and how its last step ended. */
+export interface RunEnd {
+  v: typeof MESSAGE_VERSION;
+  kind: 'end';
+  runId: string;
+  status: Extract<RunStatus, 'succeeded' | 'failed' | 'cancelled'>;
+  message?: string;
+  from?: StepEnded;
+  skipped?: number[];
+  at: string;
+}
+
+export type StepEventKind = 'started' | 'succeeded' | 'failed' | 'retrying' | 'released' | 'skipped' | 'cancelled';
+export type RunEventKind = 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * One fact about a run, as the run record folds it (libs/runs `applyEvent`); the records of
+ * a run's log (`recordEvents`) each say one or more of them.
+ */
 export interface RunEvent {
   v: typeof MESSAGE_VERSION;
   runId: string;
@@ -66,6 +118,8 @@ export interface RunEvent {
   retryInMs?: number;
   durationMs?: number;
   at: string;
+  /** Stream sequence of the record that said it: of two facts of one attempt and phase, the later wins. */
+  seq?: number;
 }
 
 export type LogStream = 'stdout' | 'stderr' | 'system';

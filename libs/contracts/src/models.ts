@@ -75,6 +75,8 @@ export interface StepRun {
   message?: string;
   /** What the driver returned (e.g. the container id), readable by later steps. */
   data?: JsonObject;
+  /** Stream sequence of the run-log record that set `status`. */
+  seq?: number;
 }
 
 /** The pipeline as it was when the run started: later edits of the pipeline do not change a run. */
@@ -104,6 +106,8 @@ export interface Run {
   startedAt?: string;
   finishedAt?: string;
   durationMs?: number;
+  /** The run's end, folded before the outcome of a step it still shows running (see libs/runs `applyEvent`). */
+  ending?: { status: 'succeeded' | 'failed' | 'cancelled'; message?: string; at: string };
 }
 
 /** A driver agent, as it announces itself in the agents bucket (refreshed by heartbeats). */

@@ -52,13 +52,34 @@ describe('ids and subjects', () => {
 
   it('builds every subject from the prefix and refuses unsafe tokens', () => {
     const s = new Subjects('ci.team-a');
-    expect(s.step('builder')).toBe('ci.team-a.steps.builder');
-    expect(s.step('builder', 'rack-1')).toBe('ci.team-a.steps.builder.rack-1');
-    expect(s.stepsStream).toBe('CI_TEAM-A_STEPS');
+    expect(s.work('01abc', 'build', 'builder')).toBe('ci.team-a.steps.01abc.build.builder.any');
+    expect(s.work('01abc', 'build', 'builder', 'rack-1')).toBe('ci.team-a.steps.01abc.build.builder.rack-1');
+    expect(s.workFor('builder', 'rack-1')).toBe('ci.team-a.steps.*.*.builder.rack-1');
+    expect(s.runLog('01abc')).toBe('ci.team-a.steps.01abc.>');
+    expect(s.runsStream).toBe('CI_TEAM-A_RUNS');
     expect(s.bucket('runs')).toBe('ci_team-a-runs');
     expect(s.logsEnd('01abc')).toBe('ci.team-a.logs.01abc.end');
-    expect(() => s.step('a.b')).toThrow();
+    expect(() => s.work('01abc', 'x', 'a.b')).toThrow();
+    expect(() => s.work('01abc', 'x.>', 'builder')).toThrow();
     expect(() => s.cancel('x.>')).toThrow();
     expect(() => new Subjects('bad prefix')).toThrow();
+  });
+
+  it('tells every kind of run record from its subject, whatever the step ids and driver names', () => {
+    const s = new Subjects('ci.team-a');
+    // Step ids that spell the other kinds' tokens cannot make one record look like another.
+    for (const stepId of ['end', 'claim', 'run', 'retry']) {
+      expect(s.parseRunRecord(s.work('r1', stepId, 'claim'))).toEqual({ kind: 'work', runId: 'r1', stepId, driver: 'claim', machine: undefined });
+      expect(s.parseRunRecord(s.work('r1', stepId, 'end', 'm1'))).toEqual({ kind: 'work', runId: 'r1', stepId, driver: 'end', machine: 'm1' });
+      expect(s.parseRunRecord(s.stepRecord('r1', stepId, 'claim'))).toEqual({ kind: 'claim', runId: 'r1', stepId });
+      expect(s.parseRunRecord(s.stepRecord('r1', stepId, 'release'))).toEqual({ kind: 'release', runId: 'r1', stepId });
+    }
+    expect(s.parseRunRecord(s.runEnd('r1'))).toEqual({ kind: 'end', runId: 'r1' });
+    expect(s.parseRunRecord('ci.team-a.steps.r1.build.bogus')).toBeUndefined();
+    expect(s.parseRunRecord('ci.team-a.logs.r1.end')).toBeUndefined();
+    expect(s.parseRunRecord('other.steps.r1.end')).toBeUndefined();
+    expect(s.parseConsumer(s.consumer('builder', 'rack-1'))).toEqual({ driver: 'builder', machine: 'rack-1' });
+    expect(s.parseConsumer(s.consumer('builder'))).toEqual({ driver: 'builder', machine: undefined });
+    expect(s.parseConsumer('gateway-runs_x_y')).toBeUndefined();
   });
 });

@@ -2,27 +2,46 @@ import { isName } from './names';
 
 export const DEFAULT_PREFIX = 'conveyor';
 
+/** The machine token of work any build machine may take. */
+export const ANY_MACHINE = 'any';
+
+/** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
+export type RunRecordSubject =
+  | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
+  | { kind: 'claim' | 'retry' | 'release'; runId: string; stepId: string }
+  | { kind: 'end'; runId: string };
+
 /**
  * Every NATS subject and JetStream resource name the system uses is built here, from one
  * configurable prefix, so that `nats sub '<prefix>.>'` shows all traffic of one installation.
  *
- *   <prefix>.steps.<driver>                 work for any agent of a driver (durable)
- *   <prefix>.steps.<driver>.<machine>       work pinned to one build machine (durable)
- *   <prefix>.events.<run>.<step>.<kind>     step events: started, succeeded, failed, retrying, skipped
- *   <prefix>.events.<run>.run.<kind>        run events: queued, succeeded, failed, cancelled
- *   <prefix>.logs.<run>.<driver>.<step>     log lines of a step
- *   <prefix>.logs.<run>.end                 end-of-logs marker, published when the run ends
- *   <prefix>.control.<run>.cancel           cancel signal (core NATS) to the agent running a step
- *   <prefix>.dlq.<driver>                   dead letters: poison messages terminated by a driver
+ * A run's log — every record that moves a run on, in one stream, each one written only if
+ * the run's log still ends where its writer read it (see libs/run-log):
+ *   <prefix>.steps.<run>.<step>.<driver>.<machine>   work for a driver, on one build machine or `any`;
+ *                                                    it also records how the step before it ended
+ *   <prefix>.steps.<run>.<step>.claim                an agent starts an attempt of the step
+ *   <prefix>.steps.<run>.<step>.retry                the attempt failed; the step runs again after a pause
+ *   <prefix>.steps.<run>.<step>.release              the agent gave the step back unfinished (shutdown)
+ *   <prefix>.steps.<run>.end                         the run ended, with how its last step ended
+ * Beside it:
+ *   <prefix>.logs.<run>.<driver>.<step>              log lines of a step
+ *   <prefix>.logs.<run>.end                          end-of-logs marker, published once the run ended
+ *   <prefix>.control.<run>.cancel                    cancel signal (core NATS) to the agent running a step
+ *   <prefix>.dlq.<driver>                            dead letters: poison messages terminated by a driver
+ *
+ * The records of a run differ in their number of tokens, so no step id (`end`, `claim`) or
+ * driver name can make one kind look like another.
  */
 export class Subjects {
   readonly prefix: string;
+  private readonly tokens: number;
 
   constructor(prefix: string = DEFAULT_PREFIX) {
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
       throw new Error(`invalid subject prefix ${JSON.stringify(prefix)}: tokens of letters, digits, "_" and "-" separated by "."`);
     }
     this.prefix = prefix;
+    this.tokens = prefix.split('.').length;
   }
 
   /** Stream and bucket names may not contain dots; derived from the prefix so installations can share a server. */
@@ -30,8 +49,8 @@ export class Subjects {
     return this.prefix.replace(/\./g, '_').toUpperCase();
   }
 
-  get stepsStream(): string { return `${this.streamPrefix}_STEPS`; }
-  get eventsStream(): string { return `${this.streamPrefix}_EVENTS`; }
+  /** Runs' logs: step work and every other record of a run. */
+  get runsStream(): string { return `${this.streamPrefix}_RUNS`; }
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
 
@@ -39,29 +58,71 @@ export class Subjects {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 
-  get allSteps(): string { return `${this.prefix}.steps.>`; }
-  get allEvents(): string { return `${this.prefix}.events.>`; }
+  get allRunRecords(): string { return `${this.prefix}.steps.>`; }
   get allLogs(): string { return `${this.prefix}.logs.>`; }
   get allDeadLetters(): string { return `${this.prefix}.dlq.>`; }
 
-  /** Work for a driver; with `machine`, work pinned to the agents of one build machine. */
-  step(driver: string, machine?: string): string {
+  /** Every record of one run: what a fenced write's expectation is checked against. */
+  runLog(runId: string): string {
+    return `${this.prefix}.steps.${token(runId)}.>`;
+  }
+
+  /** Work of `stepId` for `driver`; with `machine`, for the agents of that build machine only. */
+  work(runId: string, stepId: string, driver: string, machine?: string): string {
     assertToken('driver', driver);
-    if (machine === undefined) return `${this.prefix}.steps.${driver}`;
+    if (machine !== undefined) assertToken('machine', machine);
+    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.${driver}.${machine ?? ANY_MACHINE}`;
+  }
+
+  /** What a driver's consumer reads: its work for any machine, or pinned to `machine`. */
+  workFor(driver: string, machine?: string): string {
+    assertToken('driver', driver);
+    if (machine !== undefined) assertToken('machine', machine);
+    return `${this.prefix}.steps.*.*.${driver}.${machine ?? ANY_MACHINE}`;
+  }
+
+  /** Every driver's work, of every run. */
+  get allWork(): string {
+    return `${this.prefix}.steps.*.*.*.*`;
+  }
+
+  stepRecord(runId: string, stepId: string, kind: 'claim' | 'retry' | 'release'): string {
+    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.${kind}`;
+  }
+
+  /** Every record about one step: its claims, retries and releases. */
+  stepRecords(runId: string, stepId: string): string {
+    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.*`;
+  }
+
+  runEnd(runId: string): string {
+    return `${this.prefix}.steps.${token(runId)}.end`;
+  }
+
+  /** The kind, run and step of a record of a run's log, from its subject; undefined for anything else. */
+  parseRunRecord(subject: string): RunRecordSubject | undefined {
+    const t = subject.split('.');
+    if (t.length <= this.tokens + 2 || t.slice(0, this.tokens).join('.') !== this.prefix || t[this.tokens] !== 'steps') return undefined;
+    const [runId, stepId, a, b] = t.slice(this.tokens + 1);
+    const rest = t.length - this.tokens - 1;
+    if (rest === 2 && stepId === 'end') return { kind: 'end', runId };
+    if (rest === 3 && (a === 'claim' || a === 'retry' || a === 'release')) return { kind: a, runId, stepId };
+    if (rest === 4) return { kind: 'work', runId, stepId, driver: a, machine: b === ANY_MACHINE ? undefined : b };
+    return undefined;
+  }
+
+  /** The durable consumer that the agents of `driver` (on `machine`, for pinned work) share. */
+  consumer(driver: string, machine?: string): string {
+    assertToken('driver', driver);
+    if (machine === undefined) return driver;
     assertToken('machine', machine);
-    return `${this.prefix}.steps.${driver}.${machine}`;
+    return `${driver}_${machine}`;
   }
 
-  stepEvent(runId: string, stepId: string, kind: string): string {
-    return `${this.prefix}.events.${token(runId)}.${token(stepId)}.${token(kind)}`;
-  }
-
-  runEvent(runId: string, kind: string): string {
-    return `${this.prefix}.events.${token(runId)}.run.${token(kind)}`;
-  }
-
-  runEvents(runId: string): string {
-    return `${this.prefix}.events.${token(runId)}.>`;
+  /** The driver and machine of a drivers' durable consumer, from its name; undefined for any other consumer. */
+  parseConsumer(name: string): { driver: string; machine?: string } | undefined {
+    const [driver, machine, extra] = name.split('_');
+    return isName(driver) && (machine === undefined || isName(machine)) && extra === undefined ? { driver, machine } : undefined;
   }
 
   log(runId: string, driver: string, stepId: string): string {
@@ -83,6 +144,11 @@ export class Subjects {
 
   get allCancels(): string {
     return `${this.prefix}.control.*.cancel`;
+  }
+
+  /** The run id of a cancel signal's subject. */
+  parseCancel(subject: string): string | undefined {
+    return subject.split('.')[this.tokens + 1];
   }
 
   deadLetter(driver: string): string {

@@ -1,10 +1,20 @@
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
 
+/** How long a handler may go on after its abort signal fired before the SDK stops waiting for it. */
+export const ABORT_GRACE_MS = 5_000;
+
 /** One step attempt running on this agent, abortable by a cancel, its timeout or shutdown. */
 export class ActiveStep {
   readonly controller = new AbortController();
   readonly since = new Date().toISOString();
   reason?: AbortReason;
+  private deadline?: NodeJS.Timeout;
+  private giveUp?: (err: Error) => void;
+  /**
+   * Rejects `graceMs` after the abort: a handler that ignores its signal does not hold the
+   * step (its timeout, a drain) for ever. The SDK races the handler with it.
+   */
+  readonly abandoned = new Promise<never>((_, reject) => (this.giveUp = reject));
 
   constructor(
     readonly runId: string,
@@ -12,13 +22,23 @@ export class ActiveStep {
     readonly driver: string,
     /** Cleanup steps are never cancelled: they are what a cancel leads to. */
     readonly cancellable: boolean,
-  ) {}
+    private readonly graceMs = ABORT_GRACE_MS,
+  ) {
+    this.abandoned.catch(() => undefined);
+  }
 
   abort(reason: AbortReason, detail: string): void {
     if (this.reason) return;
     if (reason === 'cancelled' && !this.cancellable) return;
     this.reason = reason;
     this.controller.abort(new Error(detail));
+    this.deadline = setTimeout(() => this.giveUp?.(new Error(`${detail}; the driver did not stop within ${this.graceMs / 1000}s of being told to, so its result is no longer waited for`)), this.graceMs);
+    this.deadline.unref();
+  }
+
+  /** The attempt is over: no deadline may fire after it. */
+  done(): void {
+    clearTimeout(this.deadline);
   }
 }
 

@@ -3,14 +3,12 @@ import type { AgentInfo } from '@conveyor/contracts';
 import { listKeys } from './kv-keys';
 
 /**
- * The agents whose last heartbeat is at most three beats old. The bucket's TTL removes
- * silent agents anyway; this also hides one that is merely late.
+ * The agents whose heartbeat is still in the agents bucket. Its entries expire three beats
+ * after they were written, on the NATS server's own clock (the bucket's TTL): no machine's
+ * clock is compared with another's, so an agent whose clock runs behind or ahead is neither
+ * declared dead nor kept alive by it.
  */
-export async function liveAgents(bucket: KV, heartbeatMs: number): Promise<AgentInfo[]> {
-  const staleBefore = Date.now() - heartbeatMs * 3;
+export async function liveAgents(bucket: KV): Promise<AgentInfo[]> {
   const entries = await Promise.all((await listKeys(bucket)).map((key) => bucket.get(key)));
-  return entries
-    .filter((e) => e !== null && e.operation === 'PUT')
-    .map((e) => e!.json<AgentInfo>())
-    .filter((a) => Date.parse(a.lastHeartbeat) >= staleBefore);
+  return entries.filter((e) => e !== null && e.operation === 'PUT').map((e) => e!.json<AgentInfo>());
 }

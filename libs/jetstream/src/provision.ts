@@ -39,21 +39,15 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
   const common = { storage: StorageType.File, num_replicas: c.replicas, discard: DiscardPolicy.Old };
   await ensureStream(ctx, {
     ...common,
-    name: s.stepsStream,
-    description: 'Step work for drivers; acked by the driver after it handed the run on',
-    subjects: [s.allSteps],
-    // Limits (not WorkQueue) so that `nats stream view` works and operators can read what ran.
+    name: s.runsStream,
+    description: "Runs' logs: step work, claims, retries and each run's end; every record fenced on its run's last sequence",
+    subjects: [s.allRunRecords],
+    // Limits (not WorkQueue) so that `nats stream view` works, operators can read what ran,
+    // and a run's log stays whole for the writers that check it.
     retention: RetentionPolicy.Limits,
-    max_age: nanos(c.retention.stepsMaxAgeMs),
-    duplicate_window: nanos(c.steps.dedupeWindowMs),
-  });
-  await ensureStream(ctx, {
-    ...common,
-    name: s.eventsStream,
-    description: 'Run and step events; folded into the runs bucket by the gateway',
-    subjects: [s.allEvents],
-    retention: RetentionPolicy.Limits,
-    max_age: nanos(c.retention.eventsMaxAgeMs),
+    max_age: nanos(c.retention.runLogMaxAgeMs),
+    // A run's first record is read by subject when its run record must be made again.
+    allow_direct: true,
     duplicate_window: nanos(c.steps.dedupeWindowMs),
   });
   await ensureStream(ctx, {
@@ -86,7 +80,7 @@ export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
     open('resources', 1),
     open('runs', 1),
     // A cancel matters as long as a step message of the run can still be delivered.
-    open('cancels', 1, c.retention.stepsMaxAgeMs),
+    open('cancels', 1, c.retention.runLogMaxAgeMs),
   ]);
   return { definitions, pipelines, resources, runs, cancels };
 }

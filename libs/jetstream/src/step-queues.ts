@@ -1,10 +1,11 @@
-import { isName } from '@conveyor/contracts';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
 import type { JetStreamContext } from './connection';
 
-/** Step work of one driver (on one build machine, for pinned work), as the steps stream holds it. */
+/** Step work of one driver (on one build machine, for pinned work), as its durable consumer holds it. */
 export interface StepQueue {
   driver: string;
-  /** Set for work pinned to a machine (`<prefix>.steps.<driver>.<machine>`). */
+  /** Set for work pinned to a machine. */
   machine?: string;
   /** Not delivered yet. */
   pending: number;
@@ -14,31 +15,51 @@ export interface StepQueue {
   fromSeq: number;
 }
 
+/** The durable consumer that the agents of a driver (of one machine, with `machine`) share. */
+export function workConsumerConfig(ctx: JetStreamContext, driver: string, machine?: string): Partial<ConsumerConfig> & { durable_name: string } {
+  const { subjects, config } = ctx;
+  return {
+    durable_name: subjects.consumer(driver, machine),
+    filter_subject: subjects.workFor(driver, machine),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(config.steps.ackWaitMs),
+    // Attempts are counted by the SDK from the run's log, not by deliveries.
+    max_deliver: -1,
+    max_ack_pending: 10_000,
+  };
+}
+
+/**
+ * Makes sure the durable consumer of a driver's work exists. Whoever publishes work for a
+ * driver calls it first (once per process and driver), so work never waits on a subject no
+ * consumer reads — and what waits is always counted by a consumer (see `stepQueues`), even
+ * for a driver no agent ever served (a misspelt name).
+ */
+export async function ensureWorkConsumer(ctx: JetStreamContext, driver: string, machine?: string, update = false): Promise<void> {
+  const cfg = workConsumerConfig(ctx, driver, machine);
+  try {
+    await ctx.jsm.consumers.add(ctx.subjects.runsStream, cfg);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || !/already (exists|in use)/i.test(err.message)) throw err;
+    // Agents bring their own ack wait; a publisher leaves an existing consumer as it is.
+    if (update) await ctx.jsm.consumers.update(ctx.subjects.runsStream, cfg.durable_name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+  }
+}
+
 /**
  * The step work waiting for each driver: per drivers' durable consumer (`<driver>` or
- * `<driver>_<machine>`) what it has not delivered or not had acked, and everything on a step
- * subject no such consumer reads (no agent of that driver ever started). Other consumers on
- * the stream (an operator's, an ordered one that reads without consuming) are not queues.
+ * `<driver>_<machine>`) what it has not delivered or not had acked. Other consumers on the
+ * stream (an operator's, the gateway's projector, an ordered one that reads without
+ * consuming) are not queues.
  */
 export async function stepQueues(ctx: JetStreamContext): Promise<StepQueue[]> {
   const { jsm, subjects } = ctx;
-  const base = subjects.allSteps.slice(0, -1);
-  const parse = (rest: string, sep: string): { driver: string; machine?: string } | undefined => {
-    const [driver, machine, extra] = rest.split(sep);
-    return isName(driver) && (machine === undefined || isName(machine)) && extra === undefined ? { driver, machine } : undefined;
-  };
   const out: StepQueue[] = [];
-  const read = new Set<string>();
-  for await (const ci of jsm.consumers.list(subjects.stepsStream)) {
-    const owner = ci.config.durable_name ? parse(ci.name, '_') : undefined;
-    if (!owner || ci.config.filter_subject !== subjects.step(owner.driver, owner.machine)) continue;
-    read.add(ci.config.filter_subject);
+  for await (const ci of jsm.consumers.list(subjects.runsStream)) {
+    const owner = ci.config.durable_name ? subjects.parseConsumer(ci.name) : undefined;
+    if (!owner || ci.config.filter_subject !== subjects.workFor(owner.driver, owner.machine)) continue;
     out.push({ ...owner, pending: ci.num_pending, ackPending: ci.num_ack_pending, fromSeq: ci.ack_floor.stream_seq + 1 });
-  }
-  const info = await jsm.streams.info(subjects.stepsStream, { subjects_filter: subjects.allSteps });
-  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
-    const owner = subject.startsWith(base) && !read.has(subject) ? parse(subject.slice(base.length), '.') : undefined;
-    if (owner) out.push({ ...owner, pending: count, ackPending: 0, fromSeq: 1 });
   }
   return out;
 }

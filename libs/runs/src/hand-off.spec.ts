@@ -1,5 +1,5 @@
 import { MESSAGE_VERSION, type PipelineStep, type StepMessage } from '@conveyor/contracts';
-import { planHandOff } from './hand-off';
+import { endOnly, planHandOff, planTransition } from './hand-off';
 
 const steps: PipelineStep[] = [
   { id: 'start', name: 'start', driver: 'container-start' },
@@ -50,5 +50,40 @@ describe('planHandOff', () => {
     const h = planHandOff(msg(3), { status: 'cancelled', message: 'cancelled by user' });
     expect(h.next).toMatchObject({ stepIndex: 4, mode: 'cleanup', outcome: { status: 'cancelled' } });
     expect(planHandOff(h.next!, { status: 'succeeded', output: { success: true } }).final).toEqual({ status: 'cancelled', message: 'cancelled by user' });
+  });
+});
+
+describe('planTransition', () => {
+  const by = { attempt: 2, agent: 'ag', machine: 'm1', durationMs: 12, at: '2026-01-01T00:00:00.000Z' };
+
+  it('is one record: the next step\'s work carrying how this step ended', () => {
+    const t = planTransition(msg(0), { status: 'succeeded', output: { success: true, data: { containerId: 'c1' } } }, by);
+    expect(t.kind).toBe('work');
+    if (t.kind !== 'work') return;
+    expect(t.msg.stepIndex).toBe(1);
+    expect(t.msg.from).toEqual({ stepIndex: 0, stepId: 'start', attempt: 2, status: 'succeeded', data: { containerId: 'c1' }, agent: 'ag', machine: 'm1', durationMs: 12, at: by.at });
+    expect(t.msg.skipped).toBeUndefined();
+  });
+
+  it('after a failure, the cleanup work also names the skipped steps', () => {
+    const t = planTransition(msg(1), { status: 'failed', output: { success: false, message: 'exit 2' } }, by);
+    expect(t.kind === 'work' && t.msg).toMatchObject({ stepIndex: 2, mode: 'cleanup', skipped: [3], from: { stepId: 'clone', status: 'failed', message: 'exit 2' } });
+  });
+
+  it('the last step\'s record is the run\'s end', () => {
+    const t = planTransition(msg(4), { status: 'succeeded', output: { success: true } }, by);
+    expect(t).toEqual({ kind: 'end', end: expect.objectContaining({ kind: 'end', status: 'succeeded', from: expect.objectContaining({ stepId: 'stop' }) }) });
+  });
+
+  it('a skipped step records no agent', () => {
+    const t = planTransition(msg(3), { status: 'cancelled', message: 'stop' }, { attempt: 0, at: by.at, as: 'skipped', agent: 'ag' });
+    expect(t.kind === 'work' && t.msg.from).toEqual({ stepIndex: 3, stepId: 'build', attempt: 0, status: 'skipped', message: 'stop', at: by.at });
+  });
+
+  it('endOnly ends the run at once, small whatever the spec and outputs', () => {
+    const big = { ...msg(1), outputs: { start: { success: true, data: { blob: 'x'.repeat(100_000) } } }, resource: { type: 'r', name: 'x', version: 1, spec: { blob: 'y'.repeat(100_000) }, metadata: {} } };
+    const t = endOnly(big, { status: 'failed', output: { success: false, message: 'too big' } }, by);
+    expect(t.kind).toBe('end');
+    expect(JSON.stringify(t).length).toBeLessThan(2_000);
   });
 });

@@ -1,4 +1,4 @@
-import type { RunStatus, StepMessage, StepOutput } from '@conveyor/contracts';
+import { MESSAGE_VERSION, type RunEnd, type RunStatus, type StepEnded, type StepMessage, type StepOutput } from '@conveyor/contracts';
 
 /** How the step that a message asked for ended, as far as the run is concerned. */
 export type StepOutcome =
@@ -53,16 +53,65 @@ function failureMessage(stepName: string, output: StepOutput): string {
   return `step "${stepName}" failed${output.message ? `: ${output.message}` : ''}`;
 }
 
-/** Deterministic JetStream message ids: a re-run of the same hand-off is dropped as a duplicate. */
-export const MsgIds = {
-  step: (runId: string, stepIndex: number) => `${runId}.step.${stepIndex}`,
-  stepEvent: (runId: string, stepIndex: number, attempt: number, kind: string) => `${runId}.${stepIndex}.${attempt}.${kind}`,
-  runEvent: (runId: string, kind: string) => `${runId}.run.${kind}`,
-  /**
-   * The gateway giving up on a step no agent could take. Its own id: an agent that comes back
-   * and runs the step (a cleanup step) records its outcome under the step's ids, never
-   * dropped as a duplicate of this.
-   */
-  stepGivenUp: (runId: string, stepIndex: number) => `${runId}.${stepIndex}.given-up`,
-};
+/** What a hand-off writes: one record of the run's log that is both the step's outcome and what follows it. */
+export type Transition = { kind: 'work'; msg: StepMessage } | { kind: 'end'; end: RunEnd };
 
+/** Who ended the step, for the record: the agent that ran it, or nobody (a skipped step, a step given up by the gateway). */
+export interface EndedBy {
+  attempt: number;
+  agent?: string;
+  machine?: string;
+  durationMs?: number;
+  at: string;
+  /** `skipped`: the step never ran (the run was stopping when it came up). */
+  as?: 'skipped';
+}
+
+/**
+ * The single record that hands a run on from `msg`'s step: the next step's work carrying
+ * how this step ended (`from`) and which steps will never run, or the run's end. Stored
+ * whole or not at all, so a run can never be left with a finished step and no next work.
+ */
+export function planTransition(msg: StepMessage, outcome: StepOutcome, by: EndedBy): Transition {
+  const plan = planHandOff(msg, outcome);
+  const step = msg.pipeline.steps[msg.stepIndex];
+  const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
+  const from: StepEnded = {
+    stepIndex: msg.stepIndex,
+    stepId: step.id,
+    attempt: by.attempt,
+    status: by.as ?? outcome.status,
+    ...strip(own),
+    ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs })),
+    at: by.at,
+  };
+  const skipped = plan.skipped.length ? { skipped: plan.skipped } : {};
+  if (plan.next) return { kind: 'work', msg: { ...plan.next, from, ...skipped } };
+  const end: RunEnd = { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status: plan.final!.status, ...strip({ message: plan.final!.message }), from, ...skipped, at: by.at };
+  return { kind: 'end', end };
+}
+
+/** The run's end right after `msg`'s step, skipping its cleanup: for when not even the cleanup's work can be stored. */
+export function endOnly(msg: StepMessage, outcome: StepOutcome, by: EndedBy): Transition {
+  const alone: StepMessage = { ...msg, outputs: {}, resource: { ...msg.resource, spec: {}, metadata: {} }, pipeline: { ...msg.pipeline, steps: msg.pipeline.steps.map((s) => ({ ...s, always: false, config: undefined })) } };
+  return planTransition(alone, outcome, by);
+}
+
+function strip<T extends Record<string, unknown>>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/**
+ * Message ids of a run's records. They identify a writer's own record when its publish is
+ * retried: a retry that finds the run's log moved on looks at the record at its end, and the
+ * same id there means the first try was stored.
+ */
+export const MsgIds = {
+  /** The work of a step: at most once per step and mode of a run (a cleanup run of a step is another record). */
+  work: (runId: string, stepIndex: number, mode: string) => `${runId}.${stepIndex}.${mode}`,
+  /** One agent's record about one delivery of a step (a released attempt is claimed again under the same number, by another delivery). */
+  stepRecord: (runId: string, stepIndex: number, kind: string, attempt: number, agent: string, delivery: number) => `${runId}.${stepIndex}.${kind}.${attempt}.${agent}.${delivery}`,
+  end: (runId: string) => `${runId}.end`,
+};

@@ -1,3 +1,4 @@
 export * from './run-record';
 export * from './hand-off';
 export * from './step-headers';
+export * from './delivery';

@@ -1,5 +1,5 @@
-import type { Pipeline, Resource, RunEvent } from '@conveyor/contracts';
-import { applyEvent, newRun } from './run-record';
+import type { Pipeline, Resource, RunEvent, RunRecord, StepMessage } from '@conveyor/contracts';
+import { applyEvent, newRun, recordEvents, runFromFirstWork } from './run-record';
 
 const pipeline: Pipeline = {
   name: 'p', description: '', resource: 'r', createdAt: '', updatedAt: '',
@@ -39,6 +39,45 @@ describe('applyEvent', () => {
       const shuffled = [...events, ...events.slice(0, 3)].map((e, i) => ({ e, k: (i * 7919 * seed) % 101 })).sort((x, y) => x.k - y.k).map((x) => x.e);
       const got = shuffled.reduce(applyEvent, newRun('id', pipeline, resource, new Date('2026-01-01T00:00:00.000Z')));
       expect(got).toEqual(expected);
+    }
+  });
+});
+
+describe('recordEvents + applyEvent: a run\'s log folded', () => {
+  const t = (s: number) => `2026-01-01T00:00:0${s}.000Z`;
+  const at = (kind: 'claim' | 'release' | 'retry', stepId: string, stepIndex: number, attempt: number, agent: string, s: number): RunRecord => ({
+    kind, record: { v: 1, kind, runId: 'id', stepIndex, stepId, attempt, agent, machine: 'm', at: t(s) },
+  });
+  const base = { v: 1 as const, runId: 'id', pipeline: { name: 'p', resource: 'r', steps: pipeline.steps }, resource: { type: 'r', name: 'x', version: 3, spec: {}, metadata: {} }, outputs: {}, createdAt: t(0) };
+  const log: Array<[number, RunRecord]> = [
+    [1, { kind: 'work', msg: { ...base, stepIndex: 0, mode: 'normal' } }],
+    [2, at('claim', 'a', 0, 1, 'ag1', 1)],
+    [3, at('release', 'a', 0, 1, 'ag1', 2)],
+    [4, at('claim', 'a', 0, 1, 'ag2', 3)],
+    [5, { kind: 'work', msg: { ...base, stepIndex: 2, mode: 'cleanup', outcome: { status: 'failed', message: 'x' }, skipped: [1], from: { stepIndex: 0, stepId: 'a', attempt: 1, status: 'failed', message: 'boom', agent: 'ag2', machine: 'm', at: t(4) } } }],
+    [6, at('claim', 'c', 2, 1, 'ag3', 5)],
+    [7, { kind: 'end', end: { v: 1, kind: 'end', runId: 'id', status: 'failed', message: 'step "A" failed: boom', from: { stepIndex: 2, stepId: 'c', attempt: 1, status: 'succeeded', agent: 'ag3', machine: 'm', at: t(6) }, at: t(6) } }],
+  ];
+  const events = log.flatMap(([seq, r]) => recordEvents(r, seq));
+  const fresh = () => runFromFirstWork((log[0][1] as { msg: StepMessage }).msg);
+
+  it('folds to the run\'s final state; a released attempt started again is the same attempt', () => {
+    const run = events.reduce(applyEvent, fresh());
+    expect(run.status).toBe('failed');
+    expect(run.steps.map((s) => [s.id, s.status, s.attempts, s.agent])).toEqual([['a', 'failed', 1, 'ag2'], ['b', 'skipped', 0, undefined], ['c', 'succeeded', 1, 'ag3']]);
+  });
+
+  it('gives one answer whatever the order of records, with duplicates, and is never terminal with a step still running', () => {
+    const expected = events.reduce(applyEvent, fresh());
+    for (let seed = 1; seed <= 30; seed++) {
+      // A record's facts are folded together (the projector folds whole records), records in any order.
+      const shuffled = [...log, ...log.slice(1, 4)].map((r, i) => ({ r, k: (i * 7919 * seed) % 101 })).sort((x, y) => x.k - y.k).map((x) => x.r);
+      let run = fresh();
+      for (const [seq, r] of shuffled) {
+        run = recordEvents(r, seq).reduce(applyEvent, run);
+        if (run.status === 'failed') expect(run.steps.filter((s) => s.status === 'running')).toEqual([]);
+      }
+      expect(run).toEqual(expected);
     }
   });
 });

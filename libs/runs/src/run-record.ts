@@ -1,9 +1,13 @@
 import {
   MESSAGE_VERSION,
   type Pipeline,
+  type PipelineSnapshot,
   type Resource,
+  type ResourceRef,
   type Run,
   type RunEvent,
+  type RunRecord,
+  type StepEnded,
   type StepMessage,
   type StepStatus,
   isTerminalRunStatus,
@@ -11,10 +15,23 @@ import {
 
 /** A new run of `pipeline` for one version of `resource`: queued at its first step. */
 export function newRun(id: string, pipeline: Pipeline, resource: Resource, now = new Date()): Run {
+  return runRecord(id, pipeline, { type: resource.resource, name: resource.name, version: resource.version }, now.toISOString());
+}
+
+/**
+ * The record of a run as its first step's work describes it: what the gateway's projector
+ * makes when it finds a run's log but no record (the gateway that started it stopped
+ * between the two writes).
+ */
+export function runFromFirstWork(msg: StepMessage): Run {
+  return runRecord(msg.runId, msg.pipeline, { type: msg.resource.type, name: msg.resource.name, version: msg.resource.version }, msg.createdAt);
+}
+
+function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef, createdAt: string): Run {
   return {
     id,
     pipeline: { name: pipeline.name, resource: pipeline.resource, steps: structuredClone(pipeline.steps) },
-    resource: { type: resource.resource, name: resource.name, version: resource.version },
+    resource,
     status: 'queued',
     steps: pipeline.steps.map((s) => ({
       id: s.id,
@@ -25,7 +42,7 @@ export function newRun(id: string, pipeline: Pipeline, resource: Resource, now =
       attempts: 0,
     })),
     cancelRequested: false,
-    createdAt: now.toISOString(),
+    createdAt,
   };
 }
 
@@ -44,35 +61,87 @@ export function firstStepMessage(run: Run, resource: Resource): StepMessage {
 }
 
 /**
+ * The facts a record of a run's log says, in the form the fold applies: a work record says
+ * how the step before it ended and which steps were skipped; a claim, that an attempt
+ * started; the end, how the last step and the run ended. `seq` is the record's stream
+ * sequence.
+ */
+export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
+  const base = { v: MESSAGE_VERSION, seq } as const;
+  const ended = (runId: string, from: StepEnded | undefined, skipped: number[] | undefined, steps: { id: string }[] | undefined): RunEvent[] => {
+    const out: RunEvent[] = [];
+    if (from) {
+      const { stepId, stepIndex, attempt, status, message, data, agent, machine, durationMs, at } = from;
+      out.push({ ...base, runId, scope: 'step', kind: status, stepId, stepIndex, attempt, message, data, agent, machine, durationMs, at });
+    }
+    for (const j of skipped ?? []) {
+      const id = steps?.[j]?.id;
+      if (id) out.push({ ...base, runId, scope: 'step', kind: 'skipped', stepId: id, stepIndex: j, attempt: 0, at: from?.at ?? new Date(0).toISOString() });
+    }
+    return out;
+  };
+  switch (record.kind) {
+    case 'work': {
+      const m = record.msg;
+      return ended(m.runId, m.from, m.skipped, m.pipeline.steps);
+    }
+    case 'end': {
+      const e = record.end;
+      // Skipped steps are named by index; the end record does not carry the pipeline, so
+      // they are folded by index there (see applyEvent).
+      const out = ended(e.runId, e.from, undefined, undefined);
+      for (const j of e.skipped ?? []) out.push({ ...base, runId: e.runId, scope: 'step', kind: 'skipped', stepIndex: j, attempt: 0, at: e.at });
+      out.push({ ...base, runId: e.runId, scope: 'run', kind: e.status, message: e.message, at: e.at });
+      return out;
+    }
+    default: {
+      const r = record.record;
+      const kind = r.kind === 'claim' ? 'started' : r.kind === 'retry' ? 'retrying' : 'released';
+      return [{ ...base, runId: r.runId, scope: 'step', kind, stepId: r.stepId, stepIndex: r.stepIndex, attempt: r.attempt, agent: r.agent, machine: r.machine, message: r.message, retryInMs: r.retryInMs, durationMs: r.durationMs, at: r.at }];
+    }
+  }
+}
+
+/**
  * Events of one attempt move a step forward: `started`, then one terminal kind. The order
- * key (attempt, phase) decides which event wins, so folding the same events in any order,
- * or twice, gives the same record: JetStream redelivery and several gateways folding at
- * once are both safe.
+ * key (attempt, phase, then the record's stream sequence) decides which event wins, so
+ * folding the same events in any order, or twice, gives the same record: JetStream
+ * redelivery and several gateways folding at once are both safe. A released attempt is
+ * started again under the same number: same phase, later record.
  */
 const PHASE: Record<string, number> = {
-  pending: 0, running: 1, started: 1, retrying: 2, failed: 2, succeeded: 2, cancelled: 2, skipped: 3,
+  pending: 1, released: 1, running: 1, started: 1, retrying: 2, failed: 2, succeeded: 2, cancelled: 2, skipped: 3,
 };
 
-const orderKey = (attempt: number, phase: string): number => attempt * 10 + (PHASE[phase] ?? 0);
+const wins = (attempt: number, kind: string, seq: number | undefined, step: { attempts: number; status: string; seq?: number }): boolean => {
+  const a = attempt * 10 + (PHASE[kind] ?? 0);
+  const b = step.attempts * 10 + (step.status === 'pending' && !step.seq ? 0 : (PHASE[step.status] ?? 0));
+  return a !== b ? a > b : (seq ?? 0) >= (step.seq ?? 0);
+};
 
 const TERMINAL_STEP: readonly StepStatus[] = ['succeeded', 'failed', 'skipped', 'cancelled'];
 
 export function applyEvent(run: Run, e: RunEvent): Run {
   const next: Run = { ...run, steps: run.steps.map((s) => ({ ...s })) };
   if (e.scope === 'step') {
-    const step = next.steps.find((s) => s.id === e.stepId);
+    const step = e.stepId !== undefined ? next.steps.find((s) => s.id === e.stepId) : next.steps[e.stepIndex ?? -1];
     if (!step) return run;
     const attempt = e.attempt ?? 0;
-    const wins = orderKey(attempt, e.kind) >= orderKey(step.attempts, step.status);
-    // Agent and machine belong to the latest attempt, whichever of its events comes first.
-    if (attempt >= step.attempts) {
+    // Nothing starts after a run's end (its log refuses it): a start folded after the end is
+    // an older record, and must not show the step running again.
+    const late = isTerminalRunStatus(next.status) && (e.kind === 'started' || e.kind === 'released' || e.kind === 'retrying');
+    const won = !late && wins(attempt, e.kind, e.seq, step);
+    // Agent and machine belong to the latest attempt and, within it, to its latest record (a
+    // released attempt is claimed again, maybe by another agent).
+    if (attempt > step.attempts || (attempt === step.attempts && (e.seq ?? 0) >= (step.seq ?? 0))) {
       if (e.agent) step.agent = e.agent;
       if (e.machine) step.machine = e.machine;
     }
-    step.attempts = Math.max(step.attempts, attempt);
+    if (!late) step.attempts = Math.max(step.attempts, attempt);
     if (e.kind === 'started' && (!step.startedAt || e.at < step.startedAt)) step.startedAt = e.at;
-    if (wins) {
-      step.status = e.kind === 'started' ? 'running' : (e.kind as StepStatus);
+    if (won) {
+      step.status = e.kind === 'started' ? 'running' : e.kind === 'released' ? 'pending' : (e.kind as StepStatus);
+      if (e.seq !== undefined) step.seq = e.seq;
       // The winning event says everything about the step's message and data.
       if (e.message !== undefined) step.message = e.message;
       else delete step.message;
@@ -85,17 +154,28 @@ export function applyEvent(run: Run, e: RunEvent): Run {
       next.status = 'running';
     }
     if (e.kind === 'started' && (!next.startedAt || e.at < next.startedAt)) next.startedAt = e.at;
-    return next;
+    return next.ending ? end(next, next.ending) : next;
   }
   // Run-scoped events.
-  if (e.kind === 'queued' || isTerminalRunStatus(next.status)) return next.status === run.status ? run : next;
-  if (e.kind === 'succeeded' || e.kind === 'failed' || e.kind === 'cancelled') {
-    next.status = e.kind;
-    next.finishedAt = e.at;
-    if (e.message !== undefined) next.message = e.message;
-    next.durationMs = Date.parse(e.at) - Date.parse(next.createdAt);
-    for (const s of next.steps) if (s.status === 'pending') s.status = 'skipped';
-  }
+  if (isTerminalRunStatus(next.status)) return next.status === run.status ? run : next;
+  if (e.kind === 'succeeded' || e.kind === 'failed' || e.kind === 'cancelled') return end(next, { status: e.kind, message: e.message, at: e.at });
   return next;
 }
 
+/**
+ * Ends the run — once no step shows an attempt under way. Every step a run's log claimed has its outcome
+ * in the log before the run's end, but a fold may meet the end first (a record redelivered
+ * after a failed write): the end waits in `ending` for the step's outcome, so a run is never
+ * shown terminal with a step still running.
+ */
+function end(run: Run, ending: NonNullable<Run['ending']>): Run {
+  // A step an attempt started (running, retrying, or released and waiting) has its outcome still to come.
+  if (run.steps.some((s) => s.status === 'running' || s.status === 'retrying' || (s.status === 'pending' && s.attempts > 0))) return { ...run, ending };
+  const { ending: _, ...next } = run;
+  next.status = ending.status;
+  next.finishedAt = ending.at;
+  if (ending.message !== undefined) next.message = ending.message;
+  next.durationMs = Date.parse(ending.at) - Date.parse(next.createdAt);
+  for (const s of next.steps) if (s.status === 'pending') s.status = 'skipped';
+  return next;
+}

@@ -1,9 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
-import { connectJetStream, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { connectJetStream, ensureWorkConsumer, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import type { ConveyorConfig } from '@conveyor/config';
 
 /**
@@ -34,9 +33,8 @@ export interface JetStreamServerOptions {
  * shared by every copy of the app, so work spreads across copies. An app never holds more
  * messages than its concurrency limit: each slot pulls one message only when it is free.
  *
- * Every pattern has two consumers: the driver's shared one (`<prefix>.steps.<driver>`) and
- * the one of this agent's build machine (`<prefix>.steps.<driver>.<machine>`), for runs
- * pinned to the machine. nats-server 2.9 has no consumer with two filters, and one slot
+ * Every pattern has two consumers: the driver's shared one (work for `any` machine) and the
+ * one of this agent's build machine (work pinned to it, see Subjects.workFor). nats-server 2.9 has no consumer with two filters, and one slot
  * pool across two long-polling pulls would leave pinned work waiting on an idle pull of
  * the other; so each consumer has its own `concurrency` slots. A driver only ever gets
  * one kind of work in the built-in pipelines (container-start shared, the others pinned).
@@ -66,7 +64,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
           for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, pattern, handler));
         }
         const { subjects } = this.ctx;
-        this.log.log(`serving "${pattern}" from ${subjects.step(pattern)} and ${subjects.step(pattern, machine)} with ${slots} slot(s) each as agent ${config.agent.id}`);
+        this.log.log(`serving "${pattern}" from ${subjects.workFor(pattern)} and ${subjects.workFor(pattern, machine)} with ${slots} slot(s) each as agent ${config.agent.id}`);
       }
       callback();
     } catch (err) {
@@ -76,25 +74,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   /** A durable consumer of a driver (of one machine's work, with `machine`); created by whichever agent starts first. */
   private async ensureConsumer(driver: string, machine?: string): Promise<Consumer> {
-    const { jsm, js, subjects, config } = this.ctx!;
-    const name = machine ? `${driver}_${machine}` : driver;
-    const cfg = {
-      durable_name: name,
-      filter_subject: subjects.step(driver, machine),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(config.steps.ackWaitMs),
-      // Attempts are counted by the SDK against each step's own `retries`.
-      max_deliver: -1,
-      max_ack_pending: 10_000,
-    };
-    try {
-      await jsm.consumers.add(subjects.stepsStream, cfg);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || !/already (exists|in use)/i.test(err.message)) throw err;
-      await jsm.consumers.update(subjects.stepsStream, name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
-    }
-    return js.consumers.get(subjects.stepsStream, name);
+    const ctx = this.ctx!;
+    await ensureWorkConsumer(ctx, driver, machine, true);
+    return ctx.js.consumers.get(ctx.subjects.runsStream, ctx.subjects.consumer(driver, machine));
   }
 
   private async work(consumer: Consumer, pattern: string, handler: MessageHandler): Promise<void> {

@@ -1,6 +1,6 @@
 import { connect, type Msg } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { Headers as H, RUN_ID_PATTERN, Subjects, type LogLine, type RunEvent } from '@conveyor/contracts';
+import { Headers as H, RUN_ID_PATTERN, Subjects, decodeRunRecord, type LogLine, type StepEnded } from '@conveyor/contracts';
 import { loadConfig, parseDuration } from '@conveyor/config';
 import { connectionOptions } from '@conveyor/jetstream';
 import { CliError, EXIT } from '../errors';
@@ -22,9 +22,9 @@ interface Message {
 /**
  * `conveyor events [--run ID] [--count N] [--timeout 30s]`: one readable line per message, like
  * `nats sub`, for machines without the NATS CLI. Without --run: everything under `<prefix>.>`
- * as it happens (core NATS). With --run: that run's events, stored ones first and then live
- * ones, in stream order (an ordered JetStream consumer on `<prefix>.events.<run>.>`), ending
- * after the run's final event. Returns 1 when --count was not reached before --timeout.
+ * as it happens (core NATS). With --run: that run's log, stored records first and then live
+ * ones, in stream order (an ordered JetStream consumer on `<prefix>.steps.<run>.>`), ending
+ * after the run's end. Returns 1 when --count was not reached before --timeout.
  */
 export async function events(opts: EventsOptions): Promise<number> {
   const config = loadConfig(process.env, { name: 'conveyor-cli' });
@@ -57,13 +57,13 @@ export async function events(opts: EventsOptions): Promise<number> {
       }
     } else {
       const js = jetstream(nc);
-      const consumer = await js.consumers.get(subjects.eventsStream, { filter_subjects: subjects.runEvents(opts.run), deliver_policy: DeliverPolicy.All });
+      const consumer = await js.consumers.get(subjects.runsStream, { filter_subjects: subjects.runLog(opts.run), deliver_policy: DeliverPolicy.All });
       const messages = await consumer.consume({ max_messages: 256 });
       stops.push(() => void messages.stop());
       if (timedOut) messages.stop();
       for await (const m of messages) {
         process.stdout.write(describeMessage(subjects, { subject: m.subject, data: m.data, header: (n) => m.headers?.get(n) || undefined }, color) + '\n');
-        if (++seen >= limit || isFinalRunEvent(m.subject, subjects, opts.run)) break;
+        if (++seen >= limit || m.subject === subjects.runEnd(opts.run)) break;
       }
       await messages.close().catch(() => undefined);
     }
@@ -73,10 +73,6 @@ export async function events(opts: EventsOptions): Promise<number> {
     await nc.close().catch(() => undefined);
   }
   return timedOut && opts.count !== undefined && seen < opts.count ? EXIT.failed : EXIT.ok;
-}
-
-function isFinalRunEvent(subject: string, subjects: Subjects, runId: string): boolean {
-  return ['succeeded', 'failed', 'cancelled'].some((k) => subject === subjects.runEvent(runId, k));
 }
 
 function fromCore(m: Msg): Message {
@@ -100,22 +96,26 @@ function clock(iso?: string): string {
 export function describeMessage(subjects: Subjects, m: Message, color: boolean): string {
   const rest = m.subject.startsWith(subjects.prefix + '.') ? m.subject.slice(subjects.prefix.length + 1) : m.subject;
   const [area, ...tokens] = rest.split('.');
-  const run = m.header(H.RunId) ?? tokens[0];
   switch (area) {
-    case 'events': {
-      const e = json<RunEvent>(m.data);
-      if (!e) break;
-      const kind = paint(e.kind, STATUS_COLOR[e.kind] ?? 0, color);
-      if (e.scope === 'run') return `${clock(e.at)}  event  ${e.runId}  run ${kind}${e.message ? `  ${e.message}` : ''}`;
-      const driver = m.header(H.Driver);
-      const bits = [
-        e.attempt !== undefined ? `attempt=${e.attempt}` : '',
-        e.agent ? `agent=${e.agent}` : '',
-        e.durationMs !== undefined ? `took=${e.durationMs}ms` : '',
-        e.retryInMs !== undefined ? `retry-in=${e.retryInMs}ms` : '',
-      ].filter(Boolean).join(' ');
-      const step = paint(`step ${e.stepId}${driver ? ` (${driver})` : ''}`, colorFor(e.stepId ?? ''), color);
-      return `${clock(e.at)}  event  ${e.runId}  ${step} ${kind}${bits ? `  ${bits}` : ''}${e.message ? `  ${e.message}` : ''}`;
+    case 'steps': {
+      const where = subjects.parseRunRecord(m.subject);
+      const decoded = where ? decodeRunRecord(where, m.data) : undefined;
+      if (!decoded?.ok) break;
+      const r = decoded.value;
+      const step = (id: string, driver?: string) => paint(`step ${id}${driver ? ` (${driver})` : ''}`, colorFor(id), color);
+      const bits = (b: Record<string, string | number | undefined>) => Object.entries(b).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}=${v}`).join(' ');
+      const ended = (f: StepEnded | undefined) =>
+        f ? `${step(f.stepId)} ${paint(f.status, STATUS_COLOR[f.status] ?? 0, color)}  ${bits({ attempt: f.attempt, agent: f.agent, took: f.durationMs !== undefined ? `${f.durationMs}ms` : undefined })}${f.message ? `  ${f.message}` : ''}; ` : '';
+      if (r.kind === 'work') {
+        const s = r.msg.pipeline.steps[r.msg.stepIndex];
+        return `${clock(r.msg.from?.at ?? r.msg.createdAt)}  run    ${r.msg.runId}  ${ended(r.msg.from)}next ${step(s.id, s.driver)} on ${r.msg.machine ?? 'any machine'}${r.msg.mode === 'cleanup' ? ' (cleanup)' : ''}`;
+      }
+      if (r.kind === 'end') {
+        return `${clock(r.end.at)}  run    ${r.end.runId}  ${ended(r.end.from)}run ${paint(r.end.status, STATUS_COLOR[r.end.status] ?? 0, color)}${r.end.message ? `  ${r.end.message}` : ''}`;
+      }
+      const e = r.record;
+      const kind = e.kind === 'claim' ? 'started' : e.kind === 'retry' ? 'retrying' : 'released';
+      return `${clock(e.at)}  run    ${e.runId}  ${step(e.stepId, m.header(H.Driver))} ${paint(kind, STATUS_COLOR[kind] ?? 0, color)}  ${bits({ attempt: e.attempt, agent: e.agent, took: e.durationMs !== undefined ? `${e.durationMs}ms` : undefined, 'retry-in': e.retryInMs !== undefined ? `${e.retryInMs}ms` : undefined })}${e.message ? `  ${e.message}` : ''}`;
     }
     case 'logs': {
       if (tokens[1] === 'end') return `${clock()}  logs   ${tokens[0]}  end of logs`;
@@ -123,8 +123,6 @@ export function describeMessage(subjects: Subjects, m: Message, color: boolean):
       if (!l) break;
       return `${clock(l.ts)}  log    ${l.runId}  ${paint(`[${l.stepId} ${l.driver}]`, colorFor(l.stepId), color)} ${l.line}`;
     }
-    case 'steps':
-      return `${clock()}  work   ${run && m.header(H.RunId) ? run : '-'}  step ${m.header(H.Step) ?? '?'} for ${tokens.join('.')}${m.header(H.Mode) ? ` (${m.header(H.Mode)})` : ''}`;
     case 'control':
       return `${clock()}  ctl    ${tokens[0]}  ${tokens.slice(1).join('.')}`;
     case 'dlq':

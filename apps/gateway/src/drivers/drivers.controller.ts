@@ -23,7 +23,7 @@ export class DriversController implements OnModuleInit {
     for (const [name, value] of [['driver', driver], ['machine', machine]] as const) {
       if (value !== undefined && !NAME_PATTERN.test(value)) throw new BadRequestException(`query parameter "${name}" is not a valid name`);
     }
-    const out = (await liveAgents(this.agents, this.ctx.config.agent.heartbeatMs)).filter(
+    const out = (await liveAgents(this.agents)).filter(
       (a) => (!driver || a.drivers.includes(driver)) && (!machine || a.machine === machine),
     );
     return out.sort((a, b) => a.machine.localeCompare(b.machine) || a.id.localeCompare(b.id));

@@ -136,7 +136,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   private async liveAgents(): Promise<AgentInfo[]> {
     if (!this.agents) return [];
-    return liveAgents(this.agents, this.ctx.config.agent.heartbeatMs);
+    return liveAgents(this.agents);
   }
 
   async metrics(): Promise<string> {

@@ -30,6 +30,7 @@ export class ResourcesService {
   async create(dto: ResourceDto): Promise<ResourceWriteResult> {
     await this.checkSpec(dto.resource, dto.spec);
     const pipeline = dto.pipeline ? await this.pipelineFor(dto.pipeline, dto.resource) : undefined;
+    if (pipeline) this.runs.checkFits(pipeline, { name: dto.name, resource: dto.resource, spec: dto.spec, metadata: dto.metadata ?? {} });
     const runid = pipeline ? newRunId() : undefined;
     const resource: Resource = {
       name: dto.name,
@@ -60,6 +61,7 @@ export class ResourcesService {
     await this.checkSpec(type, dto.spec);
     const pipelineName = dto.pipeline === null ? undefined : (dto.pipeline ?? latest.value.pipeline);
     const pipeline = pipelineName ? await this.pipelineFor(pipelineName, type) : undefined;
+    if (pipeline) this.runs.checkFits(pipeline, { name, resource: type, spec: dto.spec, metadata: dto.metadata ?? latest.value.metadata });
     const runid = pipeline ? newRunId() : undefined;
     const saved = await this.resources.update(
       type,

@@ -1,20 +1,27 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { decodeRunEvent, type RunEvent } from '@conveyor/contracts';
+import { decodeRunRecord, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
-import { applyEvent } from '@conveyor/runs';
-import { NotFoundError, RunsStore } from '@conveyor/store';
+import { RunLog } from '@conveyor/run-log';
+import { applyEvent, recordEvents, runFromFirstWork } from '@conveyor/runs';
+import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
 
 export const PROJECTOR_CONSUMER = 'gateway-runs';
 const RESTART_DELAY_MS = 1000;
+/**
+ * Records a gateway took and did not fold come back this soon to another gateway (or to
+ * this one restarted): a run's record follows its log within seconds of a gateway's crash.
+ * Folding a batch takes milliseconds; a redelivered record is folded again harmlessly.
+ */
+const PROJECTOR_ACK_WAIT_MS = 3_000;
 
 /**
- * Folds run and step events from the events stream into the runs bucket, so that
- * `GET /runs/:id` shows what the drivers did. A durable consumer shared by every gateway
- * copy: each event is folded by one of them, and `applyEvent` is order-independent and
- * idempotent, so redeliveries and batching are both safe. An event is acked only after its
- * run record was written.
+ * Folds the records of runs' logs into the runs bucket, so that `GET /runs/:id` shows what
+ * the drivers did. A durable consumer shared by every gateway copy: each record is folded by
+ * one of them, and `applyEvent` is order-independent and idempotent, so redeliveries and
+ * batching are both safe. A record is acked only after its run record was written. When a
+ * run ends, its log followers are told (the end-of-logs marker).
  */
 @Injectable()
 export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
@@ -28,7 +35,11 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     private readonly runs: RunsStore,
-  ) {}
+  ) {
+    this.runLog = new RunLog(ctx);
+  }
+
+  private readonly runLog: RunLog;
 
   async onApplicationBootstrap(): Promise<void> {
     await this.ensureConsumer();
@@ -45,11 +56,11 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   private consumerConfig(): Partial<ConsumerConfig> & { durable_name: string } {
     return {
       durable_name: PROJECTOR_CONSUMER,
-      description: 'gateway: folds run events into the runs bucket',
-      filter_subject: this.ctx.subjects.allEvents,
+      description: "gateway: folds runs' logs into the runs bucket",
+      filter_subject: this.ctx.subjects.allRunRecords,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(30_000),
+      ack_wait: nanos(PROJECTOR_ACK_WAIT_MS),
       max_ack_pending: 1000,
       max_deliver: -1,
     };
@@ -57,7 +68,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Adding the same config again is a no-op; a consumer left by an older config is updated in place. */
   private async ensureConsumer(): Promise<void> {
-    const stream = this.ctx.subjects.eventsStream;
+    const stream = this.ctx.subjects.runsStream;
     const config = this.consumerConfig();
     try {
       await this.ctx.jsm.consumers.add(stream, config);
@@ -72,7 +83,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.eventsStream, PROJECTOR_CONSUMER);
+        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.runsStream, PROJECTOR_CONSUMER);
         this.messages = await consumer.consume({ max_messages: 256, callback: (m) => this.enqueue(m) });
         void this.watch(this.messages);
         const closed = await this.messages.closed();
@@ -123,39 +134,66 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async fold(batch: JsMsg[]): Promise<void> {
-    const byRun = new Map<string, { events: RunEvent[]; msgs: JsMsg[] }>();
+    const byRun = new Map<string, { events: RunEvent[]; msgs: JsMsg[]; records: RunRecord[]; end?: RunEnd }>();
     for (const m of batch) {
-      const decoded = decodeRunEvent(m.data);
+      const where = this.ctx.subjects.parseRunRecord(m.subject);
+      const decoded = where ? decodeRunRecord(where, m.data) : { ok: false as const, reason: 'not a record of a run\'s log' };
       if (!decoded.ok) {
         this.log.warn(`terminated a message on ${m.subject} (stream seq ${m.seq}): ${decoded.reason}`);
-        m.term();
+        m.term(decoded.reason);
         continue;
       }
-      const group = byRun.get(decoded.value.runId) ?? { events: [], msgs: [] };
-      group.events.push(decoded.value);
+      const record = decoded.value;
+      const runId = record.kind === 'work' ? record.msg.runId : record.kind === 'end' ? record.end.runId : record.record.runId;
+      const group = byRun.get(runId) ?? { events: [], msgs: [], records: [] };
+      group.events.push(...recordEvents(record, m.seq));
       group.msgs.push(m);
-      byRun.set(decoded.value.runId, group);
+      group.records.push(record);
+      if (record.kind === 'end') group.end = record.end;
+      byRun.set(runId, group);
     }
     await Promise.all(
-      [...byRun].map(async ([runId, { events, msgs }]) => {
+      [...byRun].map(async ([runId, { events, msgs, records, end }]) => {
         try {
-          // One compare-and-set write for all of this run's events in the batch.
-          await this.runs.mutate(runId, (run) => {
-            const next = events.reduce(applyEvent, run);
-            return next === run ? undefined : next;
-          });
+          await this.foldRun(runId, events, records);
+          // Log followers (SSE) are told the run ended; the id stores it once.
+          if (end) {
+            const marker: LogsEnd = { runId, status: end.status, at: end.at };
+            await this.ctx.js.publish(this.ctx.subjects.logsEnd(runId), JSON.stringify(marker), { msgID: `${runId}.logs.end` });
+          }
           for (const m of msgs) m.ack();
         } catch (err) {
           if (err instanceof NotFoundError) {
-            this.log.warn(`${msgs.length} event(s) for unknown run ${runId} acked and dropped`);
+            this.log.warn(`${msgs.length} record(s) of run ${runId}, whose log has no first step, acked and dropped`);
             for (const m of msgs) m.ack();
             return;
           }
           // NATS trouble: let JetStream redeliver them later.
-          this.log.warn(`could not fold ${msgs.length} event(s) of run ${runId}: ${(err as Error).message}; will retry`);
+          this.log.warn(`could not fold ${msgs.length} record(s) of run ${runId}: ${(err as Error).message}; will retry`);
           for (const m of msgs) m.nak(RESTART_DELAY_MS);
         }
       }),
     );
+  }
+
+  /** One compare-and-set write for all of a run's facts in the batch; the record is made from the run's first step when missing. */
+  private async foldRun(runId: string, events: RunEvent[], records: RunRecord[]): Promise<void> {
+    const apply = () =>
+      this.runs.mutate(runId, (run) => {
+        const next = events.reduce(applyEvent, run);
+        return next === run ? undefined : next;
+      });
+    try {
+      await apply();
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // The gateway that started the run stopped before writing its record.
+      const first = records.find((r) => r.kind === 'work' && r.msg.stepIndex === 0 && !r.msg.from) ?? (await this.runLog.first(runId));
+      if (first?.kind !== 'work') throw err;
+      await this.runs.create(runId, runFromFirstWork(first.msg)).catch((e) => {
+        if (!(e instanceof ConflictError)) throw e;
+      });
+      await apply();
+    }
   }
 }

@@ -1,45 +1,56 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { headers as natsHeaders } from '@nats-io/transport-node';
-import { Headers, MESSAGE_VERSION, type Pipeline, type Resource, type Run, type RunEvent } from '@conveyor/contracts';
+import { ConflictException, Inject, Injectable, Logger, PayloadTooLargeException } from '@nestjs/common';
+import type { Pipeline, Resource, Run } from '@conveyor/contracts';
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
-import { MsgIds, firstStepMessage, newRun, stepHeaderValues } from '@conveyor/runs';
-import { RunsStore } from '@conveyor/store';
+import { RunLog } from '@conveyor/run-log';
+import { firstStepMessage, newRun } from '@conveyor/runs';
+import { ConflictError, RunsStore } from '@conveyor/store';
+
+/** Room a step message keeps under the server's max_payload for its headers and what steps add to it (their outputs). */
+const FIRST_STEP_HEADROOM_BYTES = 8 * 1024;
 
 /**
- * Starts a run of a pipeline for one stored resource version: the run record first (so
- * the projector finds it when the first events arrive), then the first step on the
- * driver's durable subject, then the run's `queued` event. Message ids are deterministic,
- * so starting the same run twice publishes nothing twice.
+ * Starts a run of a pipeline for one stored resource version with one write: its first
+ * step's work, the first record of the run's log (stored only while the log is empty, so the
+ * same run cannot start twice). The run record follows, for read-your-writes; should the
+ * gateway stop in between, the projector makes it from that first record.
  */
 @Injectable()
 export class RunStarter {
   private readonly log = new Logger(RunStarter.name);
+  private readonly runLog: RunLog;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     private readonly runs: RunsStore,
-  ) {}
+  ) {
+    this.runLog = new RunLog(ctx);
+  }
+
+  /**
+   * Refuses, before anything is stored, a resource whose run could never hand its first step
+   * on: its step message would not fit in one NATS message (the server's max_payload).
+   */
+  checkFits(pipeline: Pipeline, resource: Omit<Resource, 'version' | 'createdAt'>): void {
+    const max = this.ctx.nc.info?.max_payload;
+    if (!max) return;
+    const probe = firstStepMessage(newRun('0'.repeat(26), pipeline, { ...resource, version: 1, createdAt: '' }), { ...resource, version: 1, createdAt: '' });
+    const bytes = Buffer.byteLength(JSON.stringify(probe));
+    if (bytes + FIRST_STEP_HEADROOM_BYTES > max) {
+      throw new PayloadTooLargeException(
+        `this resource's runs could not be handed from step to step: a step message of pipeline "${pipeline.name}" with this spec is ${bytes} bytes, ` +
+          `and the NATS server takes at most ${max} bytes per message (max_payload), less ${FIRST_STEP_HEADROOM_BYTES} kept for headers and step outputs; make the spec smaller`,
+      );
+    }
+  }
 
   async start(runId: string, pipeline: Pipeline, resource: Resource): Promise<Run> {
     const run = newRun(runId, pipeline, resource);
-    await this.runs.create(runId, run);
-    const step = firstStepMessage(run, resource);
-    const first = run.pipeline.steps[0];
-    const h = natsHeaders();
-    for (const [k, v] of Object.entries(stepHeaderValues(step))) h.set(k, v);
-    const published = this.ctx.js.publish(this.ctx.subjects.step(first.driver), JSON.stringify(step), { msgID: MsgIds.step(runId, 0), headers: h });
-    const queued: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'run', kind: 'queued', at: run.createdAt };
-    const eh = natsHeaders();
-    eh.set(Headers.RunId, runId);
-    eh.set(Headers.Pipeline, pipeline.name);
-    // Both in flight at once; the step is sent first, so it is stored first.
-    await Promise.all([
-      published,
-      this.ctx.js.publish(this.ctx.subjects.runEvent(runId, 'queued'), JSON.stringify(queued), {
-        msgID: MsgIds.runEvent(runId, 'queued'),
-        headers: eh,
-      }),
-    ]);
+    const written = await this.runLog.start(firstStepMessage(run, resource));
+    if (!written.stored) throw new ConflictException(`run ${runId} has already started`);
+    await this.runs.create(runId, run).catch((err) => {
+      // The projector was quicker: it made the record from the first step's work.
+      if (!(err instanceof ConflictError)) throw err;
+    });
     this.log.log(`run ${runId} of pipeline "${pipeline.name}" queued for ${resource.resource}/${resource.name} version ${resource.version}`);
     return run;
   }

@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { MESSAGE_VERSION, decodeStepMessage, isTerminalRunStatus, type RunEvent } from '@conveyor/contracts';
-import { BUCKETS, JETSTREAM, openAgentsBucket, stepQueues, type Buckets, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
-import { MsgIds } from '@conveyor/runs';
-import { RunsStore } from '@conveyor/store';
+import { decodeStepMessage, type StepMessage } from '@conveyor/contracts';
+import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
+import { RunLog } from '@conveyor/run-log';
+import { judgeDelivery, planTransition } from '@conveyor/runs';
 
 /**
  * Runs never hang on work no agent can take. Step work that waits while no live agent can
@@ -12,9 +12,11 @@ import { RunsStore } from '@conveyor/store';
  * name), or, for work pinned to a build machine (the steps after container-start), no agent
  * of the driver on that machine — fails its run after a grace period
  * (CONVEYOR_DRIVER_GRACE, CONVEYOR_MACHINE_GRACE), with a message that says which.
- * The step messages stay in the stream: when an agent comes back it skips the normal steps
- * (the run's stop order says failed) and runs the cleanup steps, on the machine that holds
- * what the run made, so nothing is leaked.
+ * Giving up is a hand-off like an agent's, written to the run's log with the same fence: the
+ * step fails, and the run goes on to its cleanup steps (which wait for their machine's agents,
+ * and are given up on in turn when those do not come: the machine's janitor then removes
+ * what the run left). An agent that finishes the step at the same moment and the watchdog
+ * cannot both move the run on: the server stores one of the two.
  */
 @Injectable()
 export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDestroy {
@@ -27,11 +29,11 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
   /** The last stream sequence whose run was already failed, by the same key: read once, not every check. */
   private readonly handledUpTo = new Map<string, number>();
 
-  constructor(
-    @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
-    @Inject(BUCKETS) private readonly buckets: Buckets,
-    private readonly runs: RunsStore,
-  ) {}
+  private readonly runLog: RunLog;
+
+  constructor(@Inject(JETSTREAM) private readonly ctx: JetStreamContext) {
+    this.runLog = new RunLog(ctx);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.agents = await openAgentsBucket(this.ctx);
@@ -50,13 +52,14 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
 
   async check(): Promise<void> {
     const { config } = this.ctx;
-    const agents = await liveAgents(this.agents, config.agent.heartbeatMs);
+    const agents = await liveAgents(this.agents);
     const machines = new Set(agents.map((a) => a.machine));
-    const serving = new Set(agents.flatMap((a) => a.drivers.flatMap((d) => [d, `${d}_${a.machine}`])));
+    const { subjects } = this.ctx;
+    const serving = new Set(agents.flatMap((a) => a.drivers.flatMap((d) => [subjects.consumer(d), subjects.consumer(d, a.machine)])));
     const seen = new Set<string>();
     for (const work of await stepQueues(this.ctx)) {
       if (work.pending + work.ackPending === 0) continue;
-      const key = work.machine ? `${work.driver}_${work.machine}` : work.driver;
+      const key = subjects.consumer(work.driver, work.machine);
       if (serving.has(key)) continue;
       seen.add(key);
       const since = this.stalledSince.get(key) ?? Date.now();
@@ -83,7 +86,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
 
   private async lastSeq(work: StepQueue): Promise<number> {
     const { jsm, subjects } = this.ctx;
-    const last = await jsm.streams.getMessage(subjects.stepsStream, { last_by_subj: subjects.step(work.driver, work.machine) }).catch(() => null);
+    const last = await jsm.streams.getMessage(subjects.runsStream, { last_by_subj: subjects.workFor(work.driver, work.machine) }).catch(() => null);
     return last?.seq ?? 0;
   }
 
@@ -93,8 +96,8 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
    */
   private async failWaitingRuns(work: StepQueue, from: number, last: number, message: string): Promise<number> {
     const { js, subjects } = this.ctx;
-    const consumer = await js.consumers.get(subjects.stepsStream, {
-      filter_subjects: subjects.step(work.driver, work.machine),
+    const consumer = await js.consumers.get(subjects.runsStream, {
+      filter_subjects: subjects.workFor(work.driver, work.machine),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: from,
     });
@@ -104,7 +107,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
       for await (const m of messages) {
         read = m.seq;
         const decoded = decodeStepMessage(m.data);
-        if (decoded.ok) await this.failRun(decoded.value.runId, decoded.value.stepIndex, message);
+        if (decoded.ok) await this.giveUp(decoded.value, m.seq, message);
         if (m.info.pending === 0 || m.seq >= last) break;
       }
     } finally {
@@ -114,26 +117,18 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     return read;
   }
 
-  private async failRun(runId: string, stepIndex: number, message: string): Promise<void> {
-    const { js, subjects } = this.ctx;
-    const run = (await this.runs.get(runId))?.value;
-    if (!run || isTerminalRunStatus(run.status)) return;
-    const step = run.steps[stepIndex];
-    // A message read past the consumer's ack floor may be one an agent finished already
-    // (acks come out of order): its run has moved on.
-    if (step && ['succeeded', 'failed', 'skipped', 'cancelled'].includes(step.status)) return;
-    // The stop order first, so an agent that comes back treats the run as failed.
-    await this.buckets.cancels.put(runId, JSON.stringify({ status: 'failed', message, at: new Date().toISOString() }));
-    const at = new Date().toISOString();
-    const attempt = Math.max(step?.attempts ?? 0, 1);
-    const stepEvent: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'step', kind: 'failed', stepId: step?.id, stepIndex, attempt, message, at };
-    const runEvent: RunEvent = { v: MESSAGE_VERSION, runId, scope: 'run', kind: 'failed', message, at };
-    await Promise.all([
-      step && js.publish(subjects.stepEvent(runId, step.id, 'failed'), JSON.stringify(stepEvent), { msgID: MsgIds.stepGivenUp(runId, stepIndex) }),
-      js.publish(subjects.runEvent(runId, 'failed'), JSON.stringify(runEvent), { msgID: MsgIds.runEvent(runId, 'failed') }),
-      // Log followers (SSE) are told the run ended.
-      js.publish(subjects.logsEnd(runId), JSON.stringify({ runId, status: 'failed', at }), { msgID: `${runId}.logs.end` }),
-    ]);
-    this.log.warn(`run ${runId} failed: ${message}`);
+  /**
+   * Fails the step of `msg` (waiting at `seq`) with `message`, if it is still the run's open
+   * step: a message read past the consumer's ack floor may be one an agent finished already
+   * (acks come out of order), and its run has moved on.
+   */
+  private async giveUp(msg: StepMessage, seq: number, message: string): Promise<void> {
+    const step = msg.pipeline.steps[msg.stepIndex];
+    const head = await this.runLog.head(msg.runId);
+    const judged = judgeDelivery(step.id, seq, head);
+    if (!judged.run) return;
+    const t = planTransition(msg, { status: 'failed', output: { success: false, message } }, { attempt: Math.max(judged.attempt - 1, 0), at: new Date().toISOString() });
+    const r = await this.runLog.writeTransition(t, judged.expect);
+    if (r.stored) this.log.warn(`run ${msg.runId}: step ${step.id} given up: ${message}`);
   }
 }

@@ -1,0 +1,107 @@
+import { Logger } from '@nestjs/common';
+import type { StepMessage } from '@conveyor/contracts';
+import { RunLog, UnstorableRecordError, type Appended, type RecordWriter } from '@conveyor/run-log';
+import { endOnly, judgeDelivery, planTransition, type Delivery, type EndedBy, type StepOutcome } from '@conveyor/runs';
+
+/** A write that still fails this long (e.g. across a NATS restart) gives up: the message goes back. */
+const PATIENCE_MS = 60_000;
+/** Tries of a fenced write whose run log keeps moving (only a graph's parallel steps would). */
+const MAX_REFUSALS = 5;
+
+export type Written = Appended | { stored: 'gave-up'; reason: string };
+
+/**
+ * What an agent writes to a run's log about one delivery of a step message, with the
+ * patience a NATS failover needs and nothing more: every record is fenced (libs/run-log), so
+ * a write either lands at the end of the log its writer judged, or is refused because the
+ * run moved on — never stored twice, never after another agent took the step over.
+ */
+export class StepRecords {
+  private readonly log = new Logger('StepRecords');
+
+  constructor(private readonly runLog: RunLog) {}
+
+  /** What this delivery asks for, judged from the end of the run's log. */
+  async judge(msg: StepMessage, workSeq: number): Promise<Delivery | undefined> {
+    const stepId = msg.pipeline.steps[msg.stepIndex].id;
+    return this.patiently(`read run ${msg.runId}`, async () => judgeDelivery(stepId, workSeq, await this.runLog.head(msg.runId)));
+  }
+
+  /**
+   * Claims an attempt: the step is this agent's from now on. Starting from `first` (a first
+   * delivery is claimed without a read: its own message ends the log), a refusal is judged
+   * again from the log's end. Undefined when the step is not to be run (`why` is logged), or
+   * NATS did not answer in time.
+   */
+  async claim(msg: StepMessage, workSeq: number, by: RecordWriter, first: Delivery | undefined): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string } | undefined> {
+    let judged = first ?? (await this.judge(msg, workSeq));
+    for (let i = 0; judged && i < MAX_REFUSALS; i++) {
+      if (!judged.run) return judged;
+      const d = judged;
+      const r = await this.patiently(`claim run ${msg.runId}`, () => this.runLog.step('claim', msg, d.attempt, by, d.expect));
+      if (r === undefined) return undefined;
+      if (r.stored) return { attempt: d.attempt, seq: r.seq, takeover: d.takeover };
+      judged = await this.judge(msg, workSeq);
+    }
+    return judged && !judged.run ? judged : undefined;
+  }
+
+  /**
+   * Hands the run on from a step this agent owns (its last record is at `expect`): one record,
+   * the next step's work or the run's end. A record that can never be stored (larger than
+   * the server takes, on a subject this agent may not publish) fails the step for good
+   * instead, with the reason, so that the run ends and its cleanup runs.
+   */
+  async handOff(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number): Promise<Written | undefined> {
+    const t = planTransition(msg, outcome, by);
+    try {
+      return await this.patiently(`hand off run ${msg.runId}`, () => this.runLog.writeTransition(t, expect));
+    } catch (err) {
+      if (!(err instanceof UnstorableRecordError)) throw err;
+      const reason = `the step's hand-off could not be stored: ${err.message}`;
+      this.log.error(`run ${msg.runId}: ${reason}`);
+      return this.failInstead(msg, by, expect, reason);
+    }
+  }
+
+  /** A record about this agent's attempt (a retry to come, the step given back). */
+  async stepRecord(kind: 'retry' | 'release', msg: StepMessage, attempt: number, by: RecordWriter, expect: number, extra: { message?: string; retryInMs?: number; durationMs?: number } = {}): Promise<Appended | undefined> {
+    return this.patiently(`${kind} run ${msg.runId}`, () => this.runLog.step(kind, msg, attempt, by, expect, extra));
+  }
+
+  /**
+   * The step fails for good with `reason`, and the run goes on to its cleanup. What made the
+   * hand-off too large is most likely the step's own output, which a failure does not carry;
+   * if even that cannot be stored, the run just ends, with a record small enough for any
+   * server (the build machine's janitor removes what the run left there).
+   */
+  private async failInstead(msg: StepMessage, by: EndedBy, expect: number, reason: string): Promise<Written | undefined> {
+    const failed: StepOutcome = { status: 'failed', output: { success: false, message: reason, agent: by.agent, machine: by.machine } };
+    for (const t of [planTransition(msg, failed, by), endOnly(msg, failed, by)]) {
+      try {
+        const r = await this.patiently(`fail run ${msg.runId}`, () => this.runLog.writeTransition(t, expect));
+        return r && r.stored ? { stored: 'gave-up', reason } : r;
+      } catch (err) {
+        if (!(err instanceof UnstorableRecordError)) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** Retries a write while NATS does not answer (a restart, a leader election), bounded in time; undefined when out of patience. */
+  private async patiently<T>(what: string, write: () => Promise<T>): Promise<T | undefined> {
+    const deadline = Date.now() + PATIENCE_MS;
+    for (let i = 1; ; i++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (err instanceof UnstorableRecordError) throw err;
+        if (Date.now() > deadline) {
+          this.log.error(`could not ${what} after ${i} tries: ${err instanceof Error ? err.message : err}`);
+          return undefined;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
+      }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import type { RunRecordSubject } from '@conveyor/contracts';
+
+/** The record at the end of a run's log, as much of it as judging a delivery needs. */
+export interface LogHead {
+  seq: number;
+  at: RunRecordSubject;
+  /** For a claim, retry or release: the attempt it is about. */
+  attempt?: number;
+  /** For work and the end: the step whose ending that record is. */
+  fromStepId?: string;
+}
+
+export type Delivery =
+  /** Start attempt `attempt` of the step, claiming it on a log that ends at `expect`. */
+  | { run: true; attempt: number; expect: number; takeover: boolean }
+  /** Nothing to run: the step already ended or the run did (`why` says which); ack the message. */
+  | { run: false; why: string };
+
+/**
+ * Decides what a delivered step message asks for, from the end of its run's log. Every
+ * delivery is judged, first ones too: a consumer recreated by an operator redelivers old
+ * work, a message may come back after its step was handed on, and the run may have ended
+ * (cancelled, given up by the gateway). Attempts are counted from what the log recorded —
+ * claims, not JetStream deliveries — so a message handed back unstarted (a drain, an error
+ * before the handler) never uses one up.
+ *
+ * `workSeq` is the stream sequence of the delivered message itself.
+ */
+export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | undefined): Delivery {
+  if (!head) return { run: false, why: 'its run has no records left (the stream no longer keeps them)' };
+  if (head.seq < workSeq) return { run: false, why: 'the run log ends before this message: it is not this run\'s work' };
+  const at = head.at;
+  if (at.kind === 'end') return { run: false, why: 'the run has ended' };
+  if (at.kind === 'work') {
+    if (head.seq === workSeq) return { run: true, attempt: 1, expect: head.seq, takeover: false };
+    return { run: false, why: head.fromStepId === stepId ? 'the step has ended and the run moved on' : 'the run moved on past this step' };
+  }
+  if (at.stepId !== stepId) return { run: false, why: 'the run moved on past this step' };
+  const n = head.attempt ?? 1;
+  switch (at.kind) {
+    // Its agent stopped answering (died, or its in-progress acks lapsed): this is another attempt.
+    case 'claim':
+      return { run: true, attempt: n + 1, expect: head.seq, takeover: true };
+    case 'retry':
+      return { run: true, attempt: n + 1, expect: head.seq, takeover: false };
+    // Given back unfinished (its agent was shutting down): the same attempt, started again.
+    case 'release':
+      return { run: true, attempt: n, expect: head.seq, takeover: false };
+  }
+}
