@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { loadApiAuthConfig, type ApiAuthConfig } from '@conveyor/auth';
 import { ANY_MACHINE, DEFAULT_PREFIX, nameFromDnsName } from '@conveyor/contracts';
-import { loadSecretKey } from '@conveyor/secrets';
 
 /**
  * Every setting of every app, read from the environment in one place so that the README's
@@ -74,6 +73,9 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
   }
   const host = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'host';
   const ackWaitMs = duration(env, 'CONVEYOR_ACK_WAIT', '30s');
+  // An agent keeps a step's message with an in-progress ack every third of the ack wait,
+  // from delivery to ack; below a second one late timer would let the message go.
+  if (ackWaitMs < 1000) throw new ConfigError(`CONVEYOR_ACK_WAIT=${env.CONVEYOR_ACK_WAIT}: at least 1s, so that in-progress acks keep a step's message through its hand-off`);
   const dedupeWindowMs = duration(env, 'CONVEYOR_DEDUPE_WINDOW', '2m');
   // A redelivery comes up to an ack wait after the hand-off it may repeat; the repeat must
   // still be recognised, with room for the redelivery to wait for a free agent.
@@ -127,6 +129,15 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
     driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
   };
+}
+
+/** CONVEYOR_SECRET_KEY: 32 random bytes, base64 (`openssl rand -base64 32`); libs/secrets seals with it. */
+export function loadSecretKey(env: Env): Buffer | undefined {
+  const raw = env.CONVEYOR_SECRET_KEY?.trim();
+  if (!raw) return undefined;
+  const key = /^[A-Za-z0-9+/]+={0,2}$/.test(raw) ? Buffer.from(raw, 'base64') : Buffer.alloc(0);
+  if (key.length !== 32) throw new ConfigError('CONVEYOR_SECRET_KEY must be 32 bytes in base64 (e.g. the output of `openssl rand -base64 32`)');
+  return key;
 }
 
 function natsTls(env: Env): ConveyorConfig['nats']['tls'] {

@@ -1,14 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
-/** CONVEYOR_SECRET_KEY: 32 random bytes, base64 (`openssl rand -base64 32`). */
-export function loadSecretKey(env: Record<string, string | undefined>): Buffer | undefined {
-  const raw = env.CONVEYOR_SECRET_KEY?.trim();
-  if (!raw) return undefined;
-  const key = /^[A-Za-z0-9+/]+={0,2}$/.test(raw) ? Buffer.from(raw, 'base64') : Buffer.alloc(0);
-  if (key.length !== 32) throw new Error('CONVEYOR_SECRET_KEY must be 32 bytes in base64 (e.g. the output of `openssl rand -base64 32`)');
-  return key;
-}
-
 /** What is stored for a secret: AES-256-GCM, a fresh IV per write, the name bound in as AAD. */
 export interface SealedSecret {
   v: 1;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { buildMasker, MASK, maskDeep } from './masker';
 import { secretRefs } from './refs';
-import { loadSecretKey, seal, unseal } from './secret-key';
+import { loadSecretKey } from '@conveyor/config';
+import { seal, unseal } from './secret-key';
 
 describe('secret key and sealing', () => {
   const key = randomBytes(32);
