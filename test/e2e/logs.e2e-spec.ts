@@ -1,5 +1,7 @@
+import { getEventListeners } from 'node:events';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { LogReader, type LogEntry } from '@conveyor/logs';
 import { TestSystem } from '../support/system';
 import { readSse } from '../support/api';
 import { waitFor as poll } from '../support/processes';
@@ -170,5 +172,41 @@ describe('logs', () => {
     // From the middle: the rest, then the end, each once.
     expect(await resume(`/logs/pipeline/${id}`, logs[0].id!)).toEqual([...logs.slice(1), end]);
     await backTo(before, 'no consumer left by the resumed streams');
+  });
+
+  it('leaves no abort listener behind on a signal that outlives its reads', async () => {
+    const reader = new LogReader(ctx.js, ctx.jsm, ctx.subjects);
+    const before = await logConsumers();
+    const shutdown = new AbortController(); // like an app's: lives for ever, never aborts
+    const listeners = () => getEventListeners(shutdown.signal, 'abort').length;
+    const drain = async (it: AsyncGenerator<LogEntry>) => {
+      const out: LogEntry[] = [];
+      for await (const e of it) out.push(e);
+      return out;
+    };
+    const ended = await sys.run([{ driver: 'printer', config: { lines: 3 } }]);
+    await sys.waitForRun(ended);
+    await poll('the end marker', async () => ((await drain(reader.read(ended, { follow: false }))).some((e) => 'end' in e) ? true : undefined), 10_000);
+    const all = await drain(reader.read(ended, { follow: true, signal: shutdown.signal }));
+    const endSeq = all[all.length - 1].seq;
+    for (let i = 0; i < 10; i++) {
+      await drain(reader.read(ended, { follow: false, signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, driver: 'nobody', signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, afterSeq: endSeq, signal: shutdown.signal }));
+      expect(listeners()).toBe(0);
+    }
+
+    // A live read holds one listener while it runs; leaving it (as an SSE client does) removes it.
+    const live = await sys.run([{ driver: 'printer', config: { lines: 2 } }, { driver: 'quiet', config: { sleepMs: 20_000 } }]);
+    for (let i = 0; i < 5; i++) {
+      const it = reader.read(live, { follow: true, signal: shutdown.signal });
+      expect((await it.next()).done).toBe(false);
+      expect(listeners()).toBe(1);
+      await it.return(undefined);
+      expect(listeners()).toBe(0);
+    }
+    await sys.api.ok('POST', `/runs/${live}/cancel`);
+    await backTo(before, 'no consumer left by the reader');
   });
 });
