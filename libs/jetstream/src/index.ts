@@ -1,5 +1,6 @@
 export * from './connection';
 export * from './provision';
+export * from './runs-retention';
 export * from './jetstream.module';
 export * from './kv-keys';
 export * from './agents';
