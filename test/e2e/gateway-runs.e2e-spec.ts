@@ -196,6 +196,7 @@ describe('gateway runs', () => {
 
 /** GET /runs over a bucket of many runs: what a page costs, and how long records are kept. */
 describe('runs at scale', () => {
+  jest.setTimeout(30_000);
   const STORED = 2_000;
   const SCAN = 1_000;
   let nats: NatsServer;
@@ -318,5 +319,5 @@ describe('runs at scale', () => {
       await gw2.close();
       await short.dispose();
     }
-  }, 30_000);
+  });
 });

@@ -15,7 +15,7 @@ describe('logs', () => {
   let ctx: JetStreamContext;
   /** Consumers on the logs stream right now (each log read and SSE stream holds one while it lasts). */
   const logConsumers = async () => (await ctx.jsm.streams.info(ctx.subjects.logsStream)).state.consumer_count;
-  const backTo = (n: number, what: string) => poll(what, async () => ((await logConsumers()) === n ? true : undefined), 3_000, 50);
+  const backTo = (n: number, what: string) => poll(what, async () => ((await logConsumers()) === n ? true : undefined), 5_000, 50);
 
   beforeAll(async () => {
     sys = await TestSystem.start();
@@ -160,7 +160,7 @@ describe('logs', () => {
     /** What a reconnecting client (an EventSource) gets: read until the gateway closes the stream (bounded). */
     const resume = async (path: string, lastEventId: string) => {
       const got: SseEvent[] = [];
-      await readSse(sys.api.baseUrl + path, (e) => void got.push(e), { 'Last-Event-ID': lastEventId }, 5_000);
+      await readSse(sys.api.baseUrl + path, (e) => void got.push(e), { 'Last-Event-ID': lastEventId }, 10_000);
       return got;
     };
     // After the end itself (an EventSource reconnects when the stream closes), and past it.
