@@ -1,7 +1,9 @@
 import request from 'supertest';
 import { AckPolicy } from '@nats-io/jetstream';
-import { Headers, MESSAGE_VERSION, decodeStepMessage, type Run, type StepMessage } from '@conveyor/contracts';
-import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { Headers, MESSAGE_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
+import { loadConfig } from '@conveyor/config';
+import { connectJetStream, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { planTransition, type StepOutcome } from '@conveyor/runs';
 import { NatsServer } from '../support/nats-server';
@@ -208,6 +210,134 @@ describe('gateway runs', () => {
     for (const bad of ['abc', 'A'.repeat(26), '..%2F' + '0'.repeat(23), '0'.repeat(27)]) {
       await http().get(`/runs/${bad}`).expect(400);
       await http().post(`/runs/${bad}/cancel`).expect(400);
+    }
+  });
+});
+
+/** GET /runs over a bucket of many runs: what a page costs, and how long records are kept. */
+describe('runs at scale', () => {
+  jest.setTimeout(30_000);
+  const STORED = 2_000;
+  const SCAN = 1_000;
+  let nats: NatsServer;
+  let gw: RunningGateway;
+  let ctx: JetStreamContext;
+  /** Run ids newest first; every 500th run is of pipeline "rare", the rest of "common". */
+  const ids: string[] = [];
+  const http = () => request(gw.url);
+  const runsStream = () => `KV_${ctx.subjects.bucket('runs')}`;
+
+  /**
+   * Counts the requests that read stored run records, as the NATS server receives them: a
+   * plain subscriber on the JetStream API subjects gets a copy of each (and answers none).
+   */
+  const countReads = async <T>(what: () => Promise<T>): Promise<{ result: T; reads: number; listings: number }> => {
+    let reads = 0;
+    let listings = 0;
+    const subs = [
+      ctx.nc.subscribe(`$JS.API.DIRECT.GET.${runsStream()}.>`, { callback: () => void reads++ }),
+      ctx.nc.subscribe(`$JS.API.DIRECT.GET.${runsStream()}`, { callback: () => void reads++ }),
+      ctx.nc.subscribe(`$JS.API.STREAM.MSG.GET.${runsStream()}`, { callback: () => void reads++ }),
+      ctx.nc.subscribe(`$JS.API.STREAM.INFO.${runsStream()}`, { callback: () => void listings++ }),
+    ];
+    await ctx.nc.flush();
+    try {
+      const result = await what();
+      await ctx.nc.flush();
+      return { result, reads, listings };
+    } finally {
+      subs.forEach((s) => s.unsubscribe());
+    }
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    // The bucket exists before the gateway starts, without a limit: as made by an older version.
+    ctx = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: nats.url }, { name: 'runs-at-scale-test' }));
+    const { runs } = await openBuckets(ctx);
+    expect((await ctx.jsm.streams.info(runsStream())).config.max_age).toBe(0);
+    const now = Date.now();
+    for (let i = 0; i < STORED; i++) ids.push(newRunId(now - i * 1_000));
+    const record = (n: number): Run => ({
+      id: ids[n],
+      pipeline: { name: n % 500 === 0 ? 'rare' : 'common', resource: 'thing', steps: [] },
+      resource: { type: 'thing', name: `r${n}`, version: 1 },
+      status: n % 2 ? 'succeeded' : 'failed',
+      steps: [],
+      cancelRequested: false,
+      createdAt: new Date(now - n * 1_000).toISOString(),
+    });
+    // Written oldest first, as runs are made, 200 at a time.
+    for (let end = STORED; end > 0; end -= 200) {
+      const batch = Array.from({ length: 200 }, (_, k) => end - 1 - k);
+      await Promise.all(batch.map((n) => runs.put(ids[n], JSON.stringify(record(n)))));
+    }
+    gw = await startGateway(nats.url, { CONVEYOR_RUNS_LIST_SCAN: String(SCAN) });
+  }, 60_000);
+  afterAll(async () => {
+    await ctx?.nc.close();
+    await gw?.close();
+    await nats?.dispose();
+  });
+
+  it(`reads about "limit" run records for a page, of ${STORED} stored`, async () => {
+    for (const limit of [1, 10, 50, 500]) {
+      const { result, reads, listings } = await countReads(() => http().get(`/runs?limit=${limit}`).expect(200));
+      expect((result.body as Run[]).map((r) => r.id)).toEqual(ids.slice(0, limit));
+      expect(reads).toBeGreaterThan(0);
+      expect(reads).toBeLessThanOrEqual(limit);
+      expect(listings).toBe(1);
+    }
+    // The default page is 50.
+    const { result, reads } = await countReads(() => http().get('/runs').expect(200));
+    expect(result.body).toHaveLength(50);
+    expect(reads).toBeLessThanOrEqual(50);
+  });
+
+  it(`a filtered page reads at most CONVEYOR_RUNS_LIST_SCAN (${SCAN}) records and says when it stopped there`, async () => {
+    // Matches spread over the newest records: read until "limit" match.
+    const failed = await countReads(() => http().get('/runs?status=failed&limit=20').expect(200));
+    expect((failed.result.body as Run[]).map((r) => r.id)).toEqual(ids.filter((_, n) => n % 2 === 0).slice(0, 20));
+    expect(failed.reads).toBeLessThanOrEqual(40 + 128);
+    expect(failed.result.headers['conveyor-runs-partial']).toBeUndefined();
+    // Rare matches: the scan stops at its bound, and the answer says how far it looked.
+    const rare = await countReads(() => http().get('/runs?pipeline=rare&limit=5').expect(200));
+    expect((rare.result.body as Run[]).map((r) => r.id)).toEqual([ids[0], ids[500]]);
+    expect(rare.reads).toBeLessThanOrEqual(SCAN);
+    expect(rare.result.headers['conveyor-runs-partial']).toBe(String(SCAN));
+  });
+
+  it('gives the runs bucket its retention in place (CONVEYOR_RUNS_MAX_AGE, default 30 days), keeping what it stored', async () => {
+    const info = await ctx.jsm.streams.info(runsStream());
+    expect(info.config.max_age).toBe(nanos(30 * 86_400_000));
+    expect(info.state.messages).toBe(STORED);
+    // Another setting updates the same stream (not a new one).
+    const other = await startGateway(nats.url, { CONVEYOR_RUNS_MAX_AGE: '90d' });
+    try {
+      const after = await ctx.jsm.streams.info(runsStream());
+      expect(after.config.max_age).toBe(nanos(90 * 86_400_000));
+      expect(after.created).toBe(info.created);
+      expect(after.state.messages).toBe(STORED);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('drops a run record CONVEYOR_RUNS_MAX_AGE after its last change', async () => {
+    const short = await NatsServer.start();
+    const gw2 = await startGateway(short.url, { CONVEYOR_RUNS_MAX_AGE: '2s' });
+    const c2 = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: short.url }, { name: 'runs-expiry-test' }));
+    try {
+      const { runs } = await openBuckets(c2);
+      const id = newRunId();
+      await runs.put(id, JSON.stringify({ id, pipeline: { name: 'p', resource: 't', steps: [] }, resource: { type: 't', name: 'r', version: 1 }, status: 'succeeded', steps: [], cancelRequested: false, createdAt: new Date().toISOString() }));
+      await request(`${gw2.url}`).get(`/runs/${id}`).expect(200);
+      await eventually(async () => ((await request(gw2.url).get(`/runs/${id}`)).status === 404 ? true : undefined), 'the record to expire', 10_000, 200);
+      expect((await request(gw2.url).get('/runs').expect(200)).body).toEqual([]);
+    } finally {
+      await c2.nc.close();
+      await gw2.close();
+      await short.dispose();
     }
   });
 });

@@ -1,17 +1,29 @@
+import { getEventListeners } from 'node:events';
+import { loadConfig } from '@conveyor/config';
+import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
+import { LogReader, type LogEntry } from '@conveyor/logs';
 import { TestSystem } from '../support/system';
 import { readSse } from '../support/api';
 import { waitFor as poll } from '../support/processes';
+
+type SseEvent = { id?: string; event: string; data: string };
 
 jest.setTimeout(120_000);
 
 describe('logs', () => {
   let sys: TestSystem;
+  let ctx: JetStreamContext;
+  /** Consumers on the logs stream right now (each log read and SSE stream holds one while it lasts). */
+  const logConsumers = async () => (await ctx.jsm.streams.info(ctx.subjects.logsStream)).state.consumer_count;
+  const backTo = (n: number, what: string) => poll(what, async () => ((await logConsumers()) === n ? true : undefined), 5_000, 50);
 
   beforeAll(async () => {
     sys = await TestSystem.start();
     await sys.startDriver(['printer', 'quiet']);
+    ctx = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: sys.nats.url }, { name: 'logs-test' }));
   });
   afterAll(async () => {
+    await ctx?.nc.close();
     await sys?.stop();
   });
 
@@ -83,5 +95,118 @@ describe('logs', () => {
     expect([...drivers]).toEqual(['printer']);
     expect(end?.status).toBe('succeeded');
     await poll('the run record', async () => ((await sys.api.run(id)).status === 'succeeded' ? true : undefined));
+  });
+
+  it('removes the consumer of every log read and SSE stream when it ends, however it ends', async () => {
+    const id = await sys.run([{ driver: 'printer', config: { lines: 5 } }, { driver: 'quiet', config: { sleepMs: 20_000 } }]);
+    await poll('the printer lines', async () => ((await sys.api.ok<unknown[]>('GET', `/logs?runid=${id}&driver=printer`)).length >= 5 ? true : undefined), 10_000);
+    const before = await logConsumers();
+
+    // Stored reads: GET /logs, of the run and of one driver.
+    for (let i = 0; i < 5; i++) await sys.api.ok('GET', `/logs?runid=${id}${i % 2 ? '&driver=printer' : ''}`);
+    await backTo(before, 'the consumers of 5 GET /logs to be gone');
+    // ... of a driver that logged nothing (no stored line: the reader returns early).
+    expect(await sys.api.ok('GET', `/logs?runid=${id}&driver=nobody`)).toEqual([]);
+    await backTo(before, 'the consumer of an empty GET /logs to be gone');
+
+    // SSE clients of a live run that go away mid-stream.
+    const clients = Array.from({ length: 6 }, (_, i) => {
+      const abort = new AbortController();
+      const path = i % 2 ? `/logs/streams/printer/${id}` : `/logs/pipeline/${id}`;
+      const done = fetch(sys.api.baseUrl + path, { headers: { accept: 'text/event-stream' }, signal: abort.signal })
+        .then(async (res) => {
+          for await (const _ of res.body as unknown as AsyncIterable<Uint8Array>) void _;
+        })
+        .catch(() => undefined);
+      return { abort, done };
+    });
+    await poll('6 SSE streams to hold a consumer each', async () => ((await logConsumers()) === before + 6 ? true : undefined), 10_000);
+    for (const c of clients) c.abort.abort();
+    await Promise.all(clients.map((c) => c.done));
+    await backTo(before, 'the consumers of 6 disconnected SSE clients to be gone');
+
+    // SSE streams the gateway ends itself (the run's end).
+    await sys.api.ok('POST', `/runs/${id}/cancel`);
+    await sys.waitForRun(id);
+    const ends = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        let end = false;
+        await readSse(`${sys.api.baseUrl}/logs/pipeline/${id}`, (e) => {
+          if (e.event === 'end') end = true;
+          return true;
+        }, {}, 10_000);
+        return end;
+      }),
+    );
+    expect(ends).toEqual([true, true, true]);
+    await backTo(before, 'the consumers of 3 SSE streams that reached the end to be gone');
+  });
+
+  it('answers a client that resumes after the end with the end again, and nothing twice', async () => {
+    const id = await sys.run([{ driver: 'printer', config: { lines: 3 } }]);
+    const url = `${sys.api.baseUrl}/logs/pipeline/${id}`;
+    const first: SseEvent[] = [];
+    await readSse(url, (e) => {
+      first.push(e);
+      return e.event !== 'end';
+    }, {}, 10_000);
+    const end = first[first.length - 1];
+    expect(end.event).toBe('end');
+    expect(JSON.parse(end.data).status).toBe('succeeded');
+    const logs = first.filter((e) => e.event === 'log');
+    expect(logs.length).toBeGreaterThanOrEqual(3);
+    const before = await logConsumers();
+
+    /** What a reconnecting client (an EventSource) gets: read until the gateway closes the stream (bounded). */
+    const resume = async (path: string, lastEventId: string) => {
+      const got: SseEvent[] = [];
+      await readSse(sys.api.baseUrl + path, (e) => void got.push(e), { 'Last-Event-ID': lastEventId }, 10_000);
+      return got;
+    };
+    // After the end itself (an EventSource reconnects when the stream closes), and past it.
+    expect(await resume(`/logs/pipeline/${id}`, end.id!)).toEqual([end]);
+    expect(await resume(`/logs/pipeline/${id}`, String(Number(end.id) + 5))).toEqual([end]);
+    expect(await resume(`/logs/streams/printer/${id}`, end.id!)).toEqual([end]);
+    // After the last line: only the end.
+    expect(await resume(`/logs/pipeline/${id}`, logs[logs.length - 1].id!)).toEqual([end]);
+    // From the middle: the rest, then the end, each once.
+    expect(await resume(`/logs/pipeline/${id}`, logs[0].id!)).toEqual([...logs.slice(1), end]);
+    await backTo(before, 'no consumer left by the resumed streams');
+  });
+
+  it('leaves no abort listener behind on a signal that outlives its reads', async () => {
+    const reader = new LogReader(ctx.js, ctx.jsm, ctx.subjects);
+    const before = await logConsumers();
+    const shutdown = new AbortController(); // like an app's: lives for ever, never aborts
+    const listeners = () => getEventListeners(shutdown.signal, 'abort').length;
+    const drain = async (it: AsyncGenerator<LogEntry>) => {
+      const out: LogEntry[] = [];
+      for await (const e of it) out.push(e);
+      return out;
+    };
+    const ended = await sys.run([{ driver: 'printer', config: { lines: 3 } }]);
+    await sys.waitForRun(ended);
+    await poll('the end marker', async () => ((await drain(reader.read(ended, { follow: false }))).some((e) => 'end' in e) ? true : undefined), 10_000);
+    const all = await drain(reader.read(ended, { follow: true, signal: shutdown.signal }));
+    const endSeq = all[all.length - 1].seq;
+    for (let i = 0; i < 10; i++) {
+      await drain(reader.read(ended, { follow: false, signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, driver: 'nobody', signal: shutdown.signal }));
+      await drain(reader.read(ended, { follow: true, afterSeq: endSeq, signal: shutdown.signal }));
+      expect(listeners()).toBe(0);
+    }
+
+    // A live read holds one listener while it runs; leaving it (as an SSE client does) removes it.
+    const live = await sys.run([{ driver: 'printer', config: { lines: 2 } }, { driver: 'quiet', config: { sleepMs: 20_000 } }]);
+    for (let i = 0; i < 5; i++) {
+      const it = reader.read(live, { follow: true, signal: shutdown.signal });
+      expect((await it.next()).done).toBe(false);
+      expect(listeners()).toBe(1);
+      await it.return(undefined);
+      expect(listeners()).toBe(0);
+    }
+    await sys.api.ok('POST', `/runs/${live}/cancel`);
+    await backTo(before, 'no consumer left by the reader');
   });
 });

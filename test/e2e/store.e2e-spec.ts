@@ -1,7 +1,9 @@
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import { ConflictError, DefinitionsStore, ResourcesStore } from '@conveyor/store';
+import { CancelWatch, type StopOrder } from '../../libs/driver-sdk/src/cancel-watch';
 import { NatsServer } from '../support/nats-server';
+import { waitFor } from '../support/processes';
 
 describe('state store on a real nats-server', () => {
   let nats: NatsServer;
@@ -49,5 +51,33 @@ describe('state store on a real nats-server', () => {
     await res.delete('t', 'x');
     expect(await res.latest('t', 'x')).toBeUndefined();
     expect(await res.version('t', 'x', 2)).toBeUndefined();
+  });
+
+  it("an agent's cancel watch holds at most its cap of stop orders, the newest", async () => {
+    const { cancels } = await openBuckets(ctx);
+    const ids = Array.from({ length: 30 }, (_, i) => `run${String(i).padStart(3, '0')}`);
+    for (const id of ids) await cancels.put(id, JSON.stringify({ at: new Date().toISOString() }));
+    const told: string[] = [];
+    const watch = new CancelWatch((runId: string, _order: StopOrder) => told.push(runId), { maxEntries: 10 });
+    await watch.start(ctx, cancels);
+    try {
+      expect(told).toEqual(ids);
+      expect(watch.size).toBe(10);
+      expect(watch.get(ids[19])).toBeUndefined();
+      expect(watch.get(ids[20])).toEqual({ status: 'cancelled', message: 'the run was cancelled' });
+      expect(watch.get(ids[29])).toBeDefined();
+      // Live orders: the core signal and the bucket (as POST /runs/:id/cancel sends them).
+      for (let i = 30; i < 40; i++) {
+        const id = `run${i}`;
+        ctx.nc.publish(ctx.subjects.cancel(id), JSON.stringify({ runId: id }));
+        await cancels.put(id, JSON.stringify({ status: 'failed', message: `stopped ${i}` }));
+      }
+      await waitFor('the live orders', () => (watch.get('run39')?.status === 'failed' ? true : undefined), 5_000);
+      expect(watch.size).toBe(10);
+      expect(watch.get('run30')).toEqual({ status: 'failed', message: 'stopped 30' });
+      expect(watch.get(ids[29])).toBeUndefined();
+    } finally {
+      watch.stop();
+    }
   });
 });

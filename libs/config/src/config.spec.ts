@@ -6,7 +6,8 @@ describe('loadConfig', () => {
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(c.prefix).toBe('conveyor');
     expect(c.replicas).toBe(1);
-    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20 });
+    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20, runsListScan: 5000 });
+    expect(c.retention.runsMaxAgeMs).toBe(30 * 86_400_000);
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
@@ -42,6 +43,8 @@ describe('loadConfig', () => {
     ['CONVEYOR_DEDUPE_WINDOW', 'never'],
     ['CONVEYOR_MACHINE_ID', 'rack/1'],
     ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
+    ['CONVEYOR_RUNS_MAX_AGE', 'forever'],
+    ['CONVEYOR_RUNS_LIST_SCAN', '100'],
   ])('refuses %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [key]: value })).toThrow(key);

@@ -27,8 +27,11 @@ export interface ConveyorConfig {
     logsMaxAgeMs: number;
     logsMaxBytes: number;
     deadLettersMaxAgeMs: number;
+    /** How long the runs bucket keeps a run record after its last change. */
+    runsMaxAgeMs: number;
   };
-  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number };
+  /** `runsListScan`: run records a filtered `GET /runs` reads at most, newest first. */
+  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number; runsListScan: number };
   /** API tokens and their roles (none: an open API, loopback only unless allowed). */
   auth: ApiAuthConfig;
   /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
@@ -103,12 +106,14 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       logsMaxAgeMs: duration(env, 'CONVEYOR_LOGS_MAX_AGE', '7d'),
       logsMaxBytes: bytes(env, 'CONVEYOR_LOGS_MAX_BYTES', '1gb'),
       deadLettersMaxAgeMs: duration(env, 'CONVEYOR_DLQ_MAX_AGE', '30d'),
+      runsMaxAgeMs: duration(env, 'CONVEYOR_RUNS_MAX_AGE', '30d'),
     },
     http: {
       port: int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535),
       host: env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1',
       bodyLimitBytes: bytes(env, 'CONVEYOR_BODY_LIMIT', '1mb'),
       sseMaxPerRun: int(env, 'CONVEYOR_SSE_MAX_PER_RUN', 20, 1, 10_000),
+      runsListScan: int(env, 'CONVEYOR_RUNS_LIST_SCAN', 5000, 500, 1_000_000),
     },
     auth: loadApiAuthConfig(env),
     secretKey: loadSecretKey(env),

@@ -2,6 +2,7 @@ import { Global, Inject, Logger, Module, type DynamicModule, type OnApplicationS
 import type { ConveyorConfig } from '@conveyor/config';
 import { connectJetStream, type JetStreamContext } from './connection';
 import { openBuckets, provisionStreams, type Buckets } from './provision';
+import { applyRunsRetention } from './runs-retention';
 
 export const CONVEYOR_CONFIG = Symbol('CONVEYOR_CONFIG');
 export const JETSTREAM = Symbol('JETSTREAM');
@@ -9,7 +10,8 @@ export const BUCKETS = Symbol('BUCKETS');
 
 /**
  * Provides the app's one NATS connection (JETSTREAM), the state buckets (BUCKETS) and the
- * config (CONVEYOR_CONFIG). Streams and buckets are provisioned on start-up, idempotently.
+ * config (CONVEYOR_CONFIG). Streams and buckets are provisioned on start-up, idempotently,
+ * and the runs bucket gets its retention (CONVEYOR_RUNS_MAX_AGE).
  */
 @Global()
 @Module({})
@@ -32,7 +34,15 @@ export class JetStreamModule implements OnApplicationShutdown {
             return ctx;
           },
         },
-        { provide: BUCKETS, useFactory: (ctx: JetStreamContext): Promise<Buckets> => openBuckets(ctx), inject: [JETSTREAM] },
+        {
+          provide: BUCKETS,
+          useFactory: async (ctx: JetStreamContext): Promise<Buckets> => {
+            const buckets = await openBuckets(ctx);
+            await applyRunsRetention(ctx);
+            return buckets;
+          },
+          inject: [JETSTREAM],
+        },
       ],
       exports: [CONVEYOR_CONFIG, JETSTREAM, BUCKETS],
     };

@@ -109,19 +109,54 @@ export class ResourcesStore {
   }
 }
 
+/** A page of runs, newest first, and how it was read. */
+export interface RunsPage {
+  runs: Run[];
+  /** Run records read for it. */
+  scanned: number;
+  /** The scan stopped at `maxScan` with fewer than `limit` matches and older runs left unread. */
+  partial: boolean;
+}
+
+/** Run records `page()` reads at most unless told otherwise (CONVEYOR_RUNS_LIST_SCAN). */
+export const DEFAULT_RUNS_SCAN = 5000;
+/** Values read at once while a filter looks for matches. */
+const FILTER_BATCH = 128;
+
 export class RunsStore extends JsonKv<Run> {
   constructor(buckets: Buckets) {
     super(buckets.runs, 'run');
   }
 
-  /** Newest first. Run ids are time-ordered, so key order is creation order. */
+  /** Newest first (see `page`). */
   async recent(limit: number, filter?: (run: Run) => boolean): Promise<Run[]> {
+    return (await this.page(limit, { filter })).runs;
+  }
+
+  /**
+   * The newest runs, without reading the others. Run ids are time-ordered (ULID layout), so
+   * key order is creation order: the keys come from the bucket's stream in one request
+   * (subjects only, no values; paged by the client above 100,000 keys), sorted newest first,
+   * and values are read from the newest down:
+   *  - without a filter, exactly the `limit` newest (more only for keys whose value was
+   *    deleted);
+   *  - with one, in batches of 128 until `limit` match, at most `maxScan` records in all;
+   *    `partial` says the scan stopped there with older runs unread.
+   */
+  async page(limit: number, opts: { filter?: (run: Run) => boolean; maxScan?: number } = {}): Promise<RunsPage> {
+    const { filter } = opts;
+    const maxScan = Math.max(limit, opts.maxScan ?? DEFAULT_RUNS_SCAN);
     const keys = (await this.keys()).sort().reverse();
-    const out: Run[] = [];
-    for (let i = 0; i < keys.length && out.length < limit; i += 64) {
-      const batch = await Promise.all(keys.slice(i, i + 64).map((k) => this.get(k)));
-      for (const r of batch) if (r && (!filter || filter(r.value)) && out.length < limit) out.push(r.value);
+    const runs: Run[] = [];
+    let scanned = 0;
+    while (runs.length < limit && scanned < keys.length && scanned < maxScan) {
+      const want = filter ? FILTER_BATCH : limit - runs.length;
+      const batch = keys.slice(scanned, scanned + Math.min(want, maxScan - scanned));
+      scanned += batch.length;
+      for (const r of await Promise.all(batch.map((k) => this.get(k)))) {
+        if (r && (!filter || filter(r.value)) && runs.length < limit) runs.push(r.value);
+      }
     }
-    return out;
+    return { runs, scanned, partial: runs.length < limit && scanned < keys.length };
   }
 }

@@ -5,6 +5,6 @@ import { LogsController } from './logs.controller';
 
 @Module({
   controllers: [LogsController],
-  providers: [{ provide: LogReader, useFactory: (ctx: JetStreamContext) => new LogReader(ctx.js, ctx.subjects), inject: [JETSTREAM] }],
+  providers: [{ provide: LogReader, useFactory: (ctx: JetStreamContext) => new LogReader(ctx.js, ctx.jsm, ctx.subjects), inject: [JETSTREAM] }],
 })
 export class LogsModule {}

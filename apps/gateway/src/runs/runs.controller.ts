@@ -13,9 +13,16 @@ export class RunsController {
   constructor(private readonly service: RunsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Runs, newest first' })
-  list(@Query() q: RunsQueryDto): Promise<Run[]> {
-    return this.service.list({ pipeline: q.pipeline, status: q.status, resource: q.resource, type: q.type, limit: q.limit ?? 50 });
+  @ApiOperation({
+    summary: 'Runs, newest first',
+    description:
+      'A filtered list looks at the newest CONVEYOR_RUNS_LIST_SCAN runs at most; when it stopped there with fewer than `limit` matches, ' +
+      'the `Conveyor-Runs-Partial` header gives the number of runs it looked at.',
+  })
+  async list(@Query() q: RunsQueryDto, @Res({ passthrough: true }) res: Response): Promise<Run[]> {
+    const page = await this.service.list({ pipeline: q.pipeline, status: q.status, resource: q.resource, type: q.type, limit: q.limit ?? 50 });
+    if (page.partial) res.setHeader('Conveyor-Runs-Partial', String(page.scanned));
+    return page.runs;
   }
 
   @Get(':id')

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Run, type RunStatus, isTerminalRunStatus } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
-import { ConflictError, RunsStore, type Versioned } from '@conveyor/store';
+import { ConflictError, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
 
 export interface RunFilter {
   pipeline?: string;
@@ -21,15 +21,18 @@ export class RunsService {
     @Inject(BUCKETS) private readonly buckets: Buckets,
   ) {}
 
-  list(f: RunFilter): Promise<Run[]> {
-    return this.runs.recent(
-      f.limit,
-      (r) =>
-        (!f.pipeline || r.pipeline.name === f.pipeline) &&
-        (!f.status || r.status === f.status) &&
-        (!f.resource || r.resource.name === f.resource) &&
-        (!f.type || r.resource.type === f.type),
-    );
+  /**
+   * The newest runs: without a filter it reads `limit` run records; with one, at most
+   * CONVEYOR_RUNS_LIST_SCAN of the newest (`partial` when it stopped there).
+   */
+  list(f: RunFilter): Promise<RunsPage> {
+    const filtered = Boolean(f.pipeline || f.status || f.resource || f.type);
+    const filter = (r: Run) =>
+      (!f.pipeline || r.pipeline.name === f.pipeline) &&
+      (!f.status || r.status === f.status) &&
+      (!f.resource || r.resource.name === f.resource) &&
+      (!f.type || r.resource.type === f.type);
+    return this.runs.page(f.limit, { filter: filtered ? filter : undefined, maxScan: this.ctx.config.http.runsListScan });
   }
 
   get(id: string): Promise<Versioned<Run>> {
