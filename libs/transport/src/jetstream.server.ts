@@ -138,10 +138,16 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   }
 }
 
+/** Waits `ms`, or until `signal` aborts; either way leaves no listener on the (long-lived) signal. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
