@@ -4,6 +4,7 @@ import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
 import { benchDockerPipeline } from './docker-pipeline';
+import { fencedWrite } from './fenced-write';
 import { rawHop } from './raw-hop';
 import { summary, table } from './stats';
 
@@ -24,23 +25,26 @@ const warm = (samples: number[]) => samples.slice(WARM_UP);
  * Hand-off and trigger latency, as deployed: the gateway and the two drivers are processes
  * of their own. Each step's handler returns when it was entered and left (test driver
  * behaviour `clock`, system-wide monotonic clock); the bench reads them from the steps'
- * `succeeded` events, like any observer of `conveyor.events.>`.
+ * hand-off records (each one carries how the step before it ended), like any observer of
+ * `conveyor.steps.>`. Projector lag: from a run's end record on the wire to `GET /runs/:id`
+ * showing the run ended.
  */
-async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]; triggers: number[] }> {
+async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]; triggers: number[]; lags: number[] }> {
   const drivers = [
     await startTestDriver(['bench-first'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: 'bench-first' }),
     await startTestDriver(['bench-second'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: 'bench-second' }),
   ];
   const nc = await connect({ servers: nats.url });
-  const clocks = new Map<string, { one?: Clock; two?: Clock; done?: () => void }>();
-  nc.subscribe('conveyor.events.*.*.succeeded', {
+  const clocks = new Map<string, { one?: Clock; two?: Clock; endedAt?: number; done?: () => void }>();
+  nc.subscribe('conveyor.steps.>', {
     callback: (_err, m) => {
-      const e = m.json<{ runId: string; stepId: 'one' | 'two'; data?: Clock }>();
-      if (!e.data) return;
-      // The events may come before the POST's answer: keep them either way.
+      const e = m.json<{ runId: string; from?: { stepId: 'one' | 'two'; data?: Clock } }>();
+      if (!e.from?.data) return;
+      // The records may come before the POST's answer: keep them either way.
       let c = clocks.get(e.runId);
       if (!c) clocks.set(e.runId, (c = {}));
-      c[e.stepId] = e.data;
+      c[e.from.stepId] = e.from.data;
+      if (m.subject.endsWith('.end')) c.endedAt = now();
       if (c.one && c.two) c.done?.();
     },
   });
@@ -53,6 +57,7 @@ async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]
   });
   const handoffs: number[] = [];
   const triggers: number[] = [];
+  const lags: number[] = [];
   try {
     for (let i = 0; i < RUNS + WARM_UP; i++) {
       const t0 = now();
@@ -67,12 +72,23 @@ async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]
       }
       triggers.push(c.one!.enteredAt - t0);
       handoffs.push(c.two!.enteredAt - c.one!.leftAt);
+      // Every tenth run: how soon its record shows the end (polled every 2 ms, bounded).
+      if (i % 10 === 0 && c.endedAt !== undefined) {
+        for (let k = 0; k < 2_500; k++) {
+          const run = await api.ok<{ status: string }>('GET', `/runs/${runid}`);
+          if (run.status === 'succeeded') {
+            lags.push(now() - c.endedAt);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      }
     }
   } finally {
     await nc.close();
     await Promise.all(drivers.map((d) => d.stop('SIGTERM')));
   }
-  return { handoffs: warm(handoffs), triggers: warm(triggers) };
+  return { handoffs: warm(handoffs), triggers: warm(triggers), lags };
 }
 
 interface Clock { enteredAt: number; leftAt: number }
@@ -113,6 +129,17 @@ async function main(): Promise<void> {
     const raw = summary(warm(await rawHop(nats.url, HOPS + WARM_UP, 'cross-process')));
     const rawEvents = summary(warm(await rawHop(nats.url, HOPS + WARM_UP, 'with-events')));
     console.log('done');
+    process.stdout.write(`run-log write vs plain publish x${HOPS} ... `);
+    const writes = await fencedWrite(nats.url, HOPS + WARM_UP);
+    const plainWrite = summary(warm(writes.plain));
+    const fenced = summary(warm(writes.fenced));
+    console.log('done');
+    results.push([
+      'run-log write median / p99 (ms)',
+      `${fenced.median.toFixed(3)} / ${fenced.p99.toFixed(3)}`,
+      `${plainWrite.median.toFixed(3)} / ${plainWrite.p99.toFixed(3)}`,
+      `${(fenced.median / plainWrite.median).toFixed(2)}x a plain publish (fenced on the run, with a message id)`,
+    ]);
 
     const port = await freePort();
     gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port) }, 'listening on');
@@ -120,16 +147,18 @@ async function main(): Promise<void> {
     await api.ok('POST', '/resource-definitions', { name: 'bench', schema: { type: 'object' } });
 
     process.stdout.write(`hand-off and trigger x${RUNS} ... `);
-    const { handoffs, triggers } = await handOff(api, nats);
+    const { handoffs, triggers, lags } = await handOff(api, nats);
     console.log('done');
     const handoff = summary(handoffs);
     const trigger = summary(triggers);
+    const lag = summary(lags);
     results.push(
       ['raw hop medians (ms): in one process, with events', rawIn.median.toFixed(2), rawEvents.median.toFixed(2), `a hop with events is ${(rawEvents.median / raw.median).toFixed(2)}x a plain one`],
       ['hand-off median (ms)', handoff.median.toFixed(2), raw.median.toFixed(2), `${(handoff.median / raw.median).toFixed(2)}x a raw hop across processes (target <= 2x); ${(handoff.median / rawEvents.median).toFixed(2)}x one with events`],
       ['hand-off p99 (ms)', handoff.p99.toFixed(2), raw.p99.toFixed(2), `${(handoff.p99 / raw.p99).toFixed(2)}x`],
       ['trigger median (ms)', trigger.median.toFixed(2), '-', `target < 10 ms`],
       ['trigger p99 (ms)', trigger.p99.toFixed(2), '-', '-'],
+      ['run record lag median / p99 (ms)', `${lag.median.toFixed(2)} / ${lag.p99.toFixed(2)}`, '-', `end record on the wire -> GET /runs/:id ended, ${lag.n} runs (target p99 <= 1000 ms)`],
     );
 
     const tp: Record<number, { perSecond: number; correct: number }> = {};

@@ -100,7 +100,7 @@ describe('NATS authentication and per-role permissions (deploy/nats/auth.conf)',
     const kvm = new Kvm(js);
     const definitions = await kvm.open('conveyor-definitions');
     await expect(definitions.put('thing', JSON.stringify({ name: 'thing', schema: {} }))).rejects.toThrow(/permission|timeout|no responders/i);
-    await expect(jsm.streams.delete('CONVEYOR_EVENTS')).rejects.toThrow(/permission|timeout/i);
+    await expect(jsm.streams.delete('CONVEYOR_RUNS')).rejects.toThrow(/permission|timeout/i);
     await expect(jsm.streams.purge('CONVEYOR_LOGS')).rejects.toThrow(/permission|timeout/i);
     await expect(js.publish('$KV.conveyor-runs.x', 'forged')).rejects.toThrow(/permission|timeout|no responders/i);
     // A subscription it may not have is refused by the server (reported on the connection).
@@ -115,7 +115,7 @@ describe('NATS authentication and per-role permissions (deploy/nats/auth.conf)',
     // Nothing changed: the definition is as the gateway stored it, the streams are there.
     const stored = await new Api(gw.url).ok('GET', '/resource-definitions/thing');
     expect(stored.schema).toEqual({ type: 'object' });
-    expect((await jsm.streams.info('CONVEYOR_EVENTS')).config.name).toBe('CONVEYOR_EVENTS');
+    expect((await jsm.streams.info('CONVEYOR_RUNS')).config.name).toBe('CONVEYOR_RUNS');
   });
 });
 

@@ -53,6 +53,8 @@ export interface StepMessage {
 export interface StepEnded {
   stepIndex: number;
   stepId: string;
+  /** The step's driver (so a reader of the run's end knows it without the pipeline). */
+  driver?: string;
   attempt: number;
   status: 'succeeded' | 'failed' | 'cancelled' | 'skipped';
   message?: string;

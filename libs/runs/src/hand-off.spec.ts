@@ -61,7 +61,7 @@ describe('planTransition', () => {
     expect(t.kind).toBe('work');
     if (t.kind !== 'work') return;
     expect(t.msg.stepIndex).toBe(1);
-    expect(t.msg.from).toEqual({ stepIndex: 0, stepId: 'start', attempt: 2, status: 'succeeded', data: { containerId: 'c1' }, agent: 'ag', machine: 'm1', durationMs: 12, at: by.at });
+    expect(t.msg.from).toEqual({ stepIndex: 0, stepId: 'start', driver: 'container-start', attempt: 2, status: 'succeeded', data: { containerId: 'c1' }, agent: 'ag', machine: 'm1', durationMs: 12, at: by.at });
     expect(t.msg.skipped).toBeUndefined();
   });
 
@@ -77,7 +77,7 @@ describe('planTransition', () => {
 
   it('a skipped step records no agent', () => {
     const t = planTransition(msg(3), { status: 'cancelled', message: 'stop' }, { attempt: 0, at: by.at, as: 'skipped', agent: 'ag' });
-    expect(t.kind === 'work' && t.msg.from).toEqual({ stepIndex: 3, stepId: 'build', attempt: 0, status: 'skipped', message: 'stop', at: by.at });
+    expect(t.kind === 'work' && t.msg.from).toEqual({ stepIndex: 3, stepId: 'build', driver: 'builder', attempt: 0, status: 'skipped', message: 'stop', at: by.at });
   });
 
   it('endOnly ends the run at once, small whatever the spec and outputs', () => {

@@ -79,6 +79,7 @@ export function planTransition(msg: StepMessage, outcome: StepOutcome, by: Ended
   const from: StepEnded = {
     stepIndex: msg.stepIndex,
     stepId: step.id,
+    driver: step.driver,
     attempt: by.attempt,
     status: by.as ?? outcome.status,
     ...strip(own),

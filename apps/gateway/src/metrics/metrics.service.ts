@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import { Headers, type AgentInfo, type RunEvent } from '@conveyor/contracts';
+import { Headers, decodeRunRecord, type AgentInfo, type RunRecord } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
@@ -11,7 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 const QUEUE_GROUP = 'gateway-metrics';
 /** Runs looked at for the runs-by-status gauge (the newest ones). */
 const RUNS_SCANNED = 5000;
-/** Run id -> pipeline, so run events (which carry no pipeline header) can be labelled without a read each time. */
+/** Run id -> pipeline, so runs' ends (which carry no pipeline header) can be labelled without a read each time. */
 const PIPELINE_CACHE = 2000;
 
 /**
@@ -89,19 +89,17 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     this.agents = await openAgentsBucket(this.ctx);
-    const events = `${this.ctx.subjects.prefix}.events.>`;
-    this.sub = this.ctx.nc.subscribe(events, {
+    const { subjects } = this.ctx;
+    this.sub = this.ctx.nc.subscribe(subjects.allRunRecords, {
       queue: QUEUE_GROUP,
       callback: (err, m) => {
         if (err) return;
-        let e: RunEvent;
-        try {
-          e = m.json<RunEvent>();
-        } catch {
-          return; // not an event (published by hand): the projector dead-letters it
-        }
-        void this.count(e, m.headers?.get(Headers.Driver) || undefined, m.headers?.get(Headers.Pipeline) || undefined).catch((error: Error) =>
-          this.log.warn(`could not count a ${e.kind} event of run ${e.runId}: ${error.message}`),
+        const where = subjects.parseRunRecord(m.subject);
+        const decoded = where ? decodeRunRecord(where, m.data) : undefined;
+        // Not a record (published by hand): the projector terminates it.
+        if (!decoded?.ok) return;
+        void this.count(decoded.value, m.headers?.get(Headers.Pipeline) || undefined).catch((error: Error) =>
+          this.log.warn(`could not count a record on ${m.subject}: ${error.message}`),
         );
       },
     });
@@ -111,12 +109,18 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     this.sub?.unsubscribe();
   }
 
-  private async count(e: RunEvent, driver?: string, pipelineHeader?: string): Promise<void> {
-    if (e.scope === 'step' && (e.kind === 'succeeded' || e.kind === 'failed') && typeof e.durationMs === 'number') {
-      this.stepDuration.observe({ driver: driver ?? 'unknown', outcome: e.kind }, e.durationMs / 1000);
+  /** Counts what one record of a run's log says: a run queued (its first work) or ended, a step attempt that ended. */
+  private async count(record: RunRecord, pipelineHeader?: string): Promise<void> {
+    const from = record.kind === 'work' ? record.msg.from : record.kind === 'end' ? record.end.from : undefined;
+    if (from && (from.status === 'succeeded' || from.status === 'failed') && typeof from.durationMs === 'number') {
+      this.stepDuration.observe({ driver: from.driver ?? 'unknown', outcome: from.status }, from.durationMs / 1000);
     }
-    if (e.scope === 'step' && pipelineHeader) this.remember(e.runId, pipelineHeader);
-    if (e.scope === 'run') this.runEvents.inc({ pipeline: await this.pipelineOf(e.runId), status: e.kind });
+    if (record.kind === 'work') {
+      this.remember(record.msg.runId, record.msg.pipeline.name);
+      if (record.msg.stepIndex === 0 && !record.msg.from) this.runEvents.inc({ pipeline: record.msg.pipeline.name, status: 'queued' });
+    } else if (record.kind === 'end') {
+      this.runEvents.inc({ pipeline: pipelineHeader ?? (await this.pipelineOf(record.end.runId)), status: record.end.status });
+    }
   }
 
   private remember(runId: string, pipeline: string): void {
