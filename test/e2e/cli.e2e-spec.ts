@@ -303,7 +303,7 @@ describe('conveyor CLI', () => {
     expect(noGateway.stderr).toContain('cannot reach the gateway at http://127.0.0.1:1');
   }, 60_000);
 
-  it("`events --run` prints a run's events in order, and `events` tails live traffic", async () => {
+  it("`events --run` prints a run's log in order, and `events` tails live traffic", async () => {
     const live = cli(['events', '--count', '3', '--timeout', '30s']);
     // The tail subscribes asynchronously; keep starting runs (bounded) until it has seen its 3 messages.
     let liveResult: CliResult | undefined;
@@ -320,14 +320,13 @@ describe('conveyor CLI', () => {
     await sys.waitForRun(runId);
     const r = await cli(['events', '--run', runId, '--timeout', '30s']);
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => l.replace(/^\S+\s+event\s+[0-9a-z]{26}\s+/, '').replace(/\s+attempt=.*$/, ''));
+    const lines = r.stdout.trim().split('\n').map((l) => l.replace(/^\S+\s+run\s+[0-9a-z]{26}\s+/, '').replace(/\s+attempt=[^;]*/g, ''));
     expect(lines).toEqual([
-      'run queued',
+      'queued; step one (cli-say) next',
       'step one (cli-say) started',
-      'step one (cli-say) succeeded',
+      'step one (cli-say) succeeded; step two (cli-say) next',
       'step two (cli-say) started',
-      'step two (cli-say) succeeded',
-      'run succeeded',
+      'step two (cli-say) succeeded; run succeeded',
     ]);
   }, 120_000);
 

@@ -134,3 +134,28 @@ describe('fenced run transitions', () => {
     await skewed.stop('SIGKILL');
   });
 });
+
+describe('bounded resources', () => {
+  it("a build machine's consumers are removed once no agent pulled from them for CONVEYOR_MACHINE_CONSUMER_TTL", async () => {
+    const sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_MACHINE_CONSUMER_TTL: '3s' });
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const names = async () => {
+        const out: string[] = [];
+        for await (const c of jsm.consumers.list('CONVEYOR_RUNS')) out.push(c.name);
+        return out.sort();
+      };
+      const agent = await sys.startDriver(['omega'], { CONVEYOR_MACHINE_ID: 'rack-9' });
+      // While its agent pulls, the machine's consumer stays.
+      await new Promise((r) => setTimeout(r, 5_000));
+      expect(await names()).toEqual(expect.arrayContaining(['omega', 'omega_rack-9']));
+      await agent.stop('SIGKILL');
+      await waitFor('the gone machine\'s consumer to be removed', async () => ((await names()).includes('omega_rack-9') ? undefined : true), 20_000, 250);
+      expect(await names()).toContain('omega');
+    } finally {
+      await nc.close();
+      await sys.stop();
+    }
+  });
+});

@@ -52,6 +52,8 @@ export interface ConveyorConfig {
   agent: { id: string; machine: string; concurrency: number; heartbeatMs: number };
   /** How long pinned work may wait for an agent of its machine before its run fails. */
   machineGraceMs: number;
+  /** A build machine's consumers are removed by the server when no agent pulled from them this long. */
+  machineConsumerTtlMs: number;
   /** How long work may wait while no agent of its driver is alive before its run fails. */
   driverGraceMs: number;
 }
@@ -132,6 +134,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       heartbeatMs: duration(env, 'CONVEYOR_HEARTBEAT_INTERVAL', '5s'),
     },
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
+    machineConsumerTtlMs: duration(env, 'CONVEYOR_MACHINE_CONSUMER_TTL', '24h'),
     driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
   };
 }

@@ -27,6 +27,10 @@ export function workConsumerConfig(ctx: JetStreamContext, driver: string, machin
     // Attempts are counted by the SDK from the run's log, not by deliveries.
     max_deliver: -1,
     max_ack_pending: 10_000,
+    // A machine that is gone for good leaves no consumer behind: the server removes one that no
+    // agent pulled from for this long (its agents pull every few seconds while alive). Work
+    // pinned to it was given up long before (CONVEYOR_MACHINE_GRACE).
+    ...(machine ? { inactive_threshold: nanos(config.machineConsumerTtlMs) } : {}),
   };
 }
 
@@ -43,7 +47,7 @@ export async function ensureWorkConsumer(ctx: JetStreamContext, driver: string, 
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || !/already (exists|in use)/i.test(err.message)) throw err;
     // Agents bring their own ack wait; a publisher leaves an existing consumer as it is.
-    if (update) await ctx.jsm.consumers.update(ctx.subjects.runsStream, cfg.durable_name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+    if (update) await ctx.jsm.consumers.update(ctx.subjects.runsStream, cfg.durable_name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending, inactive_threshold: cfg.inactive_threshold });
   }
 }
 

@@ -12,6 +12,9 @@ import {
 import { ensureWorkConsumer, type JetStreamContext } from '@conveyor/jetstream';
 import { MsgIds, stepHeaderValues, type LogHead, type Transition } from '@conveyor/runs';
 
+/** How long a process trusts that a driver's consumer it made sure of still exists. */
+const CONSUMER_RECHECK_MS = 60_000;
+
 /** JetStream's answer to a publish whose expected last sequence is not the stream's. */
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -50,8 +53,8 @@ export interface RecordWriter {
  * records, headers and message ids.
  */
 export class RunLog {
-  /** Drivers' consumers this process made sure of (see ensureWorkConsumer). */
-  private readonly consumers = new Map<string, Promise<void>>();
+  /** Drivers' consumers this process made sure of, and when (see ensureWorkConsumer). */
+  private readonly consumers = new Map<string, { made: Promise<void>; at: number }>();
 
   constructor(private readonly ctx: JetStreamContext) {}
 
@@ -144,13 +147,13 @@ export class RunLog {
 
   private consumerOf(driver: string, machine?: string): Promise<void> {
     const key = `${driver}_${machine ?? ''}`;
-    let made = this.consumers.get(key);
-    if (!made) {
-      made = ensureWorkConsumer(this.ctx, driver, machine);
-      this.consumers.set(key, made);
-      // A failure is tried again by the next hand-off to that driver.
-      made.catch(() => this.consumers.delete(key));
-    }
+    const known = this.consumers.get(key);
+    // Checked again now and then: the server removes a gone machine's consumers.
+    if (known && Date.now() - known.at < CONSUMER_RECHECK_MS) return known.made;
+    const made = ensureWorkConsumer(this.ctx, driver, machine);
+    this.consumers.set(key, { made, at: Date.now() });
+    // A failure is tried again by the next hand-off to that driver.
+    made.catch(() => this.consumers.delete(key));
     return made;
   }
 

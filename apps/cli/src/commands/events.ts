@@ -98,24 +98,31 @@ export function describeMessage(subjects: Subjects, m: Message, color: boolean):
   const [area, ...tokens] = rest.split('.');
   switch (area) {
     case 'steps': {
+      // A record of a run's log: one line, the facts it states in order.
       const where = subjects.parseRunRecord(m.subject);
       const decoded = where ? decodeRunRecord(where, m.data) : undefined;
       if (!decoded?.ok) break;
       const r = decoded.value;
       const step = (id: string, driver?: string) => paint(`step ${id}${driver ? ` (${driver})` : ''}`, colorFor(id), color);
-      const bits = (b: Record<string, string | number | undefined>) => Object.entries(b).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}=${v}`).join(' ');
-      const ended = (f: StepEnded | undefined) =>
-        f ? `${step(f.stepId)} ${paint(f.status, STATUS_COLOR[f.status] ?? 0, color)}  ${bits({ attempt: f.attempt, agent: f.agent, took: f.durationMs !== undefined ? `${f.durationMs}ms` : undefined })}${f.message ? `  ${f.message}` : ''}; ` : '';
+      const status = (k: string) => paint(k, STATUS_COLOR[k] ?? 0, color);
+      const bits = (b: Record<string, string | number | undefined>) => {
+        const out = Object.entries(b).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}=${v}`).join(' ');
+        return out ? `  ${out}` : '';
+      };
+      const ended = (f: StepEnded) =>
+        `${step(f.stepId, f.driver)} ${status(f.status)}${bits({ attempt: f.attempt || undefined, agent: f.agent, took: f.durationMs !== undefined ? `${f.durationMs}ms` : undefined })}${f.message ? `  ${f.message}` : ''}`;
+      const line = (at: string, runId: string, what: string[]) => `${clock(at)}  run    ${runId}  ${what.join('; ')}`;
       if (r.kind === 'work') {
         const s = r.msg.pipeline.steps[r.msg.stepIndex];
-        return `${clock(r.msg.from?.at ?? r.msg.createdAt)}  run    ${r.msg.runId}  ${ended(r.msg.from)}next ${step(s.id, s.driver)} on ${r.msg.machine ?? 'any machine'}${r.msg.mode === 'cleanup' ? ' (cleanup)' : ''}`;
+        const next = `${step(s.id, s.driver)} next${r.msg.machine ? ` on ${r.msg.machine}` : ''}${r.msg.mode === 'cleanup' ? ' (cleanup)' : ''}`;
+        return line(r.msg.from?.at ?? r.msg.createdAt, r.msg.runId, [r.msg.from ? ended(r.msg.from) : status('queued'), next]);
       }
       if (r.kind === 'end') {
-        return `${clock(r.end.at)}  run    ${r.end.runId}  ${ended(r.end.from)}run ${paint(r.end.status, STATUS_COLOR[r.end.status] ?? 0, color)}${r.end.message ? `  ${r.end.message}` : ''}`;
+        return line(r.end.at, r.end.runId, [...(r.end.from ? [ended(r.end.from)] : []), `run ${status(r.end.status)}${r.end.message ? `  ${r.end.message}` : ''}`]);
       }
       const e = r.record;
       const kind = e.kind === 'claim' ? 'started' : e.kind === 'retry' ? 'retrying' : 'released';
-      return `${clock(e.at)}  run    ${e.runId}  ${step(e.stepId, m.header(H.Driver))} ${paint(kind, STATUS_COLOR[kind] ?? 0, color)}  ${bits({ attempt: e.attempt, agent: e.agent, took: e.durationMs !== undefined ? `${e.durationMs}ms` : undefined, 'retry-in': e.retryInMs !== undefined ? `${e.retryInMs}ms` : undefined })}${e.message ? `  ${e.message}` : ''}`;
+      return line(e.at, e.runId, [`${step(e.stepId, m.header(H.Driver))} ${status(kind)}${bits({ attempt: e.attempt, agent: e.agent, took: e.durationMs !== undefined ? `${e.durationMs}ms` : undefined, 'retry-in': e.retryInMs !== undefined ? `${e.retryInMs}ms` : undefined })}${e.message ? `  ${e.message}` : ''}`]);
     }
     case 'logs': {
       if (tokens[1] === 'end') return `${clock()}  logs   ${tokens[0]}  end of logs`;
