@@ -649,12 +649,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // written by, and the faults around them.
     const story = (run: string, why: string): string => {
       const own = lines.filter((l) => l.run === run);
-      const from = own.length ? writtenBy(own[0].offset) - 5000 : 0;
-      const to = own.length ? writtenBy(own[own.length - 1].offset) + 1000 : since();
-      const near = faults.filter((f) => f.at >= from && f.at <= to).map((f) => `${f.target} ${f.signal} at ${(f.at / 1000).toFixed(1)}s`);
       const status = finals.get(run);
+      // The record's creation time (wall clock, as the API shows it) anchors a run no driver entered.
+      const created = status ? Date.parse(status.createdAt) - began : undefined;
+      const from = (created ?? (own.length ? writtenBy(own[0].offset) : 0)) - 5000;
+      const to = own.length ? writtenBy(own[own.length - 1].offset) + 1000 : created !== undefined ? created + 2000 : since();
+      const near = faults.filter((f) => f.at >= from && f.at <= to).map((f) => `${f.target} ${f.signal} at ${(f.at / 1000).toFixed(1)}s`);
       return [
-        `run ${run} (${why}; ${status ? `${status.status}${status.message ? `: ${status.message}` : ''}` : 'no record'}${endSeenAt.has(run) ? `, seen terminal at ${(endSeenAt.get(run)! / 1000).toFixed(1)}s` : ''}):`,
+        `run ${run} (${why}; ${status ? `${status.status}${status.message ? `: ${status.message}` : ''}` : 'no record'}${created !== undefined ? `, created at ${(created / 1000).toFixed(1)}s` : ''}${endSeenAt.has(run) ? `, seen terminal at ${(endSeenAt.get(run)! / 1000).toFixed(1)}s` : ''}):`,
         ...own.map((l) => `    by ${(writtenBy(l.offset) / 1000).toFixed(1).padStart(6)}s  ${l.step} attempt ${l.attempt} on ${l.agent}: ${l.what}${l.outcome ? ` ${l.outcome}` : ''}${kills.some((k) => k.agent === l.agent) ? ` (agent killed by ${(writtenBy(kills.find((k) => k.agent === l.agent)!.offset) / 1000).toFixed(1)}s)` : ''}`),
         `    faults around it: ${near.join(', ') || 'none'}`,
       ].join('\n');
