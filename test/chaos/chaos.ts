@@ -544,7 +544,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(oneOffs);
     await triggering;
     const lastFault = Math.max(...faults.map((f) => f.at));
-    const loadAtStart = loadAtFaults;
     const agentKills = faults.filter((f) => f.kind === 'agent').length;
     const openAtLastFault = started.filter((id) => !endSeenAt.has(id) || endSeenAt.get(id)! > lastFault).length;
     say(`faults over: ${agentKills} agent kills, last fault at ${(lastFault / 1000).toFixed(1)}s; ${started.length} runs started, ${pending.size} not ended yet`);
@@ -642,7 +641,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       secondsToAllTerminal: allTerminalAt === undefined ? undefined : (allTerminalAt - lastFault) / 1000,
       unexpectedExits,
       failedSamples,
-      load: [loadAtStart, loadAtEnd],
+      load: [loadAtFaults, loadAtEnd],
     };
     const missed = judge(figures, opts);
     // The stories behind missed targets: each run's journal lines with the time they were
