@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import type { StepContext, StepResult } from '@conveyor/driver-sdk';
 
 /**
@@ -13,17 +14,31 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   outputBytes     return this many bytes of output data (to outgrow a NATS message)
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
- * Every call also appends `<run> <step> <attempt> <agent>` to $TEST_DRIVER_JOURNAL, so a
- * test can count how often a step really ran.
+ * Every call also appends lines to $TEST_DRIVER_JOURNAL, so a test can count how often a
+ * step really ran and really finished:
+ *   `<run> <step> <attempt> <agent> start`          when the handler is entered
+ *   `<run> <step> <attempt> <agent> done`           just before it returns a success
+ *   `<run> <step> <attempt> <agent> end <outcome>`  when it returns (`ok`, `failed`) or throws
+ *                                                   (`threw`); a process killed in the handler
+ *                                                   writes no `end`
  */
 export async function behave(ctx: StepContext): Promise<StepResult> {
   const c = ctx.config as Record<string, number | boolean | undefined>;
   if (c.clock) return { success: true, data: { enteredAt: monotonicMs(), leftAt: monotonicMs() } };
   const journal = process.env.TEST_DRIVER_JOURNAL;
-  if (journal) {
-    const { appendFileSync } = await import('node:fs');
-    appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} start\n`);
+  const who = `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id}`;
+  if (journal) appendFileSync(journal, `${who} start\n`);
+  let outcome = 'threw';
+  try {
+    const result = await act(ctx, c, journal);
+    outcome = result.success ? 'ok' : 'failed';
+    return result;
+  } finally {
+    if (journal) appendFileSync(journal, `${who} end ${outcome}\n`);
   }
+}
+
+async function act(ctx: StepContext, c: Record<string, number | boolean | undefined>, journal: string | undefined): Promise<StepResult> {
   if (typeof c.lines === 'number') {
     for (let i = 1; i <= c.lines; i++) {
       ctx.log.write('stdout', `line ${i}\n`);
@@ -48,10 +63,7 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
   if (typeof c.failTimes === 'number' && ctx.attempt <= c.failTimes) {
     return { success: false, message: `failed on attempt ${ctx.attempt}` };
   }
-  if (journal) {
-    const { appendFileSync } = await import('node:fs');
-    appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} done\n`);
-  }
+  if (journal) appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} done\n`);
   const blob = typeof c.outputBytes === 'number' ? { blob: 'x'.repeat(c.outputBytes) } : {};
   return { success: true, message: 'ok', data: { agent: ctx.agent.id, attempt: ctx.attempt, ...blob } };
 }

@@ -1,14 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { freePort } from './nats-server';
 import { waitFor } from './processes';
 
-/** The shipped cluster configs (deploy/nats/cluster-N.conf), which this harness boots. */
-const CONFIG_DIR = join(__dirname, '..', '..', 'deploy', 'nats');
+/**
+ * The shipped cluster configs (deploy/nats/cluster-N.conf), which this harness boots. This file
+ * runs from test/support under ts-jest and from dist/test/support in compiled programs (the
+ * chaos suite); deploy/ is beside test/ in the repository, never under dist/.
+ */
+const UP = join(__dirname, '..', '..');
+const CONFIG_DIR = join(basename(UP) === 'dist' ? dirname(UP) : UP, 'deploy', 'nats');
 /** The ports the shipped configs use, per node: client, cluster route, monitoring. */
 const SHIPPED_PORTS = (n: number) => ({ client: 4221 + n, cluster: 6221 + n, http: 8221 + n });
 
