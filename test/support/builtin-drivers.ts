@@ -11,8 +11,8 @@ import { AppProcess } from './processes';
 export const BUILTIN_DRIVERS = ['container-start', 'git-cloner', 'builder', 'container-stop'] as const;
 export type BuiltinDriver = (typeof BUILTIN_DRIVERS)[number];
 
-/** A pipeline definition of the tutorial's shape; `builder` options (timeout, config) go on the build step. */
-export function tutorialPipeline(name: string, resource: string, build: Partial<PipelineStep> = {}): JsonObject {
+/** A pipeline definition of the tutorial's shape; options (timeout, retries, config) go on the build and stop steps. */
+export function tutorialPipeline(name: string, resource: string, build: Partial<PipelineStep> = {}, stop: Partial<PipelineStep> = {}): JsonObject {
   return {
     name,
     description: 'start a build container, clone, build, stop the container',
@@ -21,7 +21,7 @@ export function tutorialPipeline(name: string, resource: string, build: Partial<
       { id: 'start', name: 'Start Build Environment', driver: 'container-start' },
       { id: 'clone', name: 'Clone Git Repository', driver: 'git-cloner' },
       { id: 'build', name: 'Build', driver: 'builder', ...build },
-      { id: 'stop', name: 'Stop Build Environment', driver: 'container-stop', always: true },
+      { id: 'stop', name: 'Stop Build Environment', driver: 'container-stop', always: true, ...stop },
     ],
   };
 }
