@@ -110,7 +110,7 @@ describe('Docker deadlines (the real dockerd, frozen)', () => {
       expect(r.ms).toBeGreaterThanOrEqual(ms - 50);
       expect(r.ms).toBeLessThan(ms + 1_000);
     };
-    expect(results.start.error?.message).toBe(`the Docker engine did not answer within 2s (inspect container conveyor-${fresh})`);
+    expect(results.start.error?.message).toBe(`the Docker engine did not answer within 2s (inspect container conveyor-${fresh}-deadline-machine)`);
     within(results.start, DEADLINE_MS);
     expect(results.exec.error?.message).toBe(`the Docker engine did not answer within 2s (create exec in container ${running.name})`);
     within(results.exec, DEADLINE_MS);
@@ -202,7 +202,7 @@ describe('Docker deadlines in a run (driver processes, the real dockerd frozen)'
       frozen.thaw();
     }
     const start = stepOf(failedRun, 'start');
-    expect(start.message).toBe(`the Docker engine did not answer within 2s (inspect container conveyor-${id})`);
+    expect(start.message).toBe(`the Docker engine did not answer within 2s (inspect container ${build.fleet.containerName(id)})`);
     expect(start.durationMs).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
     expect(start.durationMs).toBeLessThan(DEADLINE_MS + 1_500);
     const run = await build.sys.waitForRun(id, ['failed', 'succeeded', 'cancelled'], 30_000);

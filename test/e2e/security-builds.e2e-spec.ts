@@ -119,7 +119,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
     const run = await sys.waitForRun(id, undefined, 120_000);
     expect(['succeeded', 'failed']).toContain(run.status);
     expect(run.steps.find((s) => s.id === 'stop')?.status).toBe('succeeded');
-    await expect(docker.getContainer(`conveyor-${id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getContainer(build.fleet.containerName(id)).inspect()).rejects.toMatchObject({ statusCode: 404 });
     everyDriverAlive();
     const next = await build.startBuild({ repository: repo.url, commands: ['echo still-working'] });
     expect((await sys.waitForRun(next, undefined, 120_000)).status).toBe('succeeded');

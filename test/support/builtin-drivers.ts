@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { JsonObject, LogLine, PipelineStep } from '@conveyor/contracts';
+import { loadConfig } from '@conveyor/config';
 import { Api } from './api';
 import { TEST_LABEL } from './docker';
 import { AppProcess } from './processes';
@@ -44,6 +45,16 @@ export class BuiltinDriverFleet {
   ) {
     this.workspaceRoot = mkdtempSync(join(tmpdir(), 'conveyor-workspaces-'));
     this.suite = `s${process.pid}-${Date.now().toString(36)}`;
+  }
+
+  /** The build machine of this fleet's agents: CONVEYOR_MACHINE_ID, else the host's name as the apps derive it. */
+  get machine(): string {
+    return loadConfig({ CONVEYOR_MACHINE_ID: this.extraEnv.CONVEYOR_MACHINE_ID }).agent.machine;
+  }
+
+  /** The name container-start gives a run's container on this fleet's machine. */
+  containerName(runId: string): string {
+    return `conveyor-${runId}-${this.machine}`;
   }
 
   /** Container labels: conveyor.test=true (what test/run.sh looks for) and this fleet's suite. */

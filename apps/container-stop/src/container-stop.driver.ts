@@ -20,7 +20,8 @@ export class ContainerStopDriver {
 
   @HandleStep('container-stop')
   async run(ctx: StepContext): Promise<StepResult> {
-    const name = this.containers.containerName(ctx.runId);
+    // Pinned to the machine that started the container: its name has this machine's id.
+    const name = this.containers.containerName(ctx.runId, ctx.agent.machine);
     const { removed } = await this.containers.stopAndRemove(name, { signal: ctx.signal });
     ctx.log.info(removed ? `stopped and removed container ${name}` : `container ${name} does not exist: nothing to stop`);
     await this.workspaces.remove(ctx.runId);

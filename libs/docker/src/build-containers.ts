@@ -133,7 +133,7 @@ function envList(env: EnvVar[] | undefined): string[] {
   });
 }
 
-/** Build containers: one per run, with a deterministic name, on the local Docker engine. */
+/** Build containers: one per run and build machine, with a deterministic name, on the local Docker engine. */
 @Injectable()
 export class BuildContainers {
   constructor(
@@ -141,10 +141,17 @@ export class BuildContainers {
     @Inject(BUILD_CONTAINER_OPTIONS) readonly options: BuildContainerOptions,
   ) {}
 
-  /** The one container name of a run: a redelivered container-start finds the container by it. */
-  containerName(runId: string): string {
+  /**
+   * The one container name of a run on a build machine: a redelivered container-start finds
+   * the container by it. The machine is part of it because a container is only the run's on
+   * the machine whose workspace folder it mounts: where two machine ids share one Docker
+   * engine (a machine renamed, or a test rig), a retry that moved the run to the other id
+   * makes a container of its own instead of taking over one that mounts the wrong folder.
+   */
+  containerName(runId: string, machine: string): string {
     if (!RUN_ID_PATTERN.test(runId)) throw new Error(`run id "${runId}" is malformed`);
-    return `conveyor-${runId}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(machine)) throw new Error(`machine id "${machine}" is malformed`);
+    return `conveyor-${runId}-${machine}`;
   }
 
   /**
@@ -246,7 +253,7 @@ export class BuildContainers {
    * the step may be a redelivery, or another agent may have raced us to create it.
    */
   async start(req: StartContainerRequest): Promise<StartContainerResult> {
-    const name = this.containerName(req.runId);
+    const name = this.containerName(req.runId, req.machine);
     const image = req.image?.trim() || this.options.defaultImage;
     const existing = await this.reuse(name, req);
     if (existing) return existing;
