@@ -52,6 +52,11 @@ export interface ConveyorConfig {
   machineGraceMs: number;
   /** How long work may wait while no agent of its driver is alive before its run fails. */
   driverGraceMs: number;
+  /**
+   * (container-start) How long the build machine's janitor leaves a run's container and
+   * workspace after the run ended, vanished or moved to another machine; undefined: no janitor.
+   */
+  janitorGraceMs?: number;
 }
 
 export class ConfigError extends Error {}
@@ -125,6 +130,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     },
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
     driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
+    janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
   };
 }
 
