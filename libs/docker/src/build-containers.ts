@@ -360,6 +360,7 @@ export class BuildContainers {
     const pidFile = `/tmp/.conveyor-exec-${randomUUID()}.pid`;
     let exec: Docker.Exec;
     let stream: NodeJS.ReadableStream & { destroy(): void };
+    let startAsked = false;
     try {
       exec = await this.engine(
         `create exec in container ${container}`,
@@ -378,11 +379,16 @@ export class BuildContainers {
         { signal: opts.signal },
       );
       // The deadline covers the engine's answer (the upgrade to a raw stream), not the stream.
+      startAsked = true;
       stream = (await this.engine(`start exec in container ${container}`, (abortSignal) => exec.start({ hijack: true, stdin: false, abortSignal }), {
         signal: opts.signal,
       })) as NodeJS.ReadableStream & { destroy(): void };
     } catch (err) {
-      if (opts.signal?.aborted) return { exitCode: null, aborted: true };
+      if (opts.signal?.aborted) {
+        // The engine may have started the command before the abort tore the request down.
+        if (startAsked) await this.kill(container, pidFile, user);
+        return { exitCode: null, aborted: true };
+      }
       throw failure(`cannot run a command in container ${container}`, err);
     }
     const sink = (name: 'stdout' | 'stderr') =>
