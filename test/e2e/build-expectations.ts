@@ -11,6 +11,6 @@ import { stepOf, type BuildSystem } from '../support/build-system';
 /** What container-stop promises: the run's container and workspace are gone. */
 export async function expectCleanedUp(build: BuildSystem, run: Run): Promise<void> {
   expect(stepOf(run, 'stop')).toMatchObject({ status: 'succeeded' });
-  await expect(build.docker.getContainer(`conveyor-${run.id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  await expect(build.docker.getContainer(build.fleet.containerName(run.id)).inspect()).rejects.toMatchObject({ statusCode: 404 });
   expect(existsSync(join(build.fleet.workspaceRoot, run.id))).toBe(false);
 }

@@ -63,7 +63,7 @@ describe('BuildContainers (real Docker)', () => {
   it('starts one container per run and reuses it on a second start, also when it was stopped', async () => {
     const { runId, workspaceDir, containerId, name, reused } = await startRun();
     expect(reused).toBe(false);
-    expect(name).toBe(`conveyor-${runId}`);
+    expect(name).toBe(`conveyor-${runId}-test-machine`);
     const log = recordingLog();
     const again = await containers.start({ runId, workspaceDir, ...agent, labels: TEST_LABELS, log });
     expect(again).toMatchObject({ containerId, name, reused: true });
@@ -110,6 +110,20 @@ describe('BuildContainers (real Docker)', () => {
     expect(new Set(results.map((r) => r.containerId)).size).toBe(1);
     expect(results.filter((r) => !r.reused).length).toBe(1);
     expect(await containers.listRunContainers({ [LABELS.run]: runId })).toHaveLength(1);
+  });
+
+  it('a run started under two machine ids of one engine gets a container of each, mounting its own workspace', async () => {
+    const runId = newRunId();
+    const other = new Workspaces(join(wsRoot, 'other-machine'));
+    const here = await containers.start({ runId, workspaceDir: await workspaces.ensure(runId), ...agent, labels: TEST_LABELS });
+    const there = await containers.start({ runId, workspaceDir: await other.ensure(runId), agent: 'agent-b', machine: 'other-machine', labels: TEST_LABELS });
+    expect([here.name, there.name]).toEqual([`conveyor-${runId}-test-machine`, `conveyor-${runId}-other-machine`]);
+    expect(there).toMatchObject({ reused: false });
+    writeFileSync(join(other.workspaceFor(runId), 'which'), 'other\n');
+    const out = outputRecorder();
+    await containers.exec(there.name, 'cat /workspace/which', { onOutput: out.onOutput });
+    expect(out.text('stdout')).toBe('other\n');
+    expect((await containers.listRunContainers({ [LABELS.run]: runId })).map((c) => c.machine).sort()).toEqual(['other-machine', 'test-machine']);
   });
 
   it("passes the resource's environment to exec'd commands, and the exec's own", async () => {
@@ -199,11 +213,12 @@ describe('BuildContainers (real Docker)', () => {
   });
 
   it('says which container it could not run a command in', async () => {
-    await expect(containers.exec(`conveyor-${newRunId()}`, 'true')).rejects.toThrow(/cannot run a command in container conveyor-\w+: .*[Nn]o such container/);
+    await expect(containers.exec(`conveyor-${newRunId()}-test-machine`, 'true')).rejects.toThrow(/cannot run a command in container conveyor-\w+-test-machine: .*[Nn]o such container/);
   });
 
   it('refuses a malformed run id before Docker is asked', () => {
-    expect(() => containers.containerName('../etc')).toThrow(/malformed/);
+    expect(() => containers.containerName('../etc', 'test-machine')).toThrow(/malformed/);
+    expect(() => containers.containerName(newRunId(), '../etc')).toThrow(/malformed/);
   });
 
   describe('a missing image', () => {
@@ -269,7 +284,7 @@ describe('DockerModule', () => {
       const moduleRef = await Test.createTestingModule({ imports: [DockerModule] }).compile();
       const provided = moduleRef.get(BuildContainers);
       expect(provided.options.pidsLimit).toBe(77);
-      expect(provided.containerName('0123456789abcdefghjkmnpqrs')).toBe('conveyor-0123456789abcdefghjkmnpqrs');
+      expect(provided.containerName('0123456789abcdefghjkmnpqrs', 'rack-1')).toBe('conveyor-0123456789abcdefghjkmnpqrs-rack-1');
       await moduleRef.close();
     } finally {
       if (saved === undefined) delete process.env.CONVEYOR_CONTAINER_PIDS;

@@ -36,7 +36,7 @@ describe('the built-in build pipeline, interrupted', () => {
   /** Processes of the container (`docker top`), or [] once the container is gone. */
   async function containerProcesses(runId: string): Promise<string[]> {
     try {
-      const top = await docker.getContainer(`conveyor-${runId}`).top();
+      const top = await docker.getContainer(fleet.containerName(runId)).top();
       return (top.Processes ?? []).map((p: string[]) => p.join(' '));
     } catch {
       return [];

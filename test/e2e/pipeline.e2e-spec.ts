@@ -39,10 +39,10 @@ describe('the built-in build pipeline', () => {
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('succeeded');
     expect(run.steps.map((s) => [s.id, s.status])).toEqual([['start', 'succeeded'], ['clone', 'succeeded'], ['build', 'succeeded'], ['stop', 'succeeded']]);
-    expect(stepOf(run, 'start').data).toMatchObject({ containerName: `conveyor-${id}`, image: 'conveyor/build:latest', reused: false, workspace: join(fleet.workspaceRoot, id) });
+    expect(stepOf(run, 'start').data).toMatchObject({ containerName: fleet.containerName(id), image: 'conveyor/build:latest', reused: false, workspace: join(fleet.workspaceRoot, id) });
     expect(stepOf(run, 'clone').data).toEqual({ commit: repo.main, ref: 'main', reused: false });
     expect(stepOf(run, 'build').message).toBe('4 commands succeeded');
-    expect(stepOf(run, 'stop').data).toEqual({ containerName: `conveyor-${id}`, removed: true });
+    expect(stepOf(run, 'stop').data).toEqual({ containerName: fleet.containerName(id), removed: true });
 
     expect(await buildOutput(sys.api, id)).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'main-3']);
     const builderLines = await runLogs(sys.api, id, 'builder');
@@ -54,9 +54,9 @@ describe('the built-in build pipeline', () => {
     expect(builderLines.map((l) => l.seq)).toEqual([...builderLines.map((l) => l.seq)].sort((a, b) => a - b));
 
     const all = await runLogs(sys.api, id);
-    expect(all.some((l) => l.driver === 'container-start' && l.line.includes(`created container conveyor-${id}`))).toBe(true);
+    expect(all.some((l) => l.driver === 'container-start' && l.line.includes(`created container ${fleet.containerName(id)}`))).toBe(true);
     expect(all.some((l) => l.driver === 'git-cloner' && l.line.includes(`checked out main at commit ${repo.main}`))).toBe(true);
-    expect(all.some((l) => l.driver === 'container-stop' && l.line.includes(`stopped and removed container conveyor-${id}`))).toBe(true);
+    expect(all.some((l) => l.driver === 'container-stop' && l.line.includes(`stopped and removed container ${fleet.containerName(id)}`))).toBe(true);
     await expectCleanedUp(build, run);
   });
 

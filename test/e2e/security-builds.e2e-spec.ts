@@ -119,7 +119,7 @@ describe('security of builds: secrets, containment, poison messages', () => {
     const run = await sys.waitForRun(id, undefined, 120_000);
     expect(['succeeded', 'failed']).toContain(run.status);
     expect(run.steps.find((s) => s.id === 'stop')?.status).toBe('succeeded');
-    await expect(docker.getContainer(`conveyor-${id}`).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getContainer(build.fleet.containerName(id)).inspect()).rejects.toMatchObject({ statusCode: 404 });
     everyDriverAlive();
     const next = await build.startBuild({ repository: repo.url, commands: ['echo still-working'] });
     expect((await sys.waitForRun(next, undefined, 120_000)).status).toBe('succeeded');
@@ -129,7 +129,8 @@ describe('security of builds: secrets, containment, poison messages', () => {
   it('dead-letters garbage, truncated and oversized messages on every step subject of every built-in driver, which keep serving', async () => {
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
-    const machine = (await sys.api.ok<Array<{ machine: string }>>('GET', '/drivers'))[0].machine;
+    // The fleet's machine, not GET /drivers: its agents beat every 5 s, and the gateway (beat 1 s) lists only agents seen in the last 3 s.
+    const machine = fleet.machine;
     const valid = JSON.stringify({ v: 1, runId: '0'.repeat(26), pipeline: { name: 'p', steps: [{ id: 'a', name: 'a', driver: 'container-start' }] }, stepIndex: 0 });
     const payloads: Array<[string, Uint8Array]> = [
       ['garbage', new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x80])],

@@ -32,10 +32,10 @@ export class BuildSystem {
     return new BuildSystem(sys, fleet, repo);
   }
 
-  /** Creates a tutorial-shaped pipeline (build step options in `build`) and starts a run with `spec`. */
-  async startBuild(spec: JsonObject, build: Partial<PipelineStep> = {}): Promise<string> {
+  /** Creates a tutorial-shaped pipeline (build and stop step options in `build`, `stop`) and starts a run with `spec`. */
+  async startBuild(spec: JsonObject, build: Partial<PipelineStep> = {}, stop: Partial<PipelineStep> = {}): Promise<string> {
     const name = `build-${++this.seq}`;
-    await this.sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', build));
+    await this.sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', build, stop));
     return (await this.sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec })).runid;
   }
 

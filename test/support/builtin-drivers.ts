@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { JsonObject, LogLine, PipelineStep } from '@conveyor/contracts';
+import { loadConfig } from '@conveyor/config';
 import { Api } from './api';
 import { TEST_LABEL } from './docker';
 import { AppProcess } from './processes';
@@ -11,8 +12,8 @@ import { AppProcess } from './processes';
 export const BUILTIN_DRIVERS = ['container-start', 'git-cloner', 'builder', 'container-stop'] as const;
 export type BuiltinDriver = (typeof BUILTIN_DRIVERS)[number];
 
-/** A pipeline definition of the tutorial's shape; `builder` options (timeout, config) go on the build step. */
-export function tutorialPipeline(name: string, resource: string, build: Partial<PipelineStep> = {}): JsonObject {
+/** A pipeline definition of the tutorial's shape; options (timeout, retries, config) go on the build and stop steps. */
+export function tutorialPipeline(name: string, resource: string, build: Partial<PipelineStep> = {}, stop: Partial<PipelineStep> = {}): JsonObject {
   return {
     name,
     description: 'start a build container, clone, build, stop the container',
@@ -21,7 +22,7 @@ export function tutorialPipeline(name: string, resource: string, build: Partial<
       { id: 'start', name: 'Start Build Environment', driver: 'container-start' },
       { id: 'clone', name: 'Clone Git Repository', driver: 'git-cloner' },
       { id: 'build', name: 'Build', driver: 'builder', ...build },
-      { id: 'stop', name: 'Stop Build Environment', driver: 'container-stop', always: true },
+      { id: 'stop', name: 'Stop Build Environment', driver: 'container-stop', always: true, ...stop },
     ],
   };
 }
@@ -44,6 +45,16 @@ export class BuiltinDriverFleet {
   ) {
     this.workspaceRoot = mkdtempSync(join(tmpdir(), 'conveyor-workspaces-'));
     this.suite = `s${process.pid}-${Date.now().toString(36)}`;
+  }
+
+  /** The build machine of this fleet's agents: CONVEYOR_MACHINE_ID, else the host's name as the apps derive it. */
+  get machine(): string {
+    return loadConfig({ CONVEYOR_MACHINE_ID: this.extraEnv.CONVEYOR_MACHINE_ID }).agent.machine;
+  }
+
+  /** The name container-start gives a run's container on this fleet's machine. */
+  containerName(runId: string): string {
+    return `conveyor-${runId}-${this.machine}`;
   }
 
   /** Container labels: conveyor.test=true (what test/run.sh looks for) and this fleet's suite. */

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { BuildContainers, buildContainerOptionsFromEnv, type BuildContainerOptions } from '@conveyor/docker';
@@ -57,4 +57,67 @@ export async function removeTestContainers(docker: Docker = new Docker()): Promi
   const list = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=true`] } });
   await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   return list.length;
+}
+
+/** The pid of the running dockerd: from its pid file, else from `pidof`; checked against /proc. */
+export function dockerdPid(): number {
+  const isDockerd = (pid: number) => {
+    try {
+      return pid > 0 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd';
+    } catch {
+      return false;
+    }
+  };
+  for (const file of ['/var/run/docker.pid', '/run/docker.pid']) {
+    try {
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (isDockerd(pid)) return pid;
+    } catch {
+      // no pid file there
+    }
+  }
+  const pids = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number).filter(isDockerd);
+  if (pids.length !== 1) throw new Error(`expected one dockerd process, found ${pids.length}`);
+  return pids[0];
+}
+
+export interface FrozenDockerd {
+  pid: number;
+  /** SIGCONT; safe to call more than once. */
+  thaw(): void;
+}
+
+/**
+ * Freezes the real dockerd with SIGSTOP, so that every Docker API call waits as it would on a
+ * hung engine (the containers themselves keep running under containerd). Call `thaw` in a
+ * finally block. Should this process die first, a detached watchdog sends SIGCONT after
+ * `maxMs` anyway.
+ */
+export function freezeDockerd(maxMs = 20_000): FrozenDockerd {
+  if (process.getuid?.() !== 0) throw new Error('only root may stop and continue dockerd: run the Docker deadline tests as root');
+  const pid = dockerdPid();
+  const watchdog = spawn('sh', ['-c', `sleep ${Math.ceil(maxMs / 1000)}; kill -CONT ${pid}`], { detached: true, stdio: 'ignore' });
+  watchdog.unref();
+  process.kill(pid, 'SIGSTOP');
+  let thawed = false;
+  return {
+    pid,
+    thaw() {
+      if (thawed) return;
+      thawed = true;
+      process.kill(pid, 'SIGCONT');
+      // The watchdog is its own process group (detached): end the shell and its sleep.
+      try {
+        if (watchdog.pid) process.kill(-watchdog.pid, 'SIGKILL');
+      } catch {
+        // it ended already
+      }
+    },
+  };
+}
+
+/** The state letter of a process (R, S, T for stopped, ...), from /proc. */
+export function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }

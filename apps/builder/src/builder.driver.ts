@@ -22,7 +22,7 @@ export class BuilderDriver {
       return { success: true, message: 'no commands to run' };
     }
     const started = ctx.outputOf('container-start')?.data?.containerName;
-    const container = typeof started === 'string' ? started : this.containers.containerName(ctx.runId);
+    const container = typeof started === 'string' ? started : this.containers.containerName(ctx.runId, ctx.agent.machine);
     const workdir = containerWorkdir(spec);
 
     for (const [i, command] of commands.entries()) {

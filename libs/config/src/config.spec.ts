@@ -12,6 +12,12 @@ describe('loadConfig', () => {
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
     expect(c.driverGraceMs).toBe(300_000);
+    expect(c.janitorGraceMs).toBe(300_000);
+  });
+
+  it('reads the janitor grace, or turns the janitor off', () => {
+    expect(loadConfig({ CONVEYOR_JANITOR_GRACE: '90s' }).janitorGraceMs).toBe(90_000);
+    expect(loadConfig({ CONVEYOR_JANITOR_GRACE: 'off' }).janitorGraceMs).toBeUndefined();
   });
 
   it('reads lists, durations and sizes', () => {
@@ -41,6 +47,8 @@ describe('loadConfig', () => {
     ['CONVEYOR_MACHINE_ID', 'a..b'],
     ['CONVEYOR_DEDUPE_WINDOW', '50s'],
     ['CONVEYOR_DEDUPE_WINDOW', 'never'],
+    ['CONVEYOR_JANITOR_GRACE', 'later'],
+    ['CONVEYOR_JANITOR_GRACE', '0s'],
     ['CONVEYOR_MACHINE_ID', 'rack/1'],
     ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
     ['CONVEYOR_RUNS_MAX_AGE', 'forever'],

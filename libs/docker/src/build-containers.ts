@@ -74,7 +74,10 @@ export interface RunContainer {
   id: string;
   name: string;
   runId?: string;
+  machine?: string;
   state: string;
+  /** When the engine created it. */
+  createdAt: Date;
   labels: Record<string, string>;
 }
 
@@ -91,6 +94,38 @@ function messageOf(err: unknown): string {
   return String(err);
 }
 
+/** "2s", "1.5s", "500ms": how deadlines are named in messages. */
+export function formatDeadline(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/**
+ * A Docker API call that got no answer within its deadline (CONVEYOR_DOCKER_TIMEOUT): the
+ * engine hangs or is overloaded. The message names the call, so a failed step says what hung.
+ */
+export class DockerDeadlineError extends Error {
+  constructor(
+    readonly call: string,
+    readonly deadlineMs: number,
+  ) {
+    super(`the Docker engine did not answer within ${formatDeadline(deadlineMs)} (${call})`);
+  }
+}
+
+/** A Docker API call given up because the caller's signal fired (the step's cancel, timeout or shutdown). */
+export class DockerCallAbortedError extends Error {
+  constructor(readonly call: string, reason: unknown) {
+    super(`stopped waiting for the Docker engine (${call}): ${reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted'}`);
+  }
+}
+
+/** The error to throw for a failed call: deadline and abort errors as they are (they name the call), others under `what`. */
+function failure(what: string, err: unknown): Error {
+  if (err instanceof DockerDeadlineError || err instanceof DockerCallAbortedError) return err;
+  return new Error(`${what}: ${messageOf(err)}`);
+}
+
 function envList(env: EnvVar[] | undefined): string[] {
   return (env ?? []).map(({ name, value }) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`environment variable name "${name}" is not valid`);
@@ -98,7 +133,7 @@ function envList(env: EnvVar[] | undefined): string[] {
   });
 }
 
-/** Build containers: one per run, with a deterministic name, on the local Docker engine. */
+/** Build containers: one per run and build machine, with a deterministic name, on the local Docker engine. */
 @Injectable()
 export class BuildContainers {
   constructor(
@@ -106,10 +141,49 @@ export class BuildContainers {
     @Inject(BUILD_CONTAINER_OPTIONS) readonly options: BuildContainerOptions,
   ) {}
 
-  /** The one container name of a run: a redelivered container-start finds the container by it. */
-  containerName(runId: string): string {
+  /**
+   * The one container name of a run on a build machine: a redelivered container-start finds
+   * the container by it. The machine is part of it because a container is only the run's on
+   * the machine whose workspace folder it mounts: where two machine ids share one Docker
+   * engine (a machine renamed, or a test rig), a retry that moved the run to the other id
+   * makes a container of its own instead of taking over one that mounts the wrong folder.
+   */
+  containerName(runId: string, machine: string): string {
     if (!RUN_ID_PATTERN.test(runId)) throw new Error(`run id "${runId}" is malformed`);
-    return `conveyor-${runId}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(machine)) throw new Error(`machine id "${machine}" is malformed`);
+    return `conveyor-${runId}-${machine}`;
+  }
+
+  /**
+   * One Docker API call with a deadline: CONVEYOR_DOCKER_TIMEOUT (plus `extraMs` for calls that
+   * wait by design, such as a stop's grace period). The call gets an abort signal that fires
+   * at the deadline or when `signal` (the step's) fires, which tears its request down; the
+   * promise settles then even where dockerode does not pass the signal on (image inspect).
+   */
+  async engine<T>(call: string, fn: (abort: AbortSignal) => Promise<T>, opts: { signal?: AbortSignal; extraMs?: number; deadlineMs?: number } = {}): Promise<T> {
+    const deadlineMs = opts.deadlineMs ?? this.options.dockerTimeoutMs + (opts.extraMs ?? 0);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const given = new Promise<never>((_resolve, reject) => {
+      const giveUp = (err: Error) => {
+        controller.abort(err);
+        reject(err);
+      };
+      timer = setTimeout(() => giveUp(new DockerDeadlineError(call, deadlineMs)), deadlineMs);
+      const outer = opts.signal;
+      if (outer) {
+        onAbort = () => giveUp(new DockerCallAbortedError(call, outer.reason));
+        if (outer.aborted) onAbort();
+        else outer.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    try {
+      return await Promise.race([fn(controller.signal), given]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /**
@@ -118,10 +192,10 @@ export class BuildContainers {
    */
   async ensureImage(image: string, log?: ProgressLog, signal?: AbortSignal): Promise<void> {
     try {
-      await this.docker.getImage(image).inspect();
+      await this.engine(`inspect image ${image}`, () => this.docker.getImage(image).inspect(), { signal });
       return;
     } catch (err) {
-      if (statusOf(err) !== 404) throw new Error(`cannot inspect image ${image}: ${messageOf(err)}`);
+      if (statusOf(err) !== 404) throw failure(`cannot inspect image ${image}`, err);
     }
     if (this.options.pullPolicy === 'never') {
       throw new Error(this.missingImageMessage(image, 'pulling is disabled (CONVEYOR_IMAGE_PULL=never)'));
@@ -148,6 +222,8 @@ export class BuildContainers {
   }
 
   private async pull(image: string, signal: AbortSignal, log?: ProgressLog): Promise<void> {
+    // The engine may answer a pull only once the registry does: the whole pull, its answer
+    // too, has the pull timeout (in `signal`) as its deadline, not the engine's.
     const stream = (await this.docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream & { destroy?: (e?: Error) => void };
     const onAbort = () => stream.destroy?.(new Error('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
@@ -177,7 +253,7 @@ export class BuildContainers {
    * the step may be a redelivery, or another agent may have raced us to create it.
    */
   async start(req: StartContainerRequest): Promise<StartContainerResult> {
-    const name = this.containerName(req.runId);
+    const name = this.containerName(req.runId, req.machine);
     const image = req.image?.trim() || this.options.defaultImage;
     const existing = await this.reuse(name, req);
     if (existing) return existing;
@@ -192,31 +268,37 @@ export class BuildContainers {
     };
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer({
-        name,
-        Image: image,
-        // The container idles; the build runs through exec so that each step streams its own output.
-        Cmd: ['sleep', 'infinity'],
-        WorkingDir: '/workspace',
-        Env: envList(req.env),
-        Labels: labels,
-        HostConfig: {
-          Binds: [`${req.workspaceDir}:/workspace`],
-          NetworkMode: this.options.network,
-          Memory: this.options.memoryBytes,
-          NanoCpus: this.options.nanoCpus,
-          PidsLimit: this.options.pidsLimit,
-          Privileged: false,
-          CapDrop: ['ALL'],
-          CapAdd: this.options.capAdd,
-          SecurityOpt: ['no-new-privileges'],
-          Init: this.options.init,
-          AutoRemove: false,
-          ...(this.options.readOnlyRoot
-            ? { ReadonlyRootfs: true, Tmpfs: { '/tmp': `rw,nosuid,nodev,mode=1777,size=${this.options.tmpBytes}` } }
-            : {}),
-        },
-      });
+      container = await this.engine(
+        `create container ${name}`,
+        (abortSignal) =>
+          this.docker.createContainer({
+            name,
+            Image: image,
+            // The container idles; the build runs through exec so that each step streams its own output.
+            Cmd: ['sleep', 'infinity'],
+            WorkingDir: '/workspace',
+            Env: envList(req.env),
+            Labels: labels,
+            HostConfig: {
+              Binds: [`${req.workspaceDir}:/workspace`],
+              NetworkMode: this.options.network,
+              Memory: this.options.memoryBytes,
+              NanoCpus: this.options.nanoCpus,
+              PidsLimit: this.options.pidsLimit,
+              Privileged: false,
+              CapDrop: ['ALL'],
+              CapAdd: this.options.capAdd,
+              SecurityOpt: ['no-new-privileges'],
+              Init: this.options.init,
+              AutoRemove: false,
+              ...(this.options.readOnlyRoot
+                ? { ReadonlyRootfs: true, Tmpfs: { '/tmp': `rw,nosuid,nodev,mode=1777,size=${this.options.tmpBytes}` } }
+                : {}),
+            },
+            abortSignal,
+          }),
+        { signal: req.signal },
+      );
     } catch (err) {
       if (statusOf(err) === 409) {
         // Another agent created it between our inspect and create. Docker reserves the name
@@ -227,12 +309,12 @@ export class BuildContainers {
           await new Promise((r) => setTimeout(r, 100));
         }
       }
-      throw new Error(`cannot create container ${name} from ${image}: ${messageOf(err)}`);
+      throw failure(`cannot create container ${name} from ${image}`, err);
     }
     try {
-      await container.start();
+      await this.engine(`start container ${name}`, (abortSignal) => container.start({ abortSignal }), { signal: req.signal });
     } catch (err) {
-      if (statusOf(err) !== 304) throw new Error(`container ${name} was created but does not start: ${messageOf(err)}`);
+      if (statusOf(err) !== 304) throw failure(`container ${name} was created but does not start`, err);
     }
     req.log?.info(`started container ${name} (${container.id.slice(0, 12)}) from ${image}`);
     return { containerId: container.id, name, image, reused: false };
@@ -241,19 +323,19 @@ export class BuildContainers {
   private async reuse(name: string, req: StartContainerRequest): Promise<StartContainerResult | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(name).inspect();
+      info = await this.engine(`inspect container ${name}`, (abortSignal) => this.docker.getContainer(name).inspect({ abortSignal }), { signal: req.signal });
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw new Error(`cannot inspect container ${name}: ${messageOf(err)}`);
+      throw failure(`cannot inspect container ${name}`, err);
     }
     if (info.Config.Labels?.[LABELS.run] !== req.runId) {
       throw new Error(`a container named ${name} exists but does not belong to run ${req.runId}; remove it first`);
     }
     if (!info.State.Running) {
       try {
-        await this.docker.getContainer(info.Id).start();
+        await this.engine(`start container ${name}`, (abortSignal) => this.docker.getContainer(info.Id).start({ abortSignal }), { signal: req.signal });
       } catch (err) {
-        if (statusOf(err) !== 304) throw new Error(`container ${name} exists but does not start: ${messageOf(err)}`);
+        if (statusOf(err) !== 304) throw failure(`container ${name} exists but does not start`, err);
       }
       req.log?.info(`container ${name} (${info.Id.slice(0, 12)}) already existed and was stopped; started it again`);
     } else {
@@ -266,6 +348,10 @@ export class BuildContainers {
    * Runs `/bin/sh -c command` in the container and streams its output. Resolves when the
    * command ends, with its exit code. When `signal` fires, the command and every process it
    * started are killed (TERM, then KILL) and the promise resolves with `aborted: true`.
+   *
+   * The command's output stream lasts as long as the command: its only deadline is `signal`
+   * (the step's timeout). Every call around it (create, start, kill, reading the exit code)
+   * has the engine deadline, so a hung engine fails the command instead of hanging it.
    */
   async exec(container: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (opts.signal?.aborted) return { exitCode: null, aborted: true };
@@ -274,20 +360,36 @@ export class BuildContainers {
     const pidFile = `/tmp/.conveyor-exec-${randomUUID()}.pid`;
     let exec: Docker.Exec;
     let stream: NodeJS.ReadableStream & { destroy(): void };
+    let startAsked = false;
     try {
-      exec = await target.exec({
-        Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'conveyor-exec', pidFile, command],
-        AttachStdout: true,
-        AttachStderr: true,
-        AttachStdin: false,
-        Tty: false,
-        Env: envList(opts.env),
-        ...(opts.workdir ? { WorkingDir: opts.workdir } : {}),
-        ...(user ? { User: user } : {}),
-      });
-      stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream & { destroy(): void };
+      exec = await this.engine(
+        `create exec in container ${container}`,
+        (abortSignal) =>
+          target.exec({
+            Cmd: ['/bin/sh', '-c', EXEC_WRAPPER, 'conveyor-exec', pidFile, command],
+            AttachStdout: true,
+            AttachStderr: true,
+            AttachStdin: false,
+            Tty: false,
+            Env: envList(opts.env),
+            ...(opts.workdir ? { WorkingDir: opts.workdir } : {}),
+            ...(user ? { User: user } : {}),
+            abortSignal,
+          }),
+        { signal: opts.signal },
+      );
+      // The deadline covers the engine's answer (the upgrade to a raw stream), not the stream.
+      startAsked = true;
+      stream = (await this.engine(`start exec in container ${container}`, (abortSignal) => exec.start({ hijack: true, stdin: false, abortSignal }), {
+        signal: opts.signal,
+      })) as NodeJS.ReadableStream & { destroy(): void };
     } catch (err) {
-      throw new Error(`cannot run a command in container ${container}: ${messageOf(err)}`);
+      if (opts.signal?.aborted) {
+        // The engine may have started the command before the abort tore the request down.
+        if (startAsked) await this.kill(container, pidFile, user);
+        return { exitCode: null, aborted: true };
+      }
+      throw failure(`cannot run a command in container ${container}`, err);
     }
     const sink = (name: 'stdout' | 'stderr') =>
       new Writable({
@@ -303,6 +405,7 @@ export class BuildContainers {
     this.docker.modem.demuxStream(stream, sink('stdout'), sink('stderr'));
 
     let aborted = false;
+    let killed: Promise<boolean> | undefined;
     const ended = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
@@ -310,9 +413,11 @@ export class BuildContainers {
     });
     const onAbort = () => {
       aborted = true;
-      void this.kill(container, pidFile, user).finally(() => {
-        // If something still holds the output pipe open, stop waiting for it.
-        setTimeout(() => stream.destroy(), 2_000).unref();
+      killed = this.kill(container, pidFile, user);
+      void killed.then((ok) => {
+        // If something still holds the output pipe open, stop waiting for it; at once when
+        // the engine did not even take the kill.
+        setTimeout(() => stream.destroy(), ok ? 2_000 : 0).unref();
       });
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -321,69 +426,107 @@ export class BuildContainers {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    return { exitCode: await this.exitCodeOf(exec), aborted };
+    if (aborted) {
+      // An engine that did not take the kill will not tell the exit code either.
+      if (killed && !(await killed)) return { exitCode: null, aborted };
+      return { exitCode: await this.exitCodeOf(exec, container).catch(() => null), aborted };
+    }
+    return { exitCode: await this.exitCodeOf(exec, container), aborted };
   }
 
-  /** Docker may report the exec as running for a moment after its output ended. */
-  private async exitCodeOf(exec: Docker.Exec): Promise<number | null> {
+  /**
+   * Docker may report the exec as running for a moment after its output ended. Bounded as a
+   * whole by the engine deadline; null when the engine gives no exit code.
+   */
+  private async exitCodeOf(exec: Docker.Exec, container: string): Promise<number | null> {
+    const until = Date.now() + this.options.dockerTimeoutMs;
+    const call = `inspect exec in container ${container}`;
     for (let i = 0; i < 50; i++) {
-      const info = await exec.inspect().catch(() => undefined);
-      if (!info) return null;
+      const left = until - Date.now();
+      if (left <= 0) throw new DockerDeadlineError(call, this.options.dockerTimeoutMs);
+      let info: Docker.ExecInspectInfo;
+      try {
+        info = await this.engine(call, (abortSignal) => exec.inspect({ abortSignal }), { deadlineMs: left });
+      } catch (err) {
+        if (err instanceof DockerDeadlineError) throw new DockerDeadlineError(call, this.options.dockerTimeoutMs);
+        return null;
+      }
       if (!info.Running) return info.ExitCode ?? null;
       await new Promise((r) => setTimeout(r, 100));
     }
     return null;
   }
 
-  private async kill(container: string, pidFile: string, user: string): Promise<void> {
+  /** Kills the command of `pidFile` and its session; false when the engine did not take the kill. */
+  private async kill(container: string, pidFile: string, user: string): Promise<boolean> {
     try {
       // Same user as the command: without CAP_KILL only the owner may signal it.
-      const killer = await this.docker.getContainer(container).exec({
-        Cmd: ['/bin/sh', '-c', EXEC_KILLER, 'conveyor-kill', pidFile, '20'],
-        AttachStdout: true,
-        AttachStderr: true,
-        ...(user ? { User: user } : {}),
-      });
-      const stream = (await killer.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+      const killer = await this.engine(`create exec in container ${container}`, (abortSignal) =>
+        this.docker.getContainer(container).exec({
+          Cmd: ['/bin/sh', '-c', EXEC_KILLER, 'conveyor-kill', pidFile, '20'],
+          AttachStdout: true,
+          AttachStderr: true,
+          ...(user ? { User: user } : {}),
+          abortSignal,
+        }),
+      );
+      const stream = (await this.engine(`start exec in container ${container}`, (abortSignal) => killer.start({ hijack: true, stdin: false, abortSignal }))) as NodeJS.ReadableStream & {
+        destroy(): void;
+      };
       stream.resume();
+      // The killer waits up to 2 s for the pid file and 2 s between TERM and KILL.
+      const bound = setTimeout(() => stream.destroy(), this.options.dockerTimeoutMs + 5_000);
       await new Promise<void>((resolve) => {
         stream.once('end', resolve);
         stream.once('close', resolve);
         stream.once('error', resolve);
       });
-    } catch {
-      // The container may be gone already, which ends the command too.
+      clearTimeout(bound);
+      return true;
+    } catch (err) {
+      // A container that is gone already ended the command too.
+      return !(err instanceof DockerDeadlineError);
     }
   }
 
-  /** Stops and removes a container with its anonymous volumes; a missing one is success. */
-  async stopAndRemove(container: string): Promise<{ removed: boolean }> {
+  /**
+   * Stops and removes a container with its anonymous volumes; a missing one is success.
+   * Each call has the engine deadline (the stop also its grace period); `signal` (the step's
+   * own timeout) ends the whole removal sooner when it fires first.
+   */
+  async stopAndRemove(container: string, opts: { signal?: AbortSignal } = {}): Promise<{ removed: boolean }> {
     const target = this.docker.getContainer(container);
+    const { signal } = opts;
     try {
-      await target.stop({ t: this.options.stopTimeoutSeconds });
+      await this.engine(`stop container ${container}`, (abortSignal) => target.stop({ t: this.options.stopTimeoutSeconds, abortSignal }), {
+        signal,
+        extraMs: this.options.stopTimeoutSeconds * 1000,
+      });
     } catch (err) {
+      if (err instanceof DockerDeadlineError || err instanceof DockerCallAbortedError) throw err;
       const status = statusOf(err);
       if (status === 404) return { removed: false };
       // 304: already stopped; anything else: removal with force still ends it.
     }
     try {
-      await target.remove({ force: true, v: true });
+      await this.engine(`remove container ${container}`, (abortSignal) => target.remove({ force: true, v: true, abortSignal }), { signal });
       return { removed: true };
     } catch (err) {
       const status = statusOf(err);
       if (status === 404) return { removed: false };
       // 409 "removal already in progress": another agent removes it; wait for it to be gone.
-      if (status === 409 && (await this.waitGone(target))) return { removed: false };
-      throw new Error(`cannot remove container ${container}: ${messageOf(err)}`);
+      if (status === 409 && (await this.waitGone(target, container, signal))) return { removed: false };
+      throw failure(`cannot remove container ${container}`, err);
     }
   }
 
-  private async waitGone(target: Docker.Container): Promise<boolean> {
+  private async waitGone(target: Docker.Container, container: string, signal?: AbortSignal): Promise<boolean> {
     for (let i = 0; i < 50; i++) {
       try {
-        await target.inspect();
+        await this.engine(`inspect container ${container}`, (abortSignal) => target.inspect({ abortSignal }), { signal });
       } catch (err) {
         if (statusOf(err) === 404) return true;
+        if (err instanceof DockerDeadlineError || err instanceof DockerCallAbortedError) throw err;
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -391,14 +534,16 @@ export class BuildContainers {
   }
 
   /** Containers this lib made (`conveyor.managed=true`) that carry every label in `labels`. */
-  async listRunContainers(labels: Record<string, string> = {}): Promise<RunContainer[]> {
+  async listRunContainers(labels: Record<string, string> = {}, signal?: AbortSignal): Promise<RunContainer[]> {
     const filters = { label: [`${LABELS.managed}=true`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)] };
-    const list = await this.docker.listContainers({ all: true, filters });
+    const list = await this.engine('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters, abortSignal }), { signal });
     return list.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? '').replace(/^\//, ''),
       runId: c.Labels?.[LABELS.run],
+      machine: c.Labels?.[LABELS.machine],
       state: c.State,
+      createdAt: new Date(c.Created * 1000),
       labels: c.Labels ?? {},
     }));
   }

@@ -17,6 +17,7 @@ describe('buildContainerOptionsFromEnv', () => {
       execUser: '',
       readOnlyRoot: false,
       tmpBytes: 512 * 1024 ** 2,
+      dockerTimeoutMs: 30_000,
     });
   });
 
@@ -35,6 +36,7 @@ describe('buildContainerOptionsFromEnv', () => {
       CONVEYOR_CONTAINER_USER: 'build',
       CONVEYOR_CONTAINER_READ_ONLY: 'true',
       CONVEYOR_CONTAINER_TMP_SIZE: '64m',
+      CONVEYOR_DOCKER_TIMEOUT: '2s',
     });
     expect(options).toEqual({
       network: 'none',
@@ -50,6 +52,7 @@ describe('buildContainerOptionsFromEnv', () => {
       execUser: 'build',
       readOnlyRoot: true,
       tmpBytes: 64 * 1024 ** 2,
+      dockerTimeoutMs: 2_000,
     });
     expect(buildContainerOptionsFromEnv({ CONVEYOR_CONTAINER_CAPS: 'none' }).capAdd).toEqual([]);
   });
@@ -68,6 +71,8 @@ describe('buildContainerOptionsFromEnv', () => {
     ['CONVEYOR_CONTAINER_TMP_SIZE', 'lots'],
     ['CONVEYOR_DOCKER_NETWORK', 'host; rm -rf /'],
     ['CONVEYOR_IMAGE_PULL_TIMEOUT', 'soon'],
+    ['CONVEYOR_DOCKER_TIMEOUT', '0s'],
+    ['CONVEYOR_DOCKER_TIMEOUT', 'forever'],
   ])('refuses %s=%s naming the variable', (key, value) => {
     expect(() => buildContainerOptionsFromEnv({ [key]: value })).toThrow(ConfigError);
     expect(() => buildContainerOptionsFromEnv({ [key]: value })).toThrow(key);

@@ -29,6 +29,12 @@ export interface BuildContainerOptions {
    */
   readOnlyRoot: boolean;
   tmpBytes: number;
+  /**
+   * Deadline of each call to the Docker engine (inspect, create, start, stop, remove, exec
+   * create/start/inspect, list): a hung engine fails the step with a message naming the call.
+   * A command's output stream has none (the step's timeout ends it); a pull has the pull timeout.
+   */
+  dockerTimeoutMs: number;
 }
 
 export const DEFAULT_CAP_ADD = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID'];
@@ -51,6 +57,7 @@ export function buildContainerOptionsFromEnv(env: Env = process.env): BuildConta
     execUser: text(env, 'CONVEYOR_CONTAINER_USER', '', /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/),
     readOnlyRoot: oneOf(env, 'CONVEYOR_CONTAINER_READ_ONLY', 'false', ['true', 'false'] as const) === 'true',
     tmpBytes: dockerBytes(env, 'CONVEYOR_CONTAINER_TMP_SIZE', '512m'),
+    dockerTimeoutMs: positiveDuration(env, 'CONVEYOR_DOCKER_TIMEOUT', '30s'),
   };
 }
 
@@ -79,6 +86,12 @@ function duration(env: Env, key: string, fallback: string): number {
   const raw = env[key]?.trim() || fallback;
   const ms = parseDuration(raw);
   if (ms === undefined) throw new ConfigError(`${key}=${raw}: expected a duration such as 500ms, 30s or 5m`);
+  return ms;
+}
+
+function positiveDuration(env: Env, key: string, fallback: string): number {
+  const ms = duration(env, key, fallback);
+  if (ms <= 0) throw new ConfigError(`${key}=${env[key]?.trim()}: expected a duration above zero such as 10s or 1m`);
   return ms;
 }
 

@@ -40,4 +40,18 @@ describe('Workspaces', () => {
     expect(existsSync(root)).toBe(true);
     await expect(ws.remove(runId)).resolves.toBeUndefined();
   });
+
+  it('lists the run folders of the root, and nothing else in it', async () => {
+    const ws = new Workspaces(join(base, 'root'));
+    expect(await ws.list()).toEqual([]);
+    const [a, b] = [newRunId(), newRunId()].sort();
+    await ws.ensure(a);
+    await ws.ensure(b);
+    mkdirSync(join(base, 'root', 'not-a-run'));
+    writeFileSync(join(base, 'root', newRunId()), 'a file, not a folder');
+    const listed = await ws.list();
+    expect(listed.map((w) => w.runId)).toEqual([a, b]);
+    expect(listed[0].dir).toBe(ws.workspaceFor(a));
+    expect(Math.abs(listed[0].modifiedAt.getTime() - Date.now())).toBeLessThan(60_000);
+  });
 });

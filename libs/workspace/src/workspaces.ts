@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { RUN_ID_PATTERN } from '@conveyor/contracts';
 
@@ -43,6 +43,24 @@ export class Workspaces {
     if (await mkdir(this.root, { recursive: true, mode: 0o755 })) await chmod(this.root, 0o755);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     return dir;
+  }
+
+  /** The run folders under the root (names that are run ids), with when each was last changed. */
+  async list(): Promise<Array<{ runId: string; dir: string; modifiedAt: Date }>> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: Array<{ runId: string; dir: string; modifiedAt: Date }> = [];
+    for (const name of names.filter((n) => RUN_ID_PATTERN.test(n)).sort()) {
+      const dir = join(this.root, name);
+      const info = await stat(dir).catch(() => undefined);
+      if (info?.isDirectory()) out.push({ runId: name, dir, modifiedAt: info.mtime });
+    }
+    return out;
   }
 
   /** Deletes the run's folder and everything in it; a missing folder is fine. */
