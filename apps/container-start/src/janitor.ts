@@ -16,14 +16,12 @@ export type Assessment =
   | {
       keep: false;
       reason: 'ended' | 'missing' | 'moved';
-      /** When the grace starts, if the record says (the run's end); else from when the janitor first saw it so. */
-      since?: number;
       detail: string;
     };
 
 /**
  * The rule, as a function of the run's record alone (undefined: the runs bucket has no such run):
- *   - the run ended (succeeded, failed, cancelled): remove, a grace after its end;
+ *   - the run ended (succeeded, failed, cancelled): remove, a grace after the janitor first saw it ended;
  *   - the run does not exist (deleted, or never of this installation): remove, a grace after first seen;
  *   - the run is live and any of its steps ran on this machine: keep. That covers the run pinned
  *     here, and errs on the side of keeping when a step of another driver ran here;
@@ -34,13 +32,9 @@ export type Assessment =
 export function assess(run: Run | undefined, machine: string): Assessment {
   if (!run) return { keep: false, reason: 'missing', detail: 'the run no longer exists' };
   if (isTerminalRunStatus(run.status)) {
-    const at = run.finishedAt ? Date.parse(run.finishedAt) : NaN;
-    return {
-      keep: false,
-      reason: 'ended',
-      since: Number.isNaN(at) ? undefined : at,
-      detail: `the run ended (${run.status}${run.finishedAt ? ` at ${run.finishedAt}` : ''})`,
-    };
+    // The grace runs from when this janitor first saw the run ended, on its own clock: the
+    // record's `finishedAt` is another machine's clock.
+    return { keep: false, reason: 'ended', detail: `the run ended (${run.status}${run.finishedAt ? ` at ${run.finishedAt}` : ''})` };
   }
   if (run.steps.some((s) => s.machine === machine)) return { keep: true, detail: `the run is live on machine ${machine}` };
   const elsewhere = [...new Set(run.steps.filter((s) => s.driver === CONTAINER_START && s.machine).map((s) => s.machine as string))];
@@ -103,7 +97,7 @@ export class BuildJanitor {
       const first = this.firstSeen.get(key) ?? now;
       this.firstSeen.set(key, first);
       pending.add(key);
-      if (now - (verdict.since ?? first) < graceMs) continue;
+      if (now - first < graceMs) continue;
       const removed = await this.remove(runId, leftovers, verdict.detail);
       if (removed) {
         report.removed.push(removed);
