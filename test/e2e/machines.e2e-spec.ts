@@ -22,7 +22,7 @@ describe('build machines and container affinity', () => {
   let api: Api;
   let repo: TestRepository;
   const fleets: Record<'a' | 'b', BuiltinDriverFleet> = {} as never;
-  const env = { CONVEYOR_HEARTBEAT_INTERVAL: '1s', CONVEYOR_CONCURRENCY: '3' };
+  const env = { CONVEYOR_HEARTBEAT_INTERVAL: '1s', CONVEYOR_CONCURRENCY: '3', CONVEYOR_JANITOR_GRACE: '2s' };
 
   const startMachine = async (m: 'a' | 'b') => {
     // Two builders per machine, so one can die and its sibling take over.
@@ -95,7 +95,7 @@ describe('build machines and container affinity', () => {
     await fleet.start('builder');
   });
 
-  it('a whole machine killed: its runs fail with a clear message within the grace period; cleanup runs when it comes back', async () => {
+  it('a whole machine killed: its runs fail with a clear message within the grace period; its janitor removes what they left when it comes back', async () => {
     // Only machine b starts containers for this run.
     await Promise.all(fleets.a.processes.filter((p) => p.name.includes('container-start') && p.alive).map((p) => p.stop('SIGTERM')));
     const id = await trigger(['sleep 300']);
@@ -107,8 +107,10 @@ describe('build machines and container affinity', () => {
     const run = await finished(id, 60_000);
     expect(run.status).toBe('failed');
     expect(run.message).toContain('no agent of build machine "machine-b"');
-    expect(await fleets.b.containers()).toHaveLength(1); // left for machine b's own cleanup
+    expect(await fleets.b.containers()).toHaveLength(1); // only machine b can remove it
     await startMachine('b');
+    // The run ended while b was gone, so b's agents do not run its cleanup step: b's janitor
+    // removes the container and workspace of the ended run.
     await waitFor('machine b to clean up the run', async () => ((await fleets.b.containers()).length === 0 && fleets.b.workspaces().length === 0 ? true : undefined), 60_000, 250);
     expect((await api.ok<Run>('GET', `/runs/${id}`)).status).toBe('failed');
     await fleets.a.start('container-start');
