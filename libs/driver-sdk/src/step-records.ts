@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { StepMessage } from '@conveyor/contracts';
 import { RunLog, UnstorableRecordError, type Appended, type RecordWriter } from '@conveyor/run-log';
-import { endOnly, judgeDelivery, planTransition, type Delivery, type EndedBy, type StepOutcome } from '@conveyor/runs';
+import { endOnly, judgeDelivery, mayTakeOver, planTransition, type Delivery, type EndedBy, type Heartbeat, type StepOutcome } from '@conveyor/runs';
 
 /** A write that still fails this long (e.g. across a NATS restart) gives up: the message goes back. */
 const PATIENCE_MS = 60_000;
@@ -19,12 +19,27 @@ export type Written = Appended | { stored: 'gave-up'; reason: string };
 export class StepRecords {
   private readonly log = new Logger('StepRecords');
 
-  constructor(private readonly runLog: RunLog) {}
+  constructor(
+    private readonly runLog: RunLog,
+    /** An agent's last heartbeat (undefined when it is gone), to tell a dead claimant from a live one. */
+    private readonly heartbeatOf: (agent: string) => Promise<Heartbeat | undefined>,
+  ) {}
 
-  /** What this delivery asks for, judged from the end of the run's log. */
-  async judge(msg: StepMessage, workSeq: number): Promise<Delivery | undefined> {
+  /**
+   * What this delivery asks for, judged from the end of the run's log. A step another agent
+   * claimed and still runs (as its heartbeat says: a nats-server that lost its consumers'
+   * state redelivers such work) is not taken over: `wait`.
+   */
+  async judge(msg: StepMessage, workSeq: number): Promise<Delivery | { run: false; wait: true; why: string } | undefined> {
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
-    return this.patiently(`read run ${msg.runId}`, async () => judgeDelivery(stepId, workSeq, await this.runLog.head(msg.runId)));
+    return this.patiently(`read run ${msg.runId}`, async () => {
+      const head = await this.runLog.head(msg.runId);
+      const judged = judgeDelivery(stepId, workSeq, head);
+      if (judged.run && judged.takeover && head?.agent && !mayTakeOver(head, msg.runId, stepId, await this.heartbeatOf(head.agent))) {
+        return { run: false, wait: true, why: `agent ${head.agent} claimed it and is still running it` } as const;
+      }
+      return judged;
+    });
   }
 
   /**
@@ -33,7 +48,7 @@ export class StepRecords {
    * again from the log's end. Undefined when the step is not to be run (`why` is logged), or
    * NATS did not answer in time.
    */
-  async claim(msg: StepMessage, workSeq: number, by: RecordWriter, first: Delivery | undefined): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string } | undefined> {
+  async claim(msg: StepMessage, workSeq: number, by: RecordWriter, first: Delivery | undefined): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string; wait?: true } | undefined> {
     let judged = first ?? (await this.judge(msg, workSeq));
     for (let i = 0; judged && i < MAX_REFUSALS; i++) {
       if (!judged.run) return judged;

@@ -3,6 +3,7 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import {
   decodeStepMessage,
+  type AgentInfo,
   type DeadLetter,
   type PipelineStep,
   type StepMessage,
@@ -74,11 +75,16 @@ export class StepRunner implements MessageProcessor {
   async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
     this.ctx = ctx;
     this.runLog = new RunLog(ctx);
-    this.records = new StepRecords(this.runLog);
+    const agents = await openAgentsBucket(ctx);
+    this.records = new StepRecords(this.runLog, async (agent) => {
+      const e = await agents.get(agent);
+      if (!e || e.operation !== 'PUT') return undefined;
+      return { storedAt: e.created.getTime(), running: e.json<AgentInfo>().running };
+    });
     const buckets = await openBuckets(ctx);
     this.secrets = new SecretsStore(await openSecretsBucket(ctx), this.config.secretKey);
     await this.cancels.start(ctx, buckets.cancels);
-    this.heartbeat = new Heartbeat(await openAgentsBucket(ctx), this.config, drivers, () => this.active.list());
+    this.heartbeat = new Heartbeat(agents, this.config, drivers, () => this.active.list());
     await this.heartbeat.start();
   }
 
@@ -123,6 +129,8 @@ export class StepRunner implements MessageProcessor {
       if (!claimed) return m.nak(5_000);
       if (!('attempt' in claimed)) {
         this.log.log(`run ${msg.runId}: step ${step.id} not run: ${claimed.why}`);
+        // Still another agent's: looked at again after its next heartbeat.
+        if (claimed.wait) return m.nak(this.config.agent.heartbeatMs);
         return await ackAck(m);
       }
       if (claimed.takeover) this.log.warn(`run ${msg.runId}: step ${step.id} taken over as attempt ${claimed.attempt}: the agent running it before stopped answering`);
@@ -221,7 +229,7 @@ export class StepRunner implements MessageProcessor {
       if (expect === undefined) {
         const judged = await this.records.judge(msg, m.seq);
         if (!judged) return m.nak(5_000);
-        if (!judged.run) return ackAck(m);
+        if (!judged.run) return 'wait' in judged ? m.nak(this.config.agent.heartbeatMs) : ackAck(m);
         expect = judged.expect;
       }
       const r = await this.records.handOff(msg, stopOutcome(stop), { attempt: 0, at: new Date().toISOString(), as: 'skipped' }, expect);

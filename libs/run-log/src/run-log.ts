@@ -197,12 +197,15 @@ export class RunLog {
     const at = this.ctx.subjects.parseRunRecord(stored.subject);
     if (!at) return { seq: stored.seq, at: { kind: 'end', runId: '' } };
     const decoded = decodeRunRecord(at, stored.data);
-    const head: LogHead = { seq: stored.seq, at };
+    const head: LogHead = { seq: stored.seq, at, storedAt: stored.time.getTime() };
     if (!decoded.ok) return head;
     const r = decoded.value;
     if (r.kind === 'work') head.fromStepId = r.msg.from?.stepId;
     else if (r.kind === 'end') head.fromStepId = r.end.from?.stepId;
-    else head.attempt = r.record.attempt;
+    else {
+      head.attempt = r.record.attempt;
+      head.agent = r.record.agent;
+    }
     return head;
   }
 

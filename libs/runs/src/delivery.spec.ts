@@ -1,5 +1,5 @@
 import type { RunRecordSubject } from '@conveyor/contracts';
-import { judgeDelivery, type LogHead } from './delivery';
+import { judgeDelivery, mayTakeOver, type LogHead } from './delivery';
 
 const work = (stepId: string): RunRecordSubject => ({ kind: 'work', runId: 'r', stepId, driver: 'd' });
 const rec = (kind: 'claim' | 'retry' | 'release', stepId: string): RunRecordSubject => ({ kind, runId: 'r', stepId });
@@ -22,5 +22,23 @@ describe('judgeDelivery', () => {
     expect(judgeDelivery('b', 10, head(15, rec('claim', 'c'), { attempt: 1 }))).toMatchObject({ run: false });
     expect(judgeDelivery('b', 10, head(9, work('a')))).toMatchObject({ run: false });
     expect(judgeDelivery('b', 10, undefined)).toMatchObject({ run: false });
+  });
+});
+
+describe('mayTakeOver', () => {
+  const claim = head(11, rec('claim', 'b'), { attempt: 1, agent: 'a1', storedAt: 1_000 });
+
+  it('takes over from an agent that is gone, or that heartbeated since its claim without the step', () => {
+    expect(mayTakeOver(claim, 'r', 'b', undefined)).toBe(true);
+    expect(mayTakeOver(claim, 'r', 'b', { storedAt: 1_500, running: [{ runId: 'r', stepId: 'a' }] })).toBe(true);
+  });
+
+  it('waits while the claimant says it runs the step, or has not heartbeated since its claim (a server that lost its consumers\' state)', () => {
+    expect(mayTakeOver(claim, 'r', 'b', { storedAt: 1_500, running: [{ runId: 'r', stepId: 'b' }] })).toBe(false);
+    expect(mayTakeOver(claim, 'r', 'b', { storedAt: 900, running: [] })).toBe(false);
+  });
+
+  it('only a claim can be waited for: a retry or a release is the step handed back', () => {
+    expect(mayTakeOver(head(12, rec('retry', 'b'), { attempt: 1, agent: 'a1', storedAt: 1_000 }), 'r', 'b', { storedAt: 900, running: [{ runId: 'r', stepId: 'b' }] })).toBe(true);
   });
 });

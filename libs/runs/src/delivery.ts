@@ -4,8 +4,11 @@ import type { RunRecordSubject } from '@conveyor/contracts';
 export interface LogHead {
   seq: number;
   at: RunRecordSubject;
-  /** For a claim, retry or release: the attempt it is about. */
+  /** For a claim, retry or release: the attempt it is about, and the agent that wrote it. */
   attempt?: number;
+  agent?: string;
+  /** When the server stored it (the server's clock). */
+  storedAt?: number;
   /** For work and the end: the step whose ending that record is. */
   fromStepId?: string;
 }
@@ -47,4 +50,26 @@ export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | u
     case 'release':
       return { run: true, attempt: n, expect: head.seq, takeover: false };
   }
+}
+
+/** An agent's last heartbeat, as the agents bucket holds it: when the server stored it, and the steps it was running. */
+export interface Heartbeat {
+  storedAt: number;
+  running: Array<{ runId: string; stepId: string }>;
+}
+
+/**
+ * Whether a step claimed by another agent may be taken over now. A redelivery usually means
+ * the claimant stopped answering (died, frozen, cut off), but a nats-server that lost its
+ * consumers' state (killed) redelivers work its agents are still doing. So the claimant's own
+ * heartbeat decides, on the server's clock only: gone (its entry expired), or a heartbeat
+ * stored after the claim that does not list the step, means take it over; a heartbeat that
+ * lists the step, or none since the claim, means wait (its hand-off will end the step, or its
+ * next heartbeat will tell).
+ */
+export function mayTakeOver(head: LogHead, runId: string, stepId: string, heartbeat: Heartbeat | undefined): boolean {
+  if (head.at.kind !== 'claim') return true;
+  if (!heartbeat) return true;
+  if (heartbeat.running.some((r) => r.runId === runId && r.stepId === stepId)) return false;
+  return head.storedAt === undefined || heartbeat.storedAt > head.storedAt;
 }
