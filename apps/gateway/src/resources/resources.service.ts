@@ -129,8 +129,8 @@ export class ResourcesService {
     } catch (err) {
       this.log.error(`${what}, but run ${saved.runid} could not be started: ${(err as Error).message}`);
       throw new ServiceUnavailableException(
-        `${what} and saved, but its run ${saved.runid} could not be started because NATS did not answer (${(err as Error).message}); ` +
-          'send the same PUT again to start a new run',
+        `${what} and saved, but its run ${saved.runid} could not be started because NATS did not answer for 15 s (${(err as Error).message}); ` +
+          `GET /runs/${saved.runid} tells whether it started after all (404: it did not); if not, send the same PUT again to start a new run`,
       );
     }
     return { name: saved.name, runid: saved.runid, message: `${what}; run ${saved.runid} of pipeline "${pipeline.name}" queued`, version: saved.version };

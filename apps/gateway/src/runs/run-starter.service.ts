@@ -1,9 +1,12 @@
 import { ConflictException, Inject, Injectable, Logger, PayloadTooLargeException } from '@nestjs/common';
 import type { Pipeline, Resource, Run } from '@conveyor/contracts';
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
-import { RunLog } from '@conveyor/run-log';
+import { RunLog, UnstorableRecordError } from '@conveyor/run-log';
 import { firstStepMessage, newRun } from '@conveyor/runs';
 import { ConflictError, RunsStore } from '@conveyor/store';
+
+/** How long a start is tried again while NATS does not answer (a restart, a leader election) before the request fails. */
+const START_PATIENCE_MS = 15_000;
 
 /** Room a step message keeps under the server's max_payload for its headers and what steps add to it (their outputs). */
 const FIRST_STEP_HEADROOM_BYTES = 8 * 1024;
@@ -45,7 +48,20 @@ export class RunStarter {
 
   async start(runId: string, pipeline: Pipeline, resource: Resource): Promise<Run> {
     const run = newRun(runId, pipeline, resource);
-    const written = await this.runLog.start(firstStepMessage(run, resource));
+    const first = firstStepMessage(run, resource);
+    // The start is idempotent (fenced on an empty log, recognised by its id when its answer was
+    // lost), so it is tried again rather than answered 503: a client told to send its request
+    // again would start a second run if the first write had been stored after all.
+    let written;
+    for (let i = 0, deadline = Date.now() + START_PATIENCE_MS; ; i++) {
+      try {
+        written = await this.runLog.start(first, 5_000);
+        break;
+      } catch (err) {
+        if (err instanceof UnstorableRecordError || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** i)));
+      }
+    }
     if (!written.stored) throw new ConflictException(`run ${runId} has already started`);
     await this.runs.create(runId, run).catch((err) => {
       // The projector was quicker: it made the record from the first step's work.
