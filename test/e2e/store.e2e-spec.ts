@@ -25,7 +25,7 @@ describe('state store on a real nats-server', () => {
     await Promise.all(others.map((c) => c.nc.close()));
     const names: string[] = [];
     for await (const n of ctx.jsm.streams.names()) names.push(n);
-    expect(names).toEqual(expect.arrayContaining(['CONVEYOR_STEPS', 'CONVEYOR_EVENTS', 'CONVEYOR_LOGS', 'CONVEYOR_DLQ', 'KV_conveyor-runs']));
+    expect(names).toEqual(expect.arrayContaining(['CONVEYOR_RUNS', 'CONVEYOR_LOGS', 'CONVEYOR_DLQ', 'KV_conveyor-runs']));
   });
 
   it('refuses a write based on a stale revision', async () => {

@@ -34,9 +34,10 @@ export interface JetStreamServerOptions {
  * messages than its concurrency limit: each slot pulls one message only when it is free.
  *
  * Every pattern has two consumers: the driver's shared one (work for `any` machine) and the
- * one of this agent's build machine (work pinned to it, see Subjects.workFor). nats-server 2.9 has no consumer with two filters, and one slot
- * pool across two long-polling pulls would leave pinned work waiting on an idle pull of
- * the other; so each consumer has its own `concurrency` slots. A driver only ever gets
+ * one of this agent's build machine (work pinned to it, see Subjects.workFor). One consumer
+ * with both filters would not do: shared work must go to one agent of any machine, pinned
+ * work only to its machine's. One slot pool across two long-polling pulls would leave pinned
+ * work waiting on an idle pull of the other; so each consumer has its own `concurrency` slots. A driver only ever gets
  * one kind of work in the built-in pipelines (container-start shared, the others pinned).
  */
 export class JetStreamServer extends Server implements CustomTransportStrategy {
