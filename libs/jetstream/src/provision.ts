@@ -37,6 +37,7 @@ export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
 export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
   const { subjects: s, config: c } = ctx;
   const common = { storage: StorageType.File, num_replicas: c.replicas, discard: DiscardPolicy.Old };
+  await refuseOldLayout(ctx);
   await ensureStream(ctx, {
     ...common,
     name: s.runsStream,
@@ -68,6 +69,30 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     retention: RetentionPolicy.Limits,
     max_age: nanos(c.retention.deadLettersMaxAgeMs),
   });
+}
+
+/**
+ * A store written by an older Conveyor holds `<P>_STEPS` and `<P>_EVENTS` (per-driver step
+ * subjects, separate events), whose subjects overlap the runs stream. Their messages are of the
+ * old layout, which no agent reads any more; they are not deleted here (that is the operator's
+ * call), and nothing starts until they are gone.
+ */
+async function refuseOldLayout(ctx: JetStreamContext): Promise<void> {
+  const old: string[] = [];
+  for (const name of [`${ctx.subjects.streamPrefix}_STEPS`, `${ctx.subjects.streamPrefix}_EVENTS`]) {
+    try {
+      await ctx.jsm.streams.info(name);
+      old.push(name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  if (old.length) {
+    throw new Error(
+      `this NATS server holds ${old.join(' and ')} from an older Conveyor, whose step subjects overlap ${ctx.subjects.runsStream}; ` +
+        `let its runs finish (or give them up), then remove them: nats stream rm ${old.join(' ')}`,
+    );
+  }
 }
 
 export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
