@@ -28,6 +28,21 @@ describe('state store on a real nats-server', () => {
     expect(names).toEqual(expect.arrayContaining(['CONVEYOR_RUNS', 'CONVEYOR_LOGS', 'CONVEYOR_DLQ', 'KV_conveyor-runs']));
   });
 
+  it('refuses to start on a store with the older layout\'s STEPS and EVENTS streams, saying what to do, and keeps them', async () => {
+    const old = await NatsServer.start();
+    const c = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: old.url, CONVEYOR_PREFIX: 'legacy' }));
+    try {
+      await c.jsm.streams.add({ name: 'LEGACY_STEPS', subjects: ['legacy.steps.>'] });
+      await c.jsm.streams.add({ name: 'LEGACY_EVENTS', subjects: ['legacy.events.>'] });
+      await c.js.publish('legacy.steps.builder', 'old work');
+      await expect(provisionStreams(c)).rejects.toThrow('holds LEGACY_STEPS and LEGACY_EVENTS from an older Conveyor, whose step subjects overlap LEGACY_RUNS; let its runs finish (or give them up), then remove them: nats stream rm LEGACY_STEPS LEGACY_EVENTS');
+      expect((await c.jsm.streams.info('LEGACY_STEPS')).state.messages).toBe(1);
+    } finally {
+      await c.nc.close();
+      await old.dispose();
+    }
+  });
+
   it('refuses a write based on a stale revision', async () => {
     const defs = new DefinitionsStore(await openBuckets(ctx));
     const def = { name: 'd', description: '', version: '1', schema: {}, createdAt: '', updatedAt: '' };
