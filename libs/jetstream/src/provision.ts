@@ -23,7 +23,9 @@ export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('agents'), {
     history: 1,
     replicas: ctx.config.replicas,
-    storage: StorageType.Memory,
+    // File storage: a nats-server killed and restarted keeps the heartbeats, so an agent still
+    // running a step is not taken for gone in the moment before its next beat (see mayTakeOver).
+    storage: StorageType.File,
     ttl: ctx.config.agent.heartbeatMs * 3,
   });
 }
