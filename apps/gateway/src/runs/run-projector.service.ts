@@ -84,7 +84,9 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     while (!this.stopped) {
       try {
         const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.runsStream, PROJECTOR_CONSUMER);
-        this.messages = await consumer.consume({ max_messages: 256, callback: (m) => this.enqueue(m) });
+        // Short pulls (heartbeats every 2.5 s): a pull lost with a cluster node that went away is
+        // noticed and made again within seconds, not after the default 30 s.
+        this.messages = await consumer.consume({ max_messages: 256, expires: 5_000, callback: (m) => this.enqueue(m) });
         void this.watch(this.messages);
         const closed = await this.messages.closed();
         if (closed instanceof Error && !this.stopped) this.log.warn(`event consumer stopped: ${closed.message}; restarting`);
