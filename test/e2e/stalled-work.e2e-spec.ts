@@ -59,3 +59,19 @@ describe('work no agent can take', () => {
     expect(run.status).toBe('succeeded');
   });
 });
+
+describe('cancelling a run whose step waits for an agent that is not there', () => {
+  it('skips the waiting step at once and runs the cleanup: the run ends cancelled without waiting for the driver', async () => {
+    const sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_DRIVER_GRACE: '5m' });
+    try {
+      await sys.startDriver(['tidy']);
+      const id = await sys.run([{ driver: 'nobody-runs-me' }, { driver: 'tidy', always: true }]);
+      await sys.api.ok('POST', `/runs/${id}/cancel`);
+      const run = await sys.waitForRun(id, ['cancelled', 'failed', 'succeeded'], 20_000);
+      expect(run.status).toBe('cancelled');
+      expect(run.steps.map((s) => s.status)).toEqual(['skipped', 'succeeded']);
+    } finally {
+      await sys.stop();
+    }
+  });
+});

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Run, type RunStatus, isTerminalRunStatus } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
+import { RunLog } from '@conveyor/run-log';
+import { planTransition } from '@conveyor/runs';
 import { ConflictError, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
 
 export interface RunFilter {
@@ -14,12 +16,15 @@ export interface RunFilter {
 @Injectable()
 export class RunsService {
   private readonly log = new Logger(RunsService.name);
+  private readonly runLog: RunLog;
 
   constructor(
     private readonly runs: RunsStore,
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     @Inject(BUCKETS) private readonly buckets: Buckets,
-  ) {}
+  ) {
+    this.runLog = new RunLog(ctx);
+  }
 
   /**
    * The newest runs: without a filter it reads `limit` run records; with one, at most
@@ -55,6 +60,24 @@ export class RunsService {
     await this.buckets.cancels.put(id, JSON.stringify({ at: new Date().toISOString() }));
     this.ctx.nc.publish(this.ctx.subjects.cancel(id), JSON.stringify({ runId: id, at: new Date().toISOString() }));
     this.log.log(`cancel requested for run ${id}`);
+    await this.skipWaitingStep(id).catch((err) => this.log.warn(`run ${id}: could not skip its waiting step at once (${(err as Error).message}); the agent that takes it will`));
     return run;
+  }
+
+  /**
+   * A cancelled run whose current step waits unclaimed (no agent free, or none of its driver at
+   * all) does not wait for an agent to skip it: the gateway writes the skip itself, with the
+   * same fenced record an agent would, and the run goes on to its cleanup. An agent that claims
+   * the step meanwhile wins, and the stop order stops it.
+   */
+  private async skipWaitingStep(id: string): Promise<void> {
+    const head = await this.runLog.head(id);
+    if (head?.at.kind !== 'work') return;
+    const found = await this.runLog.lastRecord(this.ctx.subjects.work(id, head.at.stepId, head.at.driver, head.at.machine));
+    if (found?.seq !== head.seq || found.record.kind !== 'work') return;
+    const msg = found.record.msg;
+    if (msg.mode !== 'normal' || msg.pipeline.steps[msg.stepIndex].always) return;
+    const t = planTransition(msg, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' });
+    await this.runLog.writeTransition(t, head.seq);
   }
 }
