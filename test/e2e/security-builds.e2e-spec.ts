@@ -129,7 +129,6 @@ describe('security of builds: secrets, containment, poison messages', () => {
   it('dead-letters garbage, truncated and oversized messages on every step subject of every built-in driver, which keep serving', async () => {
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
-    // The fleet's machine, not GET /drivers: its agents beat every 5 s, and the gateway (beat 1 s) lists only agents seen in the last 3 s.
     const machine = fleet.machine;
     const valid = JSON.stringify({ v: 1, runId: '0'.repeat(26), pipeline: { name: 'p', steps: [{ id: 'a', name: 'a', driver: 'container-start' }] }, stepIndex: 0 });
     const payloads: Array<[string, Uint8Array]> = [
@@ -141,7 +140,9 @@ describe('security of builds: secrets, containment, poison messages', () => {
       ['oversized', new TextEncoder().encode(JSON.stringify({ v: 1, junk: 'x'.repeat(900 * 1024) }))],
     ];
     const dlqBefore = (await jsm.streams.info('CONVEYOR_DLQ')).state.last_seq;
-    const subjects = BUILTIN_DRIVERS.flatMap((d) => [`conveyor.steps.${d}`, `conveyor.steps.${d}.${machine}`]);
+    // Work subjects of a run that does not exist: for any machine, and pinned to the fleet's.
+    const run = '0'.repeat(26);
+    const subjects = BUILTIN_DRIVERS.flatMap((d) => [`conveyor.steps.${run}.x.${d}.any`, `conveyor.steps.${run}.x.${d}.${machine}`]);
     for (const subject of subjects) for (const [, data] of payloads) await js.publish(subject, data);
     const expected = subjects.length * payloads.length;
     const letters = await waitFor('every poison message to be dead-lettered', async () => {
