@@ -208,9 +208,11 @@ export class StepRunner implements MessageProcessor {
       return;
     }
     if (outcome.status === 'failed') logs.error(outcome.output.message ?? 'failed');
-    // The step's last lines are sent before its hand-off (one connection: stored first).
+    // The hand-off first: it is what the next driver waits for; the step's last lines follow
+    // (the end-of-logs marker is written only once the projector folds the run's end).
+    const handedOff = this.handOff(m, owned, outcome, durationMs);
     const flushed = logs.flush();
-    await this.handOff(m, owned, outcome, durationMs);
+    await handedOff;
     await flushed;
   }
 

@@ -54,7 +54,7 @@ export interface RecordWriter {
  */
 export class RunLog {
   /** Drivers' consumers this process made sure of, and when (see ensureWorkConsumer). */
-  private readonly consumers = new Map<string, { made: Promise<void>; at: number }>();
+  private readonly consumers = new Map<string, { made: Promise<void>; at: number; done?: boolean }>();
 
   constructor(private readonly ctx: JetStreamContext) {}
 
@@ -128,7 +128,10 @@ export class RunLog {
     if (t.kind === 'work') {
       const { msg } = t;
       const step = msg.pipeline.steps[msg.stepIndex];
-      await this.consumerOf(step.driver, msg.machine);
+      // Awaited only when not made sure of lately: a hand-off's record leaves at once, ahead of
+      // anything the agent sends after it (its step's last log lines).
+      const made = this.consumerOf(step.driver, msg.machine);
+      if (made) await made;
       return this.append(
         msg.runId,
         this.ctx.subjects.work(msg.runId, step.id, step.driver, msg.machine),
@@ -145,16 +148,18 @@ export class RunLog {
     return this.append(end.runId, this.ctx.subjects.runEnd(end.runId), end, MsgIds.end(end.runId), h, expect, timeoutMs);
   }
 
-  private consumerOf(driver: string, machine?: string): Promise<void> {
+  /** Undefined when the consumer was made sure of lately; else the making. */
+  private consumerOf(driver: string, machine?: string): Promise<void> | undefined {
     const key = `${driver}_${machine ?? ''}`;
     const known = this.consumers.get(key);
     // Checked again now and then: the server removes a gone machine's consumers.
+    if (known?.done && Date.now() - known.at < CONSUMER_RECHECK_MS) return undefined;
     if (known && Date.now() - known.at < CONSUMER_RECHECK_MS) return known.made;
-    const made = ensureWorkConsumer(this.ctx, driver, machine);
-    this.consumers.set(key, { made, at: Date.now() });
+    const entry: { made: Promise<void>; at: number; done?: boolean } = { made: ensureWorkConsumer(this.ctx, driver, machine), at: Date.now() };
+    this.consumers.set(key, entry);
     // A failure is tried again by the next hand-off to that driver.
-    made.catch(() => this.consumers.delete(key));
-    return made;
+    entry.made.then(() => (entry.done = true), () => this.consumers.delete(key));
+    return entry.made;
   }
 
   private async append(runId: string, subject: string, body: object, msgId: string, h: MsgHdrs, expect: number, timeoutMs?: number): Promise<Appended> {

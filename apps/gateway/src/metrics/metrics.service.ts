@@ -1,29 +1,25 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Subscription } from '@nats-io/transport-node';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
-import { Headers, decodeRunRecord, type AgentInfo, type RunRecord } from '@conveyor/contracts';
+import type { AgentInfo, RunRecord } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Copies of the gateway share the event stream's count: each event is counted by one of them (sum them). */
-const QUEUE_GROUP = 'gateway-metrics';
 /** Runs looked at for the runs-by-status gauge (the newest ones). */
 const RUNS_SCANNED = 5000;
-/** Run id -> pipeline, so runs' ends (which carry no pipeline header) can be labelled without a read each time. */
+/** Run id -> pipeline, so runs' ends (which do not carry the pipeline) can be labelled without a read each time. */
 const PIPELINE_CACHE = 2000;
 
 /**
- * The gateway's Prometheus metrics. Counters and the step histogram come from the events as
- * they are published (core NATS, queue group); gauges are read at scrape time from the runs
+ * The gateway's Prometheus metrics. Counters and the step histogram come from the records of
+ * runs' logs as the run projector folds them (`observe`); gauges are read at scrape time from the runs
  * bucket, the step consumers and the agents bucket, so they are right whichever gateway is asked.
  */
 @Injectable()
-export class MetricsService implements OnModuleInit, OnModuleDestroy {
+export class MetricsService implements OnModuleInit {
   readonly registry = new Registry();
   private readonly log = new Logger('Metrics');
-  private sub?: Subscription;
   private agents?: KV;
   private readonly pipelines = new Map<string, string>();
   /** The step queues as read for the scrape under way. */
@@ -89,28 +85,20 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     this.agents = await openAgentsBucket(this.ctx);
-    const { subjects } = this.ctx;
-    this.sub = this.ctx.nc.subscribe(subjects.allRunRecords, {
-      queue: QUEUE_GROUP,
-      callback: (err, m) => {
-        if (err) return;
-        const where = subjects.parseRunRecord(m.subject);
-        const decoded = where ? decodeRunRecord(where, m.data) : undefined;
-        // Not a record (published by hand): the projector terminates it.
-        if (!decoded?.ok) return;
-        void this.count(decoded.value, m.headers?.get(Headers.Pipeline) || undefined).catch((error: Error) =>
-          this.log.warn(`could not count a record on ${m.subject}: ${error.message}`),
-        );
-      },
-    });
   }
 
-  onModuleDestroy(): void {
-    this.sub?.unsubscribe();
+  /**
+   * Counts what one record of a run's log says, as the run projector folds it (each record is
+   * folded by one gateway: sum the copies): a run queued (its first work) or ended, a step
+   * attempt that ended. Fed by the projector, so the records are read and decoded once.
+   */
+  observe(record: RunRecord): void {
+    void this.count(record).catch((error: Error) => this.log.warn(`could not count a ${record.kind} record: ${error.message}`));
   }
+
 
   /** Counts what one record of a run's log says: a run queued (its first work) or ended, a step attempt that ended. */
-  private async count(record: RunRecord, pipelineHeader?: string): Promise<void> {
+  private async count(record: RunRecord): Promise<void> {
     const from = record.kind === 'work' ? record.msg.from : record.kind === 'end' ? record.end.from : undefined;
     if (from && (from.status === 'succeeded' || from.status === 'failed') && typeof from.durationMs === 'number') {
       this.stepDuration.observe({ driver: from.driver ?? 'unknown', outcome: from.status }, from.durationMs / 1000);
@@ -119,7 +107,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       this.remember(record.msg.runId, record.msg.pipeline.name);
       if (record.msg.stepIndex === 0 && !record.msg.from) this.runEvents.inc({ pipeline: record.msg.pipeline.name, status: 'queued' });
     } else if (record.kind === 'end') {
-      this.runEvents.inc({ pipeline: pipelineHeader ?? (await this.pipelineOf(record.end.runId)), status: record.end.status });
+      this.runEvents.inc({ pipeline: await this.pipelineOf(record.end.runId), status: record.end.status });
     }
   }
 

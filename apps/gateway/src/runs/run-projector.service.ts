@@ -6,6 +6,7 @@ import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstrea
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
+import { MetricsService } from '../metrics/metrics.service';
 
 export const PROJECTOR_CONSUMER = 'gateway-runs';
 const RESTART_DELAY_MS = 1000;
@@ -35,6 +36,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     private readonly runs: RunsStore,
+    private readonly metrics: MetricsService,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -164,6 +166,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
             await this.ctx.js.publish(this.ctx.subjects.logsEnd(runId), JSON.stringify(marker), { msgID: `${runId}.logs.end` });
           }
           for (const m of msgs) m.ack();
+          for (const r of records) this.metrics.observe(r);
         } catch (err) {
           if (err instanceof NotFoundError) {
             this.log.warn(`${msgs.length} record(s) of run ${runId}, whose log has no first step, acked and dropped`);

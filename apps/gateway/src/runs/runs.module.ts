@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { MetricsModule } from '../metrics/metrics.module';
 import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
 import { RunStarter } from './run-starter.service';
@@ -6,6 +7,7 @@ import { RunsController } from './runs.controller';
 import { RunsService } from './runs.service';
 
 @Module({
+  imports: [MetricsModule],
   controllers: [RunsController],
   providers: [RunsService, RunStarter, RunProjector, StalledWorkWatchdog],
   exports: [RunStarter],
