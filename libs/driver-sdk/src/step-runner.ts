@@ -30,6 +30,12 @@ const EXTRA_ATTEMPTS = 2;
 /** A dead letter keeps this much of the payload: a record of a near-max_payload message must itself fit under max_payload. */
 const DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024;
 
+interface StepSecrets {
+  values: ReadonlyMap<string, string>;
+  mask: (line: string) => string;
+  problem?: string;
+}
+
 /** A step attempt this agent owns: its claim is the last record of the run's log, at `seq`. */
 interface Owned {
   msg: StepMessage;
@@ -125,6 +131,8 @@ export class StepRunner implements MessageProcessor {
       const first = m.info.deliveryCount === 1 ? ({ run: true, attempt: 1, expect: m.seq, takeover: false } as const) : undefined;
       const stop = this.cancels.get(msg.runId);
       if (stop && msg.mode === 'normal' && !step.always) return await this.skip(m, msg, by, stop, first);
+      // The run's secrets are read while the claim is on its way (it never rejects).
+      const secrets = this.stepSecrets(msg, step);
       const claimed = await this.records.claim(msg, m.seq, by, first);
       if (!claimed) return m.nak(5_000);
       if (!('attempt' in claimed)) {
@@ -141,7 +149,7 @@ export class StepRunner implements MessageProcessor {
         const message = `gave up after ${claimed.attempt - 1} attempts: the agents running this step stopped before finishing it`;
         return await this.handOff(m, owned, { status: 'failed', output: { success: false, message } });
       }
-      await this.execute(m, owned, maxAttempts, active, invoke);
+      await this.execute(m, owned, maxAttempts, active, invoke, await secrets);
     } finally {
       active.done();
       this.active.delete(active);
@@ -150,12 +158,9 @@ export class StepRunner implements MessageProcessor {
   }
 
   /** Runs the handler for an owned attempt, then hands on, retries or gives the step back. */
-  private async execute(m: JsMsg, owned: Owned, maxAttempts: number, active: ActiveStep, invoke: (payload: unknown) => Promise<unknown>): Promise<void> {
+  private async execute(m: JsMsg, owned: Owned, maxAttempts: number, active: ActiveStep, invoke: (payload: unknown) => Promise<unknown>, secrets: StepSecrets): Promise<void> {
     const { msg, step, attempt } = owned;
     const { id: agent, machine } = this.config.agent;
-    // Secrets the run refers to: their values go to the handler (container-start puts them in
-    // the container) and every log line and result is masked with them before it leaves.
-    const secrets = await this.stepSecrets(msg, step);
     const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
@@ -260,8 +265,12 @@ export class StepRunner implements MessageProcessor {
     await ackAck(m);
   }
 
-  /** The values of the secrets the step's resource spec and config refer to, and the masker for them. */
-  private async stepSecrets(msg: StepMessage, step: PipelineStep): Promise<{ values: ReadonlyMap<string, string>; mask: (line: string) => string; problem?: string }> {
+  /**
+   * The values of the secrets the step's resource spec and config refer to, and the masker for
+   * them: the values go to the handler (container-start puts them in the container) and every
+   * log line and result is masked with them before it leaves.
+   */
+  private async stepSecrets(msg: StepMessage, step: PipelineStep): Promise<StepSecrets> {
     const names = secretRefs(msg.resource.spec, step.config);
     if (!names.length || !this.secrets) return { values: new Map(), mask: (l) => l };
     try {
