@@ -66,10 +66,14 @@ export interface StepEnded {
   at: string;
 }
 
-/** `<prefix>.steps.<run>.<step>.claim|retry|release`: an attempt of a step starts, fails with a retry to come, or is given back. */
+/**
+ * `<prefix>.steps.<run>.<step>.claim|retry|release`: an attempt of a step starts (taken over
+ * from an agent that stopped answering, or started again), fails with a retry to come, or is
+ * given back; `<prefix>.events.<run>.<step>.started`: a first delivery's attempt started.
+ */
 export interface StepRecord {
   v: typeof MESSAGE_VERSION;
-  kind: 'claim' | 'retry' | 'release';
+  kind: 'claim' | 'retry' | 'release' | 'started';
   runId: string;
   stepIndex: number;
   stepId: string;

@@ -7,7 +7,7 @@ import type { RunRecordSubject } from './subjects';
 /** A record of a run's log, decoded: what its subject says it is, and its payload. */
 export type RunRecord =
   | { kind: 'work'; msg: StepMessage }
-  | { kind: 'claim' | 'retry' | 'release'; record: StepRecord }
+  | { kind: 'claim' | 'retry' | 'release' | 'started'; record: StepRecord }
   | { kind: 'end'; end: RunEnd };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -8,7 +8,7 @@ export const ANY_MACHINE = 'any';
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
-  | { kind: 'claim' | 'retry' | 'release'; runId: string; stepId: string }
+  | { kind: 'claim' | 'retry' | 'release' | 'started'; runId: string; stepId: string }
   | { kind: 'end'; runId: string };
 
 /**
@@ -23,7 +23,8 @@ export type RunRecordSubject =
  *   <prefix>.steps.<run>.<step>.retry                the attempt failed; the step runs again after a pause
  *   <prefix>.steps.<run>.<step>.release              the agent gave the step back unfinished (shutdown)
  *   <prefix>.steps.<run>.end                         the run ended, with how its last step ended
- * Beside it:
+ * Beside it, in the same stream and outside the fence:
+ *   <prefix>.events.<run>.<step>.started             an agent started a step's first delivery (see libs/driver-sdk)
  *   <prefix>.logs.<run>.<driver>.<step>              log lines of a step
  *   <prefix>.logs.<run>.end                          end-of-logs marker, published once the run ended
  *   <prefix>.control.<run>.cancel                    cancel signal (core NATS) to the agent running a step
@@ -59,6 +60,7 @@ export class Subjects {
   }
 
   get allRunRecords(): string { return `${this.prefix}.steps.>`; }
+  get allEvents(): string { return `${this.prefix}.events.>`; }
   get allLogs(): string { return `${this.prefix}.logs.>`; }
   get allDeadLetters(): string { return `${this.prefix}.dlq.>`; }
 
@@ -95,6 +97,11 @@ export class Subjects {
     return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.*`;
   }
 
+  /** An agent started the first delivery of a step: recorded, not fenced (it moves no run on). */
+  stepStarted(runId: string, stepId: string): string {
+    return `${this.prefix}.events.${token(runId)}.${token(stepId)}.started`;
+  }
+
   runEnd(runId: string): string {
     return `${this.prefix}.steps.${token(runId)}.end`;
   }
@@ -102,9 +109,11 @@ export class Subjects {
   /** The kind, run and step of a record of a run's log, from its subject; undefined for anything else. */
   parseRunRecord(subject: string): RunRecordSubject | undefined {
     const t = subject.split('.');
-    if (t.length <= this.tokens + 2 || t.slice(0, this.tokens).join('.') !== this.prefix || t[this.tokens] !== 'steps') return undefined;
+    if (t.length <= this.tokens + 2 || t.slice(0, this.tokens).join('.') !== this.prefix) return undefined;
     const [runId, stepId, a, b] = t.slice(this.tokens + 1);
     const rest = t.length - this.tokens - 1;
+    if (t[this.tokens] === 'events') return rest === 3 && a === 'started' ? { kind: 'started', runId, stepId } : undefined;
+    if (t[this.tokens] !== 'steps') return undefined;
     if (rest === 2 && stepId === 'end') return { kind: 'end', runId };
     if (rest === 3 && (a === 'claim' || a === 'retry' || a === 'release')) return { kind: a, runId, stepId };
     if (rest === 4) return { kind: 'work', runId, stepId, driver: a, machine: b === ANY_MACHINE ? undefined : b };

@@ -58,6 +58,13 @@ export class ActiveSteps {
     if (set?.size === 0) this.byRun.delete(step.runId);
   }
 
+  /** How many deliveries of a step of the run are being handled here (including their hand-offs). */
+  count(runId: string, stepId: string): number {
+    let n = 0;
+    for (const s of this.byRun.get(runId) ?? []) if (s.stepId === stepId) n++;
+    return n;
+  }
+
   cancelRun(runId: string, detail: string): number {
     let n = 0;
     for (const s of this.byRun.get(runId) ?? []) {

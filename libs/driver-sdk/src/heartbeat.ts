@@ -20,10 +20,14 @@ export class Heartbeat {
     private readonly running: () => AgentInfo['running'],
   ) {}
 
-  async start(): Promise<void> {
+  /** `reconnected` fires when the NATS connection comes back: the agent says at once what it runs. */
+  async start(reconnected?: AsyncIterable<unknown>): Promise<void> {
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.config.agent.heartbeatMs);
     this.timer.unref();
+    // A restarted nats-server may redeliver work this agent is still doing (it forgot the
+    // deliveries): other agents read this beat before they run such work (see StepRecords).
+    if (reconnected) void (async () => { for await (const _ of reconnected) void this.beat(); })().catch(() => undefined);
   }
 
   async stop(): Promise<void> {

@@ -23,6 +23,8 @@ export class StepRecords {
     private readonly runLog: RunLog,
     /** An agent's last heartbeat (undefined when it is gone), to tell a dead claimant from a live one. */
     private readonly heartbeatOf: (agent: string) => Promise<Heartbeat | undefined>,
+    /** Whether any agent (this one, or a live one by its last beat) says it runs a step. */
+    private readonly runByAnyone: (runId: string, stepId: string) => Promise<boolean>,
   ) {}
 
   /**
@@ -34,9 +36,17 @@ export class StepRecords {
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
     return this.patiently(`read run ${msg.runId}`, async () => {
       const head = await this.runLog.head(msg.runId);
-      const judged = judgeDelivery(stepId, workSeq, head);
-      if (judged.run && judged.takeover && head?.agent && !mayTakeOver(head, msg.runId, stepId, await this.heartbeatOf(head.agent))) {
-        return { run: false, wait: true, why: `agent ${head.agent} claimed it and is still running it` } as const;
+      // Nothing fenced since this work: a first delivery may have started it (recorded beside the log).
+      const started = head?.at.kind === 'work' && head.seq === workSeq ? await this.runLog.lastStarted(msg.runId, stepId) : undefined;
+      const judged = judgeDelivery(stepId, workSeq, head, started ? 1 : undefined);
+      const claimant = head?.at.kind === 'claim' ? { agent: head.agent, at: head.storedAt } : started ? { agent: started.agent, at: started.storedAt } : undefined;
+      if (judged.run && judged.takeover && claimant?.agent && !mayTakeOver(claimant.at, msg.runId, stepId, await this.heartbeatOf(claimant.agent))) {
+        return { run: false, wait: true, why: `agent ${claimant.agent} started it and is still running it` } as const;
+      }
+      // Unclaimed and no start recorded, yet delivered again: a restarted nats-server forgets
+      // deliveries, and a fast step's start may not have been recorded. Whoever runs it says so.
+      if (judged.run && !judged.takeover && !claimant && (await this.runByAnyone(msg.runId, stepId))) {
+        return { run: false, wait: true, why: 'an agent is still running it (a redelivery of work in hand)' } as const;
       }
       return judged;
     });

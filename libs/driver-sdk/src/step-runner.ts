@@ -10,11 +10,11 @@ import {
   type StepOutput,
 } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
-import { openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
+import { liveAgents, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
-import { planTransition, endOnly, type StepOutcome } from '@conveyor/runs';
+import { planHandOff, planTransition, endOnly, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
 import { CancelWatch, type StopOrder } from './cancel-watch';
@@ -82,16 +82,24 @@ export class StepRunner implements MessageProcessor {
     this.ctx = ctx;
     this.runLog = new RunLog(ctx);
     const agents = await openAgentsBucket(ctx);
-    this.records = new StepRecords(this.runLog, async (agent) => {
-      const e = await agents.get(agent);
-      if (!e || e.operation !== 'PUT') return undefined;
-      return { storedAt: e.created.getTime(), running: e.json<AgentInfo>().running };
-    });
+    this.records = new StepRecords(
+      this.runLog,
+      async (agent) => {
+        const e = await agents.get(agent);
+        if (!e || e.operation !== 'PUT') return undefined;
+        return { storedAt: e.created.getTime(), running: e.json<AgentInfo>().running };
+      },
+      // Whether another delivery runs the step: here (besides the one asking), or on another
+      // live agent by its last beat.
+      async (runId, stepId) =>
+        this.active.count(runId, stepId) > 1 ||
+        (await liveAgents(agents)).some((a) => a.id !== this.config.agent.id && a.running.some((r) => r.runId === runId && r.stepId === stepId)),
+    );
     const buckets = await openBuckets(ctx);
     this.secrets = new SecretsStore(await openSecretsBucket(ctx), this.config.secretKey);
     await this.cancels.start(ctx, buckets.cancels);
     this.heartbeat = new Heartbeat(agents, this.config, drivers, () => this.active.list());
-    await this.heartbeat.start();
+    await this.heartbeat.start(reconnects(ctx));
   }
 
   abortAll(reason: string): void {
@@ -103,7 +111,7 @@ export class StepRunner implements MessageProcessor {
     await this.heartbeat?.stop();
   }
 
-  async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}): Promise<void> {
+  async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}, fresh = false): Promise<void> {
     const decoded = decodeStepMessage(m.data);
     if (!decoded.ok) return this.deadLetter(m, driver, decoded.reason);
     let msg = decoded.value;
@@ -126,14 +134,17 @@ export class StepRunner implements MessageProcessor {
     const active = new ActiveStep(msg.runId, step.id, driver, msg.mode === 'normal' && !step.always);
     this.active.add(active);
     try {
-      // A first delivery is claimed without a read: its own message ends the run's log, unless
-      // someone moved the run on, and then the claim is refused and the log is read.
-      const first = m.info.deliveryCount === 1 ? ({ run: true, attempt: 1, expect: m.seq, takeover: false } as const) : undefined;
+      // A fresh delivery runs on its own message as the end of the run's log; any other is
+      // judged from the log first (it may be work in another agent's hands).
+      const first = fresh ? ({ run: true, attempt: 1, expect: m.seq, takeover: false } as const) : undefined;
       const stop = this.cancels.get(msg.runId);
       if (stop && msg.mode === 'normal' && !step.always) return await this.skip(m, msg, by, stop, first);
       // The run's secrets are read while the claim is on its way (it never rejects).
       const secrets = this.stepSecrets(msg, step);
-      const claimed = await this.records.claim(msg, m.seq, by, first);
+      // A fresh delivery (see MessageProcessor) is not claimed: its own message is the end of the
+      // run's log unless a gateway moved the run past it (and withdrew it), and its hand-off is
+      // fenced on that message. Its start is recorded beside the log, for a takeover to count.
+      const claimed = fresh ? ({ attempt: 1, seq: m.seq, takeover: false } as const) : await this.records.claim(msg, m.seq, by, undefined);
       if (!claimed) return m.nak(5_000);
       if (!('attempt' in claimed)) {
         this.log.log(`run ${msg.runId}: step ${step.id} not run: ${claimed.why}`);
@@ -149,7 +160,7 @@ export class StepRunner implements MessageProcessor {
         const message = `gave up after ${claimed.attempt - 1} attempts: the agents running this step stopped before finishing it`;
         return await this.handOff(m, owned, { status: 'failed', output: { success: false, message } });
       }
-      await this.execute(m, owned, maxAttempts, active, invoke, await secrets);
+      await this.execute(m, owned, maxAttempts, active, invoke, await secrets, fresh);
     } finally {
       active.done();
       this.active.delete(active);
@@ -158,9 +169,12 @@ export class StepRunner implements MessageProcessor {
   }
 
   /** Runs the handler for an owned attempt, then hands on, retries or gives the step back. */
-  private async execute(m: JsMsg, owned: Owned, maxAttempts: number, active: ActiveStep, invoke: (payload: unknown) => Promise<unknown>, secrets: StepSecrets): Promise<void> {
+  private async execute(m: JsMsg, owned: Owned, maxAttempts: number, active: ActiveStep, invoke: (payload: unknown) => Promise<unknown>, secrets: StepSecrets, unclaimed: boolean): Promise<void> {
     const { msg, step, attempt } = owned;
     const { id: agent, machine } = this.config.agent;
+    // The start of an unclaimed attempt goes out once the handler is under way (at the end of
+    // this turn of the event loop): off the critical path; a failure only loses the count.
+    const startedSoon = unclaimed ? setImmediate(() => void this.runLog.started(msg, owned.by, new Date().toISOString()).catch(() => undefined)) : undefined;
     const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
@@ -180,6 +194,7 @@ export class StepRunner implements MessageProcessor {
       output = { success: false, message: secrets.mask(errorMessage(err)), agent, machine };
     } finally {
       clearTimeout(timer);
+      if (startedSoon) clearImmediate(startedSoon);
     }
     handled?.(output.success ? 'succeeded' : 'failed');
     const durationMs = Date.now() - startedAt;
@@ -213,8 +228,10 @@ export class StepRunner implements MessageProcessor {
       return;
     }
     if (outcome.status === 'failed') logs.error(outcome.output.message ?? 'failed');
-    // The hand-off first: it is what the next driver waits for; the step's last lines follow
-    // (the end-of-logs marker is written only once the projector folds the run's end).
+    // The hand-off first: it is what the next driver waits for; the step's last lines follow.
+    // Not when it ends the run: the end-of-logs marker follows the run's end, and must come
+    // after every line.
+    if (!planHandOff(msg, outcome).next) await logs.flush();
     const handedOff = this.handOff(m, owned, outcome, durationMs);
     const flushed = logs.flush();
     await handedOff;
@@ -349,6 +366,11 @@ export class StepRunner implements MessageProcessor {
       }
     }
   }
+}
+
+/** The connection's reconnects, as an async iterable. */
+async function* reconnects(ctx: JetStreamContext): AsyncIterable<void> {
+  for await (const s of ctx.nc.status()) if (s.type === 'reconnect') yield;
 }
 
 function stopOutcome(stop: StopOrder): StepOutcome {

@@ -43,8 +43,8 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
   await ensureStream(ctx, {
     ...common,
     name: s.runsStream,
-    description: "Runs' logs: step work, claims, retries and each run's end; every record fenced on its run's last sequence",
-    subjects: [s.allRunRecords],
+    description: "Runs' logs: step work, claims, retries and each run's end, every record fenced on its run's last sequence; and steps' starts",
+    subjects: [s.allRunRecords, s.allEvents],
     // Limits (not WorkQueue) so that `nats stream view` works, operators can read what ran,
     // and a run's log stays whole for the writers that check it.
     retention: RetentionPolicy.Limits,

@@ -88,7 +88,7 @@ export class RunLog {
 
   /** A claim, retry or release of a step, by an agent, on a log that ends at `expect`. */
   step(
-    kind: StepRecord['kind'],
+    kind: Exclude<StepRecord['kind'], 'started'>,
     msg: StepMessage,
     attempt: number,
     by: RecordWriter,
@@ -121,6 +121,41 @@ export class RunLog {
       expect,
       timeoutMs,
     );
+  }
+
+  /**
+   * An agent started the first delivery of a step. Recorded beside the run's log, not in it:
+   * it moves no run on, so it costs the hand-off nothing and fences nobody out. An agent that
+   * takes the step over later reads it to count the attempt.
+   */
+  started(msg: StepMessage, by: RecordWriter, at: string): Promise<unknown> {
+    const step = msg.pipeline.steps[msg.stepIndex];
+    const record: StepRecord = { v: MESSAGE_VERSION, kind: 'started', runId: msg.runId, stepIndex: msg.stepIndex, stepId: step.id, attempt: 1, agent: by.agent, machine: by.machine, at };
+    const h = this.headersOf(msg);
+    h.set(Headers.Attempt, '1');
+    h.set(Headers.Agent, by.agent);
+    return this.ctx.js.publish(this.ctx.subjects.stepStarted(msg.runId, step.id), JSON.stringify(record), {
+      msgID: MsgIds.stepRecord(msg.runId, msg.stepIndex, 'started', 1, by.agent, by.delivery),
+      headers: h,
+    });
+  }
+
+  /** The last first-delivery start recorded for a step, if any: its agent, and when the server stored it. */
+  async lastStarted(runId: string, stepId: string): Promise<{ agent: string; storedAt: number } | undefined> {
+    const stored = await this.last(this.ctx.subjects.stepStarted(runId, stepId));
+    if (!stored) return undefined;
+    const decoded = decodeRunRecord({ kind: 'started', runId, stepId }, stored.data);
+    return decoded.ok && decoded.value.kind === 'started' ? { agent: decoded.value.record.agent, storedAt: stored.time.getTime() } : undefined;
+  }
+
+  /**
+   * Removes a step's work that a gateway moved the run past (gave up on, or skipped for a
+   * cancel), so that no agent takes it for fresh work later: the record that superseded it
+   * says how the step ended. Best effort: an agent that gets it anyway runs it, and its hand-off
+   * is refused.
+   */
+  async withdraw(seq: number): Promise<void> {
+    await this.ctx.jsm.streams.deleteMessage(this.ctx.subjects.runsStream, seq, false).catch(() => undefined);
   }
 
   /** A hand-off: the next step's work (carrying how this step ended) or the run's end. */

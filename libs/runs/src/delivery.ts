@@ -27,15 +27,18 @@ export type Delivery =
  * claims, not JetStream deliveries — so a message handed back unstarted (a drain, an error
  * before the handler) never uses one up.
  *
- * `workSeq` is the stream sequence of the delivered message itself.
+ * `workSeq` is the stream sequence of the delivered message itself; `started`, the attempt of
+ * the last `started` record of the step (a first delivery's start, recorded outside the fence),
+ * read only when the log still ends with this message.
  */
-export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | undefined): Delivery {
+export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | undefined, started?: number): Delivery {
   if (!head) return { run: false, why: 'its run has no records left (the stream no longer keeps them)' };
   if (head.seq < workSeq) return { run: false, why: 'the run log ends before this message: it is not this run\'s work' };
   const at = head.at;
   if (at.kind === 'end') return { run: false, why: 'the run has ended' };
   if (at.kind === 'work') {
-    if (head.seq === workSeq) return { run: true, attempt: 1, expect: head.seq, takeover: false };
+    // Nothing fenced since this work: an agent may have started it (and stopped answering).
+    if (head.seq === workSeq) return started ? { run: true, attempt: started + 1, expect: head.seq, takeover: true } : { run: true, attempt: 1, expect: head.seq, takeover: false };
     return { run: false, why: head.fromStepId === stepId ? 'the step has ended and the run moved on' : 'the run moved on past this step' };
   }
   if (at.stepId !== stepId) return { run: false, why: 'the run moved on past this step' };
@@ -49,6 +52,8 @@ export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | u
     // Given back unfinished (its agent was shutting down): the same attempt, started again.
     case 'release':
       return { run: true, attempt: n, expect: head.seq, takeover: false };
+    default:
+      return { run: false, why: `the run's log ends with an unexpected record (${at.kind})` };
   }
 }
 
@@ -65,11 +70,11 @@ export interface Heartbeat {
  * heartbeat decides, on the server's clock only: gone (its entry expired), or a heartbeat
  * stored after the claim that does not list the step, means take it over; a heartbeat that
  * lists the step, or none since the claim, means wait (its hand-off will end the step, or its
- * next heartbeat will tell).
+ * next heartbeat will tell). `claimedAt`: when the server stored the claim (or the start of a
+ * first delivery, recorded beside the log).
  */
-export function mayTakeOver(head: LogHead, runId: string, stepId: string, heartbeat: Heartbeat | undefined): boolean {
-  if (head.at.kind !== 'claim') return true;
+export function mayTakeOver(claimedAt: number | undefined, runId: string, stepId: string, heartbeat: Heartbeat | undefined): boolean {
   if (!heartbeat) return true;
   if (heartbeat.running.some((r) => r.runId === runId && r.stepId === stepId)) return false;
-  return head.storedAt === undefined || heartbeat.storedAt > head.storedAt;
+  return claimedAt === undefined || heartbeat.storedAt > claimedAt;
 }

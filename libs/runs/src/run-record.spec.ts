@@ -81,3 +81,16 @@ describe('recordEvents + applyEvent: a run\'s log folded', () => {
     }
   });
 });
+
+describe('a start recorded beside the log', () => {
+  it('never makes a step that ended (skipped by the gateway) run again, so the run can end', () => {
+    const msg: StepMessage = { v: 1, runId: 'id', pipeline: { name: 'p', resource: 'r', steps: pipeline.steps }, resource: { type: 'r', name: 'x', version: 3, spec: {}, metadata: {} }, stepIndex: 0, mode: 'normal', outputs: {}, createdAt: '2026-01-01T00:00:00.000Z' };
+    const skip: RunRecord = { kind: 'work', msg: { ...msg, stepIndex: 2, mode: 'cleanup', outcome: { status: 'cancelled', message: 'c' }, skipped: [1], from: { stepIndex: 0, stepId: 'a', attempt: 0, status: 'skipped', at: '2026-01-01T00:00:01.000Z' } } };
+    const lateStart: RunRecord = { kind: 'started', record: { v: 1, kind: 'started', runId: 'id', stepIndex: 0, stepId: 'a', attempt: 1, agent: 'ag', machine: 'm', at: '2026-01-01T00:00:01.000Z' } };
+    const end: RunRecord = { kind: 'end', end: { v: 1, kind: 'end', runId: 'id', status: 'cancelled', message: 'c', from: { stepIndex: 2, stepId: 'c', attempt: 1, status: 'succeeded', agent: 'ag', at: '2026-01-01T00:00:02.000Z' }, at: '2026-01-01T00:00:02.000Z' } };
+    for (const order of [[skip, lateStart, end], [lateStart, skip, end], [skip, end, lateStart], [end, lateStart, skip]] as Array<RunRecord[]>) {
+      const run = order.reduce((r, rec, i) => recordEvents(rec, rec === skip ? 2 : rec === lateStart ? 3 : 4).reduce(applyEvent, r), runFromFirstWork(msg));
+      expect([run.status, run.steps.map((s) => s.status)]).toEqual(['cancelled', ['skipped', 'skipped', 'succeeded']]);
+    }
+  });
+});

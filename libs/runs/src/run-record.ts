@@ -96,7 +96,7 @@ export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
     }
     default: {
       const r = record.record;
-      const kind = r.kind === 'claim' ? 'started' : r.kind === 'retry' ? 'retrying' : 'released';
+      const kind = r.kind === 'claim' || r.kind === 'started' ? 'started' : r.kind === 'retry' ? 'retrying' : 'released';
       return [{ ...base, runId: r.runId, scope: 'step', kind, stepId: r.stepId, stepIndex: r.stepIndex, attempt: r.attempt, agent: r.agent, machine: r.machine, message: r.message, retryInMs: r.retryInMs, durationMs: r.durationMs, at: r.at }];
     }
   }
@@ -113,7 +113,13 @@ const PHASE: Record<string, number> = {
   pending: 1, released: 1, running: 1, started: 1, retrying: 2, failed: 2, succeeded: 2, cancelled: 2, skipped: 3,
 };
 
+const ENDS = ['succeeded', 'failed', 'skipped', 'cancelled'];
+
 const wins = (attempt: number, kind: string, seq: number | undefined, step: { attempts: number; status: string; seq?: number }): boolean => {
+  // A step's end beats any start, whatever the attempts say: in a run's log nothing starts a step
+  // after its end (a skip has attempt 0, a start recorded beside the log may come later).
+  const endsIt = ENDS.includes(kind);
+  if (endsIt !== ENDS.includes(step.status)) return endsIt;
   const a = attempt * 10 + (PHASE[kind] ?? 0);
   const b = step.attempts * 10 + (step.status === 'pending' && !step.seq ? 0 : (PHASE[step.status] ?? 0));
   return a !== b ? a > b : (seq ?? 0) >= (step.seq ?? 0);
@@ -130,14 +136,17 @@ export function applyEvent(run: Run, e: RunEvent): Run {
     // Nothing starts after a run's end (its log refuses it): a start folded after the end is
     // an older record, and must not show the step running again.
     const late = isTerminalRunStatus(next.status) && (e.kind === 'started' || e.kind === 'released' || e.kind === 'retrying');
-    const won = !late && wins(attempt, e.kind, e.seq, step);
+    // A step that ended stays ended: a start is never what ends a step, and one that comes after
+    // its end (a start recorded beside the log, of an attempt the run had moved past) is void.
+    const restart = (e.kind === 'started' || e.kind === 'released') && TERMINAL_STEP.includes(step.status);
+    const won = !late && !restart && wins(attempt, e.kind, e.seq, step);
     // Agent and machine belong to the latest attempt and, within it, to its latest record (a
     // released attempt is claimed again, maybe by another agent).
     if (attempt > step.attempts || (attempt === step.attempts && (e.seq ?? 0) >= (step.seq ?? 0))) {
       if (e.agent) step.agent = e.agent;
       if (e.machine) step.machine = e.machine;
     }
-    if (!late) step.attempts = Math.max(step.attempts, attempt);
+    if (!late && !restart) step.attempts = Math.max(step.attempts, attempt);
     if (e.kind === 'started' && (!step.startedAt || e.at < step.startedAt)) step.startedAt = e.at;
     if (won) {
       step.status = e.kind === 'started' ? 'running' : e.kind === 'released' ? 'pending' : (e.kind as StepStatus);
@@ -149,8 +158,13 @@ export function applyEvent(run: Run, e: RunEvent): Run {
       else delete step.data;
       if (TERMINAL_STEP.includes(step.status)) step.finishedAt = e.at;
     }
+    // A step whose start was not recorded (it ended before its start went out) started its
+    // duration before it ended.
+    if (won && !step.startedAt && e.durationMs !== undefined && TERMINAL_STEP.includes(step.status)) step.startedAt = new Date(Date.parse(e.at) - e.durationMs).toISOString();
+    if (step.startedAt && (!next.startedAt || step.startedAt < next.startedAt)) next.startedAt = step.startedAt;
     if (step.startedAt && step.finishedAt) step.durationMs = Date.parse(step.finishedAt) - Date.parse(step.startedAt);
-    if (next.status === 'queued' && e.kind === 'started') {
+    // Any attempt under way or ended (a fast step's start may never have been recorded) means the run runs.
+    if (next.status === 'queued' && e.kind !== 'skipped' && attempt > 0) {
       next.status = 'running';
     }
     if (e.kind === 'started' && (!next.startedAt || e.at < next.startedAt)) next.startedAt = e.at;

@@ -12,8 +12,14 @@ import type { ConveyorConfig } from '@conveyor/config';
 export interface MessageProcessor {
   /** Called once after connecting, before any message is delivered, with the patterns served. */
   init(ctx: JetStreamContext, patterns: string[]): Promise<void>;
-  /** `extras` are the handler's options (the second argument of `@EventPattern`). */
-  process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>, extras: Record<string, unknown>): Promise<void>;
+  /**
+   * `extras` are the handler's options (the second argument of `@EventPattern`). `fresh`: this is
+   * the message's first delivery, it was stored after the consumer delivering it was made (both
+   * on the server's clock), and the connection has been steady for two ack waits: so no consumer
+   * delivered it before — unlike the kept messages a consumer an operator recreated delivers
+   * again, or work a restarted nats-server forgot it had delivered.
+   */
+  process(msg: JsMsg, pattern: string, invoke: (payload: unknown) => Promise<unknown>, extras: Record<string, unknown>, fresh: boolean): Promise<void>;
   /** Called on shutdown while messages are still in flight: abort them so they can be handed back. */
   abortAll(reason: string): void;
   close(): Promise<void>;
@@ -47,6 +53,14 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private readonly inflight = new Set<Promise<void>>();
   private readonly log = new Logger('JetStreamServer');
   private readonly stopWaiting = new AbortController();
+  /** When the connection last dropped or came back (this process's clock), for `fresh`. */
+  private unsteadySince = 0;
+  /**
+   * After a reconnect, the runs stream's last sequence then, and until when (this process's
+   * clock) work stored up to it is held back: a restarted nats-server may redeliver work that
+   * agents still hold, and those agents need a moment to reconnect and say so (a heartbeat).
+   */
+  private settling = { upToSeq: 0, until: 0 };
 
   constructor(private readonly options: JetStreamServerOptions) {
     super();
@@ -56,13 +70,28 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     try {
       const { config } = this.options;
       this.ctx = await connectJetStream(config);
+      void (async () => {
+        for await (const s of this.ctx!.nc.status()) {
+          if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
+          this.unsteadySince = Date.now();
+          if (s.type === 'disconnect') {
+            // Everything is held back from here until the reconnect says what was stored before.
+            this.settling = { upToSeq: Number.MAX_SAFE_INTEGER, until: Number.POSITIVE_INFINITY };
+            continue;
+          }
+          const until = Date.now() + 2 * this.options.config.agent.heartbeatMs;
+          this.settling = { upToSeq: Number.MAX_SAFE_INTEGER, until };
+          const info = await this.ctx!.jsm.streams.info(this.ctx!.subjects.runsStream).catch(() => undefined);
+          if (info) this.settling = { upToSeq: info.state.last_seq, until };
+        }
+      })().catch(() => undefined);
       await provisionStreams(this.ctx);
       await this.options.processor.init(this.ctx, [...this.messageHandlers.keys()]);
       const slots = config.agent.concurrency;
       const { machine } = config.agent;
       for (const [pattern, handler] of this.messageHandlers) {
-        for (const consumer of [await this.ensureConsumer(pattern), await this.ensureConsumer(pattern, machine)]) {
-          for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, pattern, handler));
+        for (const { consumer, createdMs } of [await this.ensureConsumer(pattern), await this.ensureConsumer(pattern, machine)]) {
+          for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, createdMs, pattern, handler));
         }
         const { subjects } = this.ctx;
         this.log.log(`serving "${pattern}" from ${subjects.workFor(pattern)} and ${subjects.workFor(pattern, machine)} with ${slots} slot(s) each as agent ${config.agent.id}`);
@@ -74,13 +103,15 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   }
 
   /** A durable consumer of a driver (of one machine's work, with `machine`); created by whichever agent starts first. */
-  private async ensureConsumer(driver: string, machine?: string): Promise<Consumer> {
+  private async ensureConsumer(driver: string, machine?: string): Promise<{ consumer: Consumer; createdMs: number }> {
     const ctx = this.ctx!;
     await ensureWorkConsumer(ctx, driver, machine, true);
-    return ctx.js.consumers.get(ctx.subjects.runsStream, ctx.subjects.consumer(driver, machine));
+    const consumer = await ctx.js.consumers.get(ctx.subjects.runsStream, ctx.subjects.consumer(driver, machine));
+    const created = (await consumer.info(true)).created;
+    return { consumer, createdMs: Date.parse(created) };
   }
 
-  private async work(consumer: Consumer, pattern: string, handler: MessageHandler): Promise<void> {
+  private async work(consumer: Consumer, createdMs: number, pattern: string, handler: MessageHandler): Promise<void> {
     const invoke = async (payload: unknown) => {
       // Nest's RPC pipeline turns a thrown error into an erroring Observable: awaiting it
       // rethrows, so a failed handler is never taken for a successful one.
@@ -102,7 +133,17 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         msg.nak();
         break;
       }
-      const job = this.options.processor.process(msg, pattern, invoke, handler.extras ?? {}).catch((err) => {
+      // A consumer that was deleted and made again (by an operator, or a lost store) has a
+      // newer creation time than the work it delivers again.
+      const wait = this.settling.until - Date.now();
+      if (wait > 0 && msg.seq <= this.settling.upToSeq) {
+        // Possibly in another agent's hands from before the restart: looked at once it settled.
+        msg.nak(Number.isFinite(wait) ? wait : 2 * this.options.config.agent.heartbeatMs);
+        continue;
+      }
+      const fresh =
+        msg.info.deliveryCount === 1 && msg.info.timestampNanos / 1e6 >= createdMs && Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
+      const job = this.options.processor.process(msg, pattern, invoke, handler.extras ?? {}, fresh).catch((err) => {
         this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
       });
       this.inflight.add(job);

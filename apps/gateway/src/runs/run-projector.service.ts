@@ -59,7 +59,8 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     return {
       durable_name: PROJECTOR_CONSUMER,
       description: "gateway: folds runs' logs into the runs bucket",
-      filter_subject: this.ctx.subjects.allRunRecords,
+      // Two filters (nats-server 2.10): the runs' logs and the starts recorded beside them.
+      filter_subjects: [this.ctx.subjects.allRunRecords, this.ctx.subjects.allEvents],
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(PROJECTOR_ACK_WAIT_MS),

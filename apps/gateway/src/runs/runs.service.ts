@@ -78,6 +78,6 @@ export class RunsService {
     const msg = found.record.msg;
     if (msg.mode !== 'normal' || msg.pipeline.steps[msg.stepIndex].always) return;
     const t = planTransition(msg, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' });
-    await this.runLog.writeTransition(t, head.seq);
+    if ((await this.runLog.writeTransition(t, head.seq)).stored) await this.runLog.withdraw(head.seq);
   }
 }

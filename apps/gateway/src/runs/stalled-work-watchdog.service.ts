@@ -129,6 +129,10 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     if (!judged.run) return;
     const t = planTransition(msg, { status: 'failed', output: { success: false, message } }, { attempt: Math.max(judged.attempt - 1, 0), at: new Date().toISOString() });
     const r = await this.runLog.writeTransition(t, judged.expect);
-    if (r.stored) this.log.warn(`run ${msg.runId}: step ${step.id} given up: ${message}`);
+    if (!r.stored) return;
+    this.log.warn(`run ${msg.runId}: step ${step.id} given up: ${message}`);
+    // Withdrawn: an agent that comes later must not take it for fresh work (it would run it,
+    // and only its hand-off would be refused).
+    await this.runLog.withdraw(seq);
   }
 }
