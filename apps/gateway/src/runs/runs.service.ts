@@ -65,7 +65,7 @@ export class RunsService {
   }
 
   /**
-   * A cancelled run whose current step waits unclaimed (no agent free, or none of its driver at
+   * A cancelled run whose current step waits unstarted (no agent free, or none of its driver at
    * all) does not wait for an agent to skip it: the gateway writes the skip itself, with the
    * same fenced record an agent would, and the run goes on to its cleanup. An agent that claims
    * the step meanwhile wins, and the stop order stops it.
@@ -77,6 +77,9 @@ export class RunsService {
     if (found?.seq !== head.seq || found.record.kind !== 'work') return;
     const msg = found.record.msg;
     if (msg.mode !== 'normal' || msg.pipeline.steps[msg.stepIndex].always) return;
+    // Started without a claim (a fresh delivery): its agent has the stop order and the cancel
+    // signal, and hands the step on itself.
+    if (await this.runLog.lastStarted(id, head.at.stepId)) return;
     const t = planTransition(msg, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' });
     if ((await this.runLog.writeTransition(t, head.seq)).stored) await this.runLog.withdraw(head.seq);
   }
