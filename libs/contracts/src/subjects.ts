@@ -83,18 +83,8 @@ export class Subjects {
     return `${this.prefix}.steps.*.*.${driver}.${machine ?? ANY_MACHINE}`;
   }
 
-  /** Every driver's work, of every run. */
-  get allWork(): string {
-    return `${this.prefix}.steps.*.*.*.*`;
-  }
-
   stepRecord(runId: string, stepId: string, kind: 'claim' | 'retry' | 'release'): string {
     return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.${kind}`;
-  }
-
-  /** Every record about one step: its claims, retries and releases. */
-  stepRecords(runId: string, stepId: string): string {
-    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.*`;
   }
 
   /** An agent started the first delivery of a step: recorded, not fenced (it moves no run on). */

@@ -109,10 +109,9 @@ export class CancelWatch {
   async start(ctx: JetStreamContext, bucket: KV): Promise<void> {
     // The cancels bucket keeps an order this long (provision.ts: its TTL).
     this.orders.maxAgeMs = ctx.config.retention.runLogMaxAgeMs;
-    const tokens = ctx.subjects.prefix.split('.').length;
     this.sub = ctx.nc.subscribe(ctx.subjects.allCancels, {
       callback: (err, m) => {
-        if (!err) this.add(m.subject.split('.')[tokens + 1], parseOrder(m.data));
+        if (!err) this.add(ctx.subjects.parseCancel(m.subject), parseOrder(m.data));
       },
     });
     const status = await bucket.status();

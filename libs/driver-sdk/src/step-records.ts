@@ -53,13 +53,12 @@ export class StepRecords {
   }
 
   /**
-   * Claims an attempt: the step is this agent's from now on. Starting from `first` (a first
-   * delivery is claimed without a read: its own message ends the log), a refusal is judged
-   * again from the log's end. Undefined when the step is not to be run (`why` is logged), or
-   * NATS did not answer in time.
+   * Claims an attempt: the step is this agent's from now on. Judged from the log's end, and
+   * judged again after a refusal. Undefined when NATS did not answer in time; `run: false` when
+   * the step is not to be run (`why` says why; `wait` when another agent still runs it).
    */
-  async claim(msg: StepMessage, workSeq: number, by: RecordWriter, first: Delivery | undefined): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string; wait?: true } | undefined> {
-    let judged = first ?? (await this.judge(msg, workSeq));
+  async claim(msg: StepMessage, workSeq: number, by: RecordWriter): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string; wait?: true } | undefined> {
+    let judged = await this.judge(msg, workSeq);
     for (let i = 0; judged && i < MAX_REFUSALS; i++) {
       if (!judged.run) return judged;
       const d = judged;

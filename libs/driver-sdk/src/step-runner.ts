@@ -144,7 +144,7 @@ export class StepRunner implements MessageProcessor {
       // A fresh delivery (see MessageProcessor) is not claimed: its own message is the end of the
       // run's log unless a gateway moved the run past it (and withdrew it), and its hand-off is
       // fenced on that message. Its start is recorded beside the log, for a takeover to count.
-      const claimed = fresh ? ({ attempt: 1, seq: m.seq, takeover: false } as const) : await this.records.claim(msg, m.seq, by, undefined);
+      const claimed = fresh ? ({ attempt: 1, seq: m.seq, takeover: false } as const) : await this.records.claim(msg, m.seq, by);
       if (!claimed) return m.nak(5_000);
       if (!('attempt' in claimed)) {
         this.log.log(`run ${msg.runId}: step ${step.id} not run: ${claimed.why}`);
