@@ -55,6 +55,11 @@ describe('fenced run transitions', () => {
     const a = await sys.startDriver(['slow']);
     const id = await sys.run([{ driver: 'slow', config: { sleepMs: 4_000 } }, { driver: 'beta' }]);
     await waitFor('the step to start on the first agent', () => starts(id, 's1').find((j) => j.agent === a.agentId));
+    // Its start recorded (the run record shows it), so the attempt counts when it is taken over.
+    await waitFor('the first agent\'s start to be recorded', async () => {
+      const s1 = (await sys.api.run(id)).steps[0];
+      return s1.status === 'running' && s1.agent === a.agentId ? true : undefined;
+    }, 20_000, 50);
     a.signal('SIGSTOP');
     // Its in-progress acks stop: after the ack wait (3 s) the step goes to another agent.
     const b = await sys.startDriver(['slow']);
