@@ -59,8 +59,10 @@ export class TestSystem<N extends Nats = NatsServer> {
     return { app, api: new Api(url) };
   }
 
-  async restartGateway(): Promise<void> {
+  /** Stops the gateway and starts another; `meanwhile` runs while none is up. */
+  async restartGateway(meanwhile?: () => Promise<void>): Promise<void> {
     await this.gateway.close();
+    await meanwhile?.();
     const { app, api } = await TestSystem.gatewayOn(this.nats, this.gatewayEnv);
     this.gateway = app;
     this.api = api;

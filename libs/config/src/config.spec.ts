@@ -12,6 +12,7 @@ describe('loadConfig', () => {
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
     expect(c.driverGraceMs).toBe(300_000);
+    expect(c.reconcileIntervalMs).toBe(30_000);
     expect(c.janitorGraceMs).toBe(300_000);
   });
 

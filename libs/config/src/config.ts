@@ -56,6 +56,8 @@ export interface ConveyorConfig {
   machineConsumerTtlMs: number;
   /** How long work may wait while no agent of its driver is alive before its run fails. */
   driverGraceMs: number;
+  /** How often the gateway looks for runs that have not ended and have no work in flight (see RunReconciler). */
+  reconcileIntervalMs: number;
   /**
    * (container-start) How long the build machine's janitor leaves a run's container and
    * workspace after the run ended, vanished or moved to another machine; undefined: no janitor.
@@ -141,6 +143,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     machineGraceMs: duration(env, 'CONVEYOR_MACHINE_GRACE', '60s'),
     machineConsumerTtlMs: duration(env, 'CONVEYOR_MACHINE_CONSUMER_TTL', '24h'),
     driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
+    reconcileIntervalMs: duration(env, 'CONVEYOR_RECONCILE_INTERVAL', '30s'),
     janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
   };
 }

@@ -55,7 +55,7 @@ export class Subjects {
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
 
-  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents'): string {
+  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 
@@ -81,6 +81,11 @@ export class Subjects {
     assertToken('driver', driver);
     if (machine !== undefined) assertToken('machine', machine);
     return `${this.prefix}.steps.*.*.${driver}.${machine ?? ANY_MACHINE}`;
+  }
+
+  /** Every work record of one step of a run (its normal and its cleanup run), whatever its driver and machine. */
+  stepWork(runId: string, stepId: string): string {
+    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.*.*`;
   }
 
   stepRecord(runId: string, stepId: string, kind: 'claim' | 'retry' | 'release'): string {

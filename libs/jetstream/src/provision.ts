@@ -31,6 +31,20 @@ export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
 }
 
 /**
+ * The ids of runs that have not ended, kept by the gateway's projector (a key from a run's first
+ * record, removed at its end) so that its reconciler looks at those runs only, not at every run
+ * kept. Kept as long as runs' logs: a run whose log is gone is failed, and its key goes with it.
+ */
+export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('open-runs'), {
+    history: 1,
+    replicas: ctx.config.replicas,
+    storage: StorageType.File,
+    ttl: ctx.config.retention.runLogMaxAgeMs,
+  });
+}
+
+/**
  * Creates the streams and buckets if they are missing. Safe to run from every process at
  * start-up at the same time: whichever comes first creates, the rest find what it made.
  * An existing stream is never recreated or shrunk (that could drop stored data); its

@@ -6,6 +6,7 @@ import {
   decodeRunRecord,
   type RunEnd,
   type RunRecord,
+  type RunRecordSubject,
   type StepMessage,
   type StepRecord,
 } from '@conveyor/contracts';
@@ -79,6 +80,18 @@ export class RunLog {
     const where = this.ctx.subjects.parseRunRecord(stored.subject);
     const decoded = where ? decodeRunRecord(where, stored.data) : undefined;
     return decoded?.ok ? { seq: stored.seq, record: decoded.value } : undefined;
+  }
+
+  /**
+   * The last work record of a step: its stream sequence and subject, and the message when it
+   * can be read (a message of another version, or a damaged one, cannot).
+   */
+  async stepWork(runId: string, stepId: string): Promise<{ seq: number; at: Extract<RunRecordSubject, { kind: 'work' }>; msg?: StepMessage } | undefined> {
+    const stored = await this.last(this.ctx.subjects.stepWork(runId, stepId));
+    const at = stored ? this.ctx.subjects.parseRunRecord(stored.subject) : undefined;
+    if (!stored || at?.kind !== 'work') return undefined;
+    const decoded = decodeRunRecord(at, stored.data);
+    return { seq: stored.seq, at, msg: decoded.ok && decoded.value.kind === 'work' ? decoded.value.msg : undefined };
   }
 
   /** A run's first record: its first step's work, stored only while the run has no records at all. */

@@ -2,3 +2,4 @@ export * from './run-record';
 export * from './hand-off';
 export * from './step-headers';
 export * from './delivery';
+export * from './standstill';

@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { decodeRunRecord, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
-import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
+import type { KV } from '@nats-io/kv';
+import { JETSTREAM, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
@@ -42,8 +43,11 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private readonly runLog: RunLog;
+  /** Runs that have not ended, for the reconciler (see openOpenRunsBucket). */
+  private openRuns!: KV;
 
   async onApplicationBootstrap(): Promise<void> {
+    this.openRuns = await openOpenRunsBucket(this.ctx);
     await this.ensureConsumer();
     this.loop = this.run();
   }
@@ -161,6 +165,10 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       [...byRun].map(async ([runId, { events, msgs, records, end }]) => {
         try {
           await this.foldRun(runId, events, records);
+          // The open-runs index: entered at a run's first record, left at its end. A first record
+          // redelivered after the end enters it again; the reconciler removes such a key.
+          if (end) await this.openRuns.delete(runId);
+          else if (records.some(isFirstRecord)) await this.openRuns.put(runId, '');
           // Log followers (SSE) are told the run ended; the id stores it once.
           if (end) {
             const marker: LogsEnd = { runId, status: end.status, at: end.at };
@@ -194,7 +202,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // The gateway that started the run stopped before writing its record.
-      const first = records.find((r) => r.kind === 'work' && r.msg.stepIndex === 0 && !r.msg.from) ?? (await this.runLog.first(runId));
+      const first = records.find(isFirstRecord) ?? (await this.runLog.first(runId));
       if (first?.kind !== 'work') throw err;
       await this.runs.create(runId, runFromFirstWork(first.msg)).catch((e) => {
         if (!(e instanceof ConflictError)) throw e;
@@ -202,4 +210,8 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       await apply();
     }
   }
+}
+
+function isFirstRecord(r: RunRecord): boolean {
+  return r.kind === 'work' && r.msg.stepIndex === 0 && r.msg.mode === 'normal' && !r.msg.from;
 }

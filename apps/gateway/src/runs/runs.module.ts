@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { MetricsModule } from '../metrics/metrics.module';
 import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
+import { RunReconciler } from './run-reconciler.service';
 import { RunStarter } from './run-starter.service';
 import { RunsController } from './runs.controller';
 import { RunsService } from './runs.service';
@@ -9,7 +10,7 @@ import { RunsService } from './runs.service';
 @Module({
   imports: [MetricsModule],
   controllers: [RunsController],
-  providers: [RunsService, RunStarter, RunProjector, StalledWorkWatchdog],
+  providers: [RunsService, RunStarter, RunProjector, RunReconciler, StalledWorkWatchdog],
   exports: [RunStarter],
 })
 export class RunsModule {}
