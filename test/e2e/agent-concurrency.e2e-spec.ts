@@ -69,4 +69,27 @@ describe("an agent's concurrency and consumers", () => {
     expect(mostAtOnce(agent.agentId!)).toBe(1);
     await agent.stop('SIGKILL');
   });
+
+  it("an agent whose consumers an operator deleted makes them again and keeps serving, without re-running their kept work", async () => {
+    const agent = await sys.startDriver(['phoenix'], { CONVEYOR_MACHINE_ID: 'm1' });
+    const pinned = await sys.pipeline([{ driver: 'pin' }, { driver: 'phoenix' }]);
+    const shared = await sys.pipeline([{ driver: 'phoenix' }]);
+    // Runs before: the writers of the work (gateway, pinning agent) now take both consumers as made.
+    const before = [await sys.trigger(pinned), await sys.trigger(shared)];
+    for (const id of before) expect((await sys.waitForRun(id)).status).toBe('succeeded');
+
+    await jsm.consumers.delete(STREAM, 'phoenix');
+    await jsm.consumers.delete(STREAM, 'phoenix_m1');
+    const after = [await sys.trigger(pinned), await sys.trigger(shared)];
+    for (const id of after) expect((await sys.waitForRun(id, undefined, 30_000)).status).toBe('succeeded');
+    const names: string[] = [];
+    for await (const c of jsm.consumers.list(STREAM)) names.push(c.name);
+    expect(names).toEqual(expect.arrayContaining(['phoenix', 'phoenix_m1']));
+
+    // The new consumers deliver the earlier runs' work again (deliver policy all): judged, not run.
+    await waitFor('the kept work to be judged', () => ((agent.logs.match(/not run: the run has ended/g)?.length ?? 0) >= 2 ? true : undefined), 20_000);
+    expect(starts(before[0], 's2')).toHaveLength(1);
+    expect(starts(before[1], 's1')).toHaveLength(1);
+    await agent.stop('SIGKILL');
+  });
 });

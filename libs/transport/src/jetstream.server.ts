@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
-import { connectJetStream, ensureWorkConsumer, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import { connectJetStream, ensureWorkConsumer, isNotFound, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import type { ConveyorConfig } from '@conveyor/config';
 
 /**
@@ -150,11 +150,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     try {
       msg = await source.consumer.next({ expires: 5_000 });
     } catch (err) {
-      // Still counted as a pull until the pause is over, so a failing consumer is not pulled in a tight loop.
-      if (this.running) {
-        this.log.warn(`pull from "${pattern}" failed: ${(err as Error).message}; retrying`);
-        await sleep(500, this.stopWaiting.signal);
-      }
+      // Still counted as a pull until recovered, so a failing consumer is not pulled in a tight loop.
+      if (this.running) await this.recover(source, pattern, err);
     }
     source.pulls--;
     slots.notify();
@@ -191,6 +188,35 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       slots.busy--;
       slots.notify();
     }
+  }
+
+  /**
+   * After a failed pull: a consumer that is gone (an operator deleted it, or the server removed
+   * it) is made again, once for all the pulls that found it gone; else the pull waits a moment.
+   */
+  private async recover(source: Source, pattern: string, err: unknown): Promise<void> {
+    this.log.warn(`pull from "${pattern}" failed: ${(err as Error).message}; retrying`);
+    source.remaking ??= this.remakeIfGone(source, pattern).finally(() => (source.remaking = undefined));
+    await source.remaking;
+  }
+
+  private async remakeIfGone(source: Source, pattern: string): Promise<void> {
+    const { jsm, subjects } = this.ctx!;
+    const name = subjects.consumer(pattern, source.machine);
+    try {
+      const gone = await jsm.consumers.info(subjects.runsStream, name).then(
+        () => false,
+        (err: unknown) => isNotFound(err),
+      );
+      if (gone) {
+        Object.assign(source, await this.ensureConsumer(pattern, source.machine));
+        this.log.warn(`consumer ${name} was gone: made it again`);
+        return;
+      }
+    } catch (err) {
+      this.log.warn(`could not make consumer ${name} again: ${(err as Error).message}`);
+    }
+    await sleep(500, this.stopWaiting.signal);
   }
 
   /**
@@ -237,8 +263,10 @@ interface Source {
   consumer: Consumer;
   /** When the server made it (its clock), for `fresh`. */
   createdMs: number;
-  /** Pulls waiting on it (a failed one until its pause is over). */
+  /** Pulls waiting on it (a failed one until it recovered). */
   pulls: number;
+  /** Its check (and making again) after failed pulls, shared by all of them. */
+  remaking?: Promise<void>;
 }
 
 /** A pattern's `size` slots; `changed()` resolves at the next change (a slot or a pull freed, or stop). */
