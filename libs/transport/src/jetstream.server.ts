@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
-import { connectJetStream, ensureWorkConsumer, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import { connectJetStream, ensureWorkConsumer, isNotFound, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import type { ConveyorConfig } from '@conveyor/config';
 
 /**
@@ -36,20 +36,24 @@ export interface JetStreamServerOptions {
  * A NestJS transport on JetStream durable pull consumers. Nest's own NATS transport is
  * core NATS and cannot ack; this one never acks by itself: the processor does, after it
  * handed the work on. Each pattern (`@EventPattern('builder')`) is one durable consumer
- * shared by every copy of the app, so work spreads across copies. An app never holds more
- * messages than its concurrency limit: each slot pulls one message only when it is free.
+ * shared by every copy of the app, so work spreads across copies. An app runs at most its
+ * concurrency limit of a pattern's messages at once, and pulls only for free slots, so idle
+ * copies get the work.
  *
  * Every pattern has two consumers: the driver's shared one (work for `any` machine) and the
  * one of this agent's build machine (work pinned to it, see Subjects.workFor). One consumer
  * with both filters would not do: shared work must go to one agent of any machine, pinned
- * work only to its machine's. One slot pool across two long-polling pulls would leave pinned
- * work waiting on an idle pull of the other; so each consumer has its own `concurrency` slots. A driver only ever gets
- * one kind of work in the built-in pipelines (container-start shared, the others pinned).
+ * work only to its machine's. The two share the pattern's slots, and each keeps one
+ * one-message pull waiting per free slot, so neither kind of work waits on an idle pull of
+ * the other. Both may then deliver into the last free slot at once: the message that finds
+ * none is handed back at once (nak, no delay) for another agent. That costs no attempt (the
+ * SDK counts attempts from the run's log); its next delivery is only judged, not fresh.
  */
 export class JetStreamServer extends Server implements CustomTransportStrategy {
   private ctx?: JetStreamContext;
   private running = true;
   private readonly workers: Promise<void>[] = [];
+  private readonly slots: Slots[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private readonly log = new Logger('JetStreamServer');
   private readonly stopWaiting = new AbortController();
@@ -87,14 +91,16 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       })().catch(() => undefined);
       await provisionStreams(this.ctx);
       await this.options.processor.init(this.ctx, [...this.messageHandlers.keys()]);
-      const slots = config.agent.concurrency;
-      const { machine } = config.agent;
+      const { concurrency, machine } = config.agent;
       for (const [pattern, handler] of this.messageHandlers) {
-        for (const { consumer, createdMs } of [await this.ensureConsumer(pattern), await this.ensureConsumer(pattern, machine)]) {
-          for (let i = 0; i < slots; i++) this.workers.push(this.work(consumer, createdMs, pattern, handler));
+        const served: Served = { pattern, handler, invoke: this.invoker(handler), slots: new Slots(concurrency) };
+        this.slots.push(served.slots);
+        for (const m of [undefined, machine]) {
+          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0 };
+          this.workers.push(this.serve(source, served));
         }
         const { subjects } = this.ctx;
-        this.log.log(`serving "${pattern}" from ${subjects.workFor(pattern)} and ${subjects.workFor(pattern, machine)} with ${slots} slot(s) each as agent ${config.agent.id}`);
+        this.log.log(`serving "${pattern}" from ${subjects.workFor(pattern)} and ${subjects.workFor(pattern, machine)} with ${concurrency} slot(s) between them as agent ${config.agent.id}`);
       }
       callback();
     } catch (err) {
@@ -111,45 +117,106 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     return { consumer, createdMs: Date.parse(created) };
   }
 
-  private async work(consumer: Consumer, createdMs: number, pattern: string, handler: MessageHandler): Promise<void> {
-    const invoke = async (payload: unknown) => {
+  private invoker(handler: MessageHandler): (payload: unknown) => Promise<unknown> {
+    return async (payload: unknown) => {
       // Nest's RPC pipeline turns a thrown error into an erroring Observable: awaiting it
       // rethrows, so a failed handler is never taken for a successful one.
       const result = await handler(payload);
       return lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
     };
+  }
+
+  /** Keeps one pull waiting on `source` per free slot of its pattern, until stopped. */
+  private async serve(source: Source, served: Served): Promise<void> {
+    const pulls = new Set<Promise<void>>();
     while (this.running) {
-      let msg: JsMsg | null = null;
-      try {
-        msg = await consumer.next({ expires: 5_000 });
-      } catch (err) {
-        if (!this.running) break;
-        this.log.warn(`pull from "${pattern}" failed: ${(err as Error).message}; retrying`);
-        await sleep(500, this.stopWaiting.signal);
+      if (source.pulls >= served.slots.free) {
+        await served.slots.changed();
         continue;
       }
-      if (!msg) continue;
-      if (!this.running) {
-        msg.nak();
-        break;
-      }
+      source.pulls++;
+      const pull = this.pull(source, served)
+        .catch((err) => this.log.error(`a pull from "${served.pattern}" failed: ${(err as Error).stack ?? err}`))
+        .finally(() => pulls.delete(pull));
+      pulls.add(pull);
+    }
+    await Promise.all(pulls);
+  }
+
+  /** One pull of one message, and the message's processing if it takes a slot. */
+  private async pull(source: Source, served: Served): Promise<void> {
+    const { pattern, handler, slots } = served;
+    let msg: JsMsg | null = null;
+    try {
+      msg = await source.consumer.next({ expires: 5_000 });
+    } catch (err) {
+      // Still counted as a pull until recovered, so a failing consumer is not pulled in a tight loop.
+      if (this.running) await this.recover(source, pattern, err);
+    }
+    source.pulls--;
+    slots.notify();
+    // From here to taking the slot nothing is awaited: no other pull decides in between.
+    if (!msg) return;
+    if (!this.running) {
+      msg.nak();
+      return;
+    }
+    const wait = this.settling.until - Date.now();
+    if (wait > 0 && msg.seq <= this.settling.upToSeq) {
+      // Possibly in another agent's hands from before the restart: looked at once it settled.
+      msg.nak(Number.isFinite(wait) ? wait : 2 * this.options.config.agent.heartbeatMs);
+      return;
+    }
+    if (slots.free <= 0) {
+      // Both consumers delivered into the last slot: handed back for another agent, at once.
+      msg.nak();
+      return;
+    }
+    slots.busy++;
+    try {
       // A consumer that was deleted and made again (by an operator, or a lost store) has a
       // newer creation time than the work it delivers again.
-      const wait = this.settling.until - Date.now();
-      if (wait > 0 && msg.seq <= this.settling.upToSeq) {
-        // Possibly in another agent's hands from before the restart: looked at once it settled.
-        msg.nak(Number.isFinite(wait) ? wait : 2 * this.options.config.agent.heartbeatMs);
-        continue;
-      }
       const fresh =
-        msg.info.deliveryCount === 1 && msg.info.timestampNanos / 1e6 >= createdMs && Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
-      const job = this.options.processor.process(msg, pattern, invoke, handler.extras ?? {}, fresh).catch((err) => {
+        msg.info.deliveryCount === 1 && msg.info.timestampNanos / 1e6 >= source.createdMs && Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
+      const job = this.options.processor.process(msg, pattern, served.invoke, handler.extras ?? {}, fresh).catch((err) => {
         this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
       });
       this.inflight.add(job);
       await job;
       this.inflight.delete(job);
+    } finally {
+      slots.busy--;
+      slots.notify();
     }
+  }
+
+  /**
+   * After a failed pull: a consumer that is gone (an operator deleted it, or the server removed
+   * it) is made again, once for all the pulls that found it gone; else the pull waits a moment.
+   */
+  private async recover(source: Source, pattern: string, err: unknown): Promise<void> {
+    this.log.warn(`pull from "${pattern}" failed: ${(err as Error).message}; retrying`);
+    source.remaking ??= this.remakeIfGone(source, pattern).finally(() => (source.remaking = undefined));
+    await source.remaking;
+  }
+
+  private async remakeIfGone(source: Source, pattern: string): Promise<void> {
+    const { jsm, subjects } = this.ctx!;
+    const name = subjects.consumer(pattern, source.machine);
+    try {
+      const gone = await jsm.consumers.info(subjects.runsStream, name).then(
+        () => false,
+        (err: unknown) => isNotFound(err),
+      );
+      if (gone) {
+        Object.assign(source, await this.ensureConsumer(pattern, source.machine));
+        this.log.warn(`consumer ${name} was gone: made it again`);
+        return;
+      }
+    } catch (err) {
+      this.log.warn(`could not make consumer ${name} again: ${(err as Error).message}`);
+    }
+    await sleep(500, this.stopWaiting.signal);
   }
 
   /**
@@ -160,6 +227,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     if (!this.running) return;
     this.running = false;
     this.stopWaiting.abort();
+    for (const slots of this.slots) slots.notify();
     const drain = this.options.drainTimeoutMs ?? 30_000;
     const timer = setTimeout(() => this.options.processor.abortAll('agent is shutting down'), drain);
     await Promise.all([...this.inflight]);
@@ -177,6 +245,49 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   unwrap<T>(): T {
     if (!this.ctx) throw new Error('not connected yet');
     return this.ctx.nc as T;
+  }
+}
+
+/** A pattern an app serves, with its slots shared by its two consumers. */
+interface Served {
+  pattern: string;
+  handler: MessageHandler;
+  invoke: (payload: unknown) => Promise<unknown>;
+  slots: Slots;
+}
+
+/** One of a pattern's two consumers, as last made sure of. */
+interface Source {
+  /** Set for the consumer of this agent's machine's work. */
+  machine?: string;
+  consumer: Consumer;
+  /** When the server made it (its clock), for `fresh`. */
+  createdMs: number;
+  /** Pulls waiting on it (a failed one until it recovered). */
+  pulls: number;
+  /** Its check (and making again) after failed pulls, shared by all of them. */
+  remaking?: Promise<void>;
+}
+
+/** A pattern's `size` slots; `changed()` resolves at the next change (a slot or a pull freed, or stop). */
+class Slots {
+  busy = 0;
+  private waiting: Array<() => void> = [];
+
+  constructor(readonly size: number) {}
+
+  get free(): number {
+    return this.size - this.busy;
+  }
+
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  notify(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
   }
 }
 

@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { waitFor } from '../support/processes';
+import { TestSystem } from '../support/system';
+
+jest.setTimeout(180_000);
+
+const STREAM = 'CONVEYOR_RUNS';
+
+/**
+ * An agent serves each driver from two consumers: the driver's shared one (work for any
+ * machine) and its machine's (work pinned to it). CONVEYOR_CONCURRENCY bounds both together.
+ */
+describe("an agent's concurrency and consumers", () => {
+  let sys: TestSystem;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+
+  beforeAll(async () => {
+    sys = await TestSystem.start();
+    nc = await connect({ servers: sys.nats.url });
+    jsm = await jetstreamManager(nc);
+    // Pins each run to machine m1, so the run's next step waits on `<driver>_m1`.
+    await sys.startDriver(['pin'], { CONVEYOR_MACHINE_ID: 'm1', CONVEYOR_CONCURRENCY: '8', TEST_PINNING_DRIVERS: 'pin' });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await sys?.stop();
+  });
+
+  const consumer = (name: string) => jsm.consumers.info(STREAM, name);
+  const starts = (id: string, step: string) => sys.journalOf(id).filter((j) => j.step === step && j.what === 'start');
+
+  /** The most handlers `agent` ran at once, from the journal (one process appends its lines in order). */
+  const mostAtOnce = (agent: string) => {
+    let now = 0;
+    let most = 0;
+    for (const line of readFileSync(sys.journal, 'utf8').split('\n')) {
+      const [, , , who, what] = line.split(' ');
+      if (who !== agent) continue;
+      if (what === 'start') most = Math.max(most, ++now);
+      if (what === 'end') now--;
+    }
+    return most;
+  };
+
+  it('CONVEYOR_CONCURRENCY=1 with shared and pinned work waiting: one step at a time, and every run succeeds on its first attempt', async () => {
+    const sleepy = { driver: 'capped', config: { sleepMs: 2_000 } };
+    const pinned = await sys.pipeline([{ driver: 'pin' }, sleepy]);
+    const shared = await sys.pipeline([sleepy]);
+    const ids = [...(await Promise.all([1, 2, 3].map(() => sys.trigger(pinned)))), ...(await Promise.all([1, 2, 3].map(() => sys.trigger(shared))))];
+    // Both kinds of work wait before the agent comes: its two consumers deliver at once.
+    await waitFor('3 pinned and 3 shared steps to wait', async () => {
+      const [p, s] = await Promise.all([consumer('capped_m1'), consumer('capped')]);
+      return p.num_pending === 3 && s.num_pending === 3 ? true : undefined;
+    }, 30_000, 100);
+
+    const agent = await sys.startDriver(['capped'], { CONVEYOR_MACHINE_ID: 'm1', CONVEYOR_CONCURRENCY: '1' });
+    const runs = await Promise.all(ids.map((id) => sys.waitForRun(id, undefined, 90_000)));
+    for (const run of runs) {
+      expect(`${run.id} ${run.status}`).toBe(`${run.id} succeeded`);
+      const step = run.steps[run.steps.length - 1];
+      expect(step).toMatchObject({ agent: agent.agentId, attempts: 1 });
+      expect(starts(run.id, step.id)).toHaveLength(1);
+    }
+    // Not counted by sampling num_ack_pending: it also counts a message handed back until it is
+    // delivered again, which here only this agent does, once it has a free slot.
+    expect(mostAtOnce(agent.agentId!)).toBe(1);
+    await agent.stop('SIGKILL');
+  });
+
+  it("an agent whose consumers an operator deleted makes them again and keeps serving, without re-running their kept work", async () => {
+    const agent = await sys.startDriver(['phoenix'], { CONVEYOR_MACHINE_ID: 'm1' });
+    const pinned = await sys.pipeline([{ driver: 'pin' }, { driver: 'phoenix' }]);
+    const shared = await sys.pipeline([{ driver: 'phoenix' }]);
+    // Runs before: the writers of the work (gateway, pinning agent) now take both consumers as made.
+    const before = [await sys.trigger(pinned), await sys.trigger(shared)];
+    for (const id of before) expect((await sys.waitForRun(id)).status).toBe('succeeded');
+
+    await jsm.consumers.delete(STREAM, 'phoenix');
+    await jsm.consumers.delete(STREAM, 'phoenix_m1');
+    const after = [await sys.trigger(pinned), await sys.trigger(shared)];
+    for (const id of after) expect((await sys.waitForRun(id, undefined, 30_000)).status).toBe('succeeded');
+    const names: string[] = [];
+    for await (const c of jsm.consumers.list(STREAM)) names.push(c.name);
+    expect(names).toEqual(expect.arrayContaining(['phoenix', 'phoenix_m1']));
+
+    // The new consumers deliver the earlier runs' work again (deliver policy all): judged, not run.
+    await waitFor('the kept work to be judged', () => ((agent.logs.match(/not run: the run has ended/g)?.length ?? 0) >= 2 ? true : undefined), 20_000);
+    expect(starts(before[0], 's2')).toHaveLength(1);
+    expect(starts(before[1], 's1')).toHaveLength(1);
+    await agent.stop('SIGKILL');
+  });
+});
