@@ -96,7 +96,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         const served: Served = { pattern, handler, invoke: this.invoker(handler), slots: new Slots(concurrency) };
         this.slots.push(served.slots);
         for (const m of [undefined, machine]) {
-          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0 };
+          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0, lastDelivery: 0 };
           this.workers.push(this.serve(source, served));
         }
         const { subjects } = this.ctx;
@@ -174,10 +174,19 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     }
     slots.busy++;
     try {
-      // A consumer that was deleted and made again (by an operator, or a lost store) has a
-      // newer creation time than the work it delivers again.
+      // A consumer's delivery sequence only grows; one that went back was made again by someone
+      // else (an operator, a lost store) while no pull of ours failed: its creation time is read
+      // again, and this delivery is judged, not taken for fresh.
+      const remade = msg.info.deliverySequence <= source.lastDelivery;
+      source.lastDelivery = msg.info.deliverySequence;
+      if (remade) await this.reread(source, pattern);
+      // A consumer that was deleted and made again has a newer creation time than the work it
+      // delivers again.
       const fresh =
-        msg.info.deliveryCount === 1 && msg.info.timestampNanos / 1e6 >= source.createdMs && Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
+        !remade &&
+        msg.info.deliveryCount === 1 &&
+        msg.info.timestampNanos / 1e6 >= source.createdMs &&
+        Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
       const job = this.options.processor.process(msg, pattern, served.invoke, handler.extras ?? {}, fresh).catch((err) => {
         this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
       });
@@ -200,6 +209,15 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     await source.remaking;
   }
 
+  private async reread(source: Source, pattern: string): Promise<void> {
+    try {
+      source.createdMs = Date.parse((await source.consumer.info(false)).created);
+      this.log.warn(`consumer of "${pattern}"${source.machine ? ` on ${source.machine}` : ''} was made again by someone else (its delivery sequence went back)`);
+    } catch (err) {
+      this.log.warn(`could not read consumer of "${pattern}" again: ${(err as Error).message}`);
+    }
+  }
+
   private async remakeIfGone(source: Source, pattern: string): Promise<void> {
     const { jsm, subjects } = this.ctx!;
     const name = subjects.consumer(pattern, source.machine);
@@ -209,7 +227,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         (err: unknown) => isNotFound(err),
       );
       if (gone) {
-        Object.assign(source, await this.ensureConsumer(pattern, source.machine));
+        Object.assign(source, await this.ensureConsumer(pattern, source.machine), { lastDelivery: 0 });
         this.log.warn(`consumer ${name} was gone: made it again`);
         return;
       }
@@ -265,6 +283,8 @@ interface Source {
   createdMs: number;
   /** Pulls waiting on it (a failed one until it recovered). */
   pulls: number;
+  /** The highest delivery sequence it delivered to this agent. */
+  lastDelivery: number;
   /** Its check (and making again) after failed pulls, shared by all of them. */
   remaking?: Promise<void>;
 }
