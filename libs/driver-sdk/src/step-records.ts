@@ -124,6 +124,7 @@ export class StepRecords {
           this.log.error(`could not ${what} after ${i} tries: ${err instanceof Error ? err.message : err}`);
           return undefined;
         }
+        if (i === 1) this.log.warn(`could not ${what}: ${err instanceof Error ? err.message : err}; trying again for up to ${PATIENCE_MS / 1000}s`);
         await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
       }
     }
