@@ -4,6 +4,7 @@ import { MESSAGE_VERSION, type StepMessage } from '@conveyor/contracts';
 import { JETSTREAM, ensureWorkConsumer, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog, isUnstorable } from '@conveyor/run-log';
 import { endOnly, judgeStandstill, planTransition, type LogHead, type StepOutcome, type Transition } from '@conveyor/runs';
+import { PeriodicCheck } from '../common/periodic-check';
 
 /** Runs looked at per check at most; the rest wait for the next one. */
 const MAX_RUNS_PER_CHECK = 2_000;
@@ -26,8 +27,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(RunReconciler.name);
   private readonly runLog: RunLog;
   private openRuns!: KV;
-  private timer?: NodeJS.Timeout;
-  private checking?: Promise<void>;
+  private checks?: PeriodicCheck;
 
   constructor(@Inject(JETSTREAM) private readonly ctx: JetStreamContext) {
     this.runLog = new RunLog(ctx);
@@ -35,17 +35,11 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     this.openRuns = await openOpenRunsBucket(this.ctx);
-    this.timer = setInterval(() => {
-      this.checking ??= this.check()
-        .catch((err) => this.log.warn(`open runs check failed: ${(err as Error).message}`))
-        .finally(() => (this.checking = undefined));
-    }, this.ctx.config.reconcileIntervalMs);
-    this.timer.unref();
+    this.checks = new PeriodicCheck('open runs check', this.ctx.config.reconcileIntervalMs, () => this.check(), this.log);
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.checking;
+    await this.checks?.stop();
   }
 
   async check(): Promise<void> {

@@ -5,6 +5,7 @@ import { decodeStepMessage, type StepMessage } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { judgeDelivery, planTransition } from '@conveyor/runs';
+import { PeriodicCheck } from '../common/periodic-check';
 
 /**
  * Runs never hang on work no agent can take. Step work that waits while no live agent can
@@ -22,8 +23,7 @@ import { judgeDelivery, planTransition } from '@conveyor/runs';
 export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(StalledWorkWatchdog.name);
   private agents!: KV;
-  private timer?: NodeJS.Timeout;
-  private checking?: Promise<void>;
+  private checks?: PeriodicCheck;
   /** When waiting work no live agent could take was first seen, by `driver` or `driver_machine`. */
   private readonly stalledSince = new Map<string, number>();
   /** The last stream sequence whose run was already failed, by the same key: read once, not every check. */
@@ -37,17 +37,11 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
 
   async onApplicationBootstrap(): Promise<void> {
     this.agents = await openAgentsBucket(this.ctx);
-    this.timer = setInterval(() => {
-      this.checking ??= this.check()
-        .catch((err) => this.log.warn(`stalled work check failed: ${(err as Error).message}`))
-        .finally(() => (this.checking = undefined));
-    }, Math.min(this.ctx.config.agent.heartbeatMs, 5_000));
-    this.timer.unref();
+    this.checks = new PeriodicCheck('stalled work check', Math.min(this.ctx.config.agent.heartbeatMs, 5_000), () => this.check(), this.log);
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.checking;
+    await this.checks?.stop();
   }
 
   async check(): Promise<void> {
