@@ -36,9 +36,10 @@ export function workConsumerConfig(ctx: JetStreamContext, driver: string, machin
 
 /**
  * Makes sure the durable consumer of a driver's work exists. Whoever publishes work for a
- * driver calls it first (once per process and driver), so work never waits on a subject no
- * consumer reads — and what waits is always counted by a consumer (see `stepQueues`), even
- * for a driver no agent ever served (a misspelt name).
+ * driver calls it beside the write (once a minute per process and driver), and the gateway's
+ * reconciler for work it finds on a subject no consumer reads: so what waits is always counted
+ * by a consumer (see `stepQueues`), even for a driver no agent ever served (a misspelt name).
+ * A consumer made after the work was stored still delivers it (deliver policy all).
  */
 export async function ensureWorkConsumer(ctx: JetStreamContext, driver: string, machine?: string, update = false): Promise<void> {
   const cfg = workConsumerConfig(ctx, driver, machine);

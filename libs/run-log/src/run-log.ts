@@ -55,7 +55,7 @@ export interface RecordWriter {
  */
 export class RunLog {
   /** Drivers' consumers this process made sure of, and when (see ensureWorkConsumer). */
-  private readonly consumers = new Map<string, { made: Promise<void>; at: number; done?: boolean }>();
+  private readonly consumers = new Map<string, { made: Promise<void>; at: number }>();
 
   constructor(private readonly ctx: JetStreamContext) {}
 
@@ -176,10 +176,12 @@ export class RunLog {
     if (t.kind === 'work') {
       const { msg } = t;
       const step = msg.pipeline.steps[msg.stepIndex];
-      // Awaited only when not made sure of lately: a hand-off's record leaves at once, ahead of
-      // anything the agent sends after it (its step's last log lines).
-      const made = this.consumerOf(step.driver, msg.machine);
-      if (made) await made;
+      // Made sure of beside the write, never before it: a hand-off must not wait on the
+      // JetStream API, which a busy server answers late (seen in chaos: a new agent's first
+      // hand-offs stalled 5 s on it). Work stored before its consumer is made is still
+      // delivered (deliver policy all); a consumer that could not be made is made by the
+      // gateway's reconciler.
+      this.consumerOf(step.driver, msg.machine);
       return this.append(
         msg.runId,
         this.ctx.subjects.work(msg.runId, step.id, step.driver, msg.machine),
@@ -196,18 +198,15 @@ export class RunLog {
     return this.append(end.runId, this.ctx.subjects.runEnd(end.runId), end, MsgIds.end(end.runId), h, expect, timeoutMs);
   }
 
-  /** Undefined when the consumer was made sure of lately; else the making. */
-  private consumerOf(driver: string, machine?: string): Promise<void> | undefined {
+  /** Makes sure of a driver's consumer unless it was made sure of lately; a failure is tried again by the next hand-off to it. */
+  private consumerOf(driver: string, machine?: string): void {
     const key = `${driver}_${machine ?? ''}`;
     const known = this.consumers.get(key);
     // Checked again now and then: the server removes a gone machine's consumers.
-    if (known?.done && Date.now() - known.at < CONSUMER_RECHECK_MS) return undefined;
-    if (known && Date.now() - known.at < CONSUMER_RECHECK_MS) return known.made;
-    const entry: { made: Promise<void>; at: number; done?: boolean } = { made: ensureWorkConsumer(this.ctx, driver, machine), at: Date.now() };
+    if (known && Date.now() - known.at < CONSUMER_RECHECK_MS) return;
+    const entry = { made: ensureWorkConsumer(this.ctx, driver, machine), at: Date.now() };
     this.consumers.set(key, entry);
-    // A failure is tried again by the next hand-off to that driver.
-    entry.made.then(() => (entry.done = true), () => this.consumers.delete(key));
-    return entry.made;
+    entry.made.catch(() => this.consumers.delete(key));
   }
 
   private async append(runId: string, subject: string, body: object, msgId: string, h: MsgHdrs, expect: number, timeoutMs?: number): Promise<Appended> {
