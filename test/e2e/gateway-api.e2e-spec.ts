@@ -135,6 +135,8 @@ describe('gateway API: definitions, pipelines, resources', () => {
       const step = (id: string, driver = 'git-cloner') => ({ id, name: `step ${id}`, driver });
       const dupIds = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a'), step('b'), step('a')] }).expect(400);
       expect(dupIds.body.message).toBe('steps.2.id "a" is used by an earlier step; step ids must be unique');
+      const reserved = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a', 'gateway-runs')] }).expect(400);
+      expect(reserved.body.message).toMatch(/^steps\.0\.driver "gateway-runs" is reserved/);
       const noSteps = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [] }).expect(400);
       expect(noSteps.body.message).toMatch(/^steps must contain at least 1 elements/);
       const badDriver = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a'), step('b', 'Bad.Driver')] }).expect(400);

@@ -5,6 +5,9 @@ export const DEFAULT_PREFIX = 'conveyor';
 /** The machine token of work any build machine may take. */
 export const ANY_MACHINE = 'any';
 
+/** The gateway's durable consumer of the runs stream (its projector); no driver may be named so. */
+export const PROJECTOR_CONSUMER = 'gateway-runs';
+
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
@@ -118,6 +121,7 @@ export class Subjects {
   /** The durable consumer that the agents of `driver` (on `machine`, for pinned work) share. */
   consumer(driver: string, machine?: string): string {
     assertToken('driver', driver);
+    if (driver === PROJECTOR_CONSUMER) throw new Error(`the driver name "${driver}" is reserved: it is the gateway's consumer of ${this.runsStream}`);
     if (machine === undefined) return driver;
     assertToken('machine', machine);
     return `${driver}_${machine}`;

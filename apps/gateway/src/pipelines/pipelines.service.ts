@@ -1,5 +1,5 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import type { Pipeline, PipelineDto, PipelineUpdateDto } from '@conveyor/contracts';
+import { PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
 
@@ -56,6 +56,7 @@ export class PipelinesService {
     const seen = new Set<string>();
     for (const [i, step] of dto.steps.entries()) {
       if (seen.has(step.id)) throw new BadRequestException(`steps.${i}.id "${step.id}" is used by an earlier step; step ids must be unique`);
+      if (step.driver === PROJECTOR_CONSUMER) throw new BadRequestException(`steps.${i}.driver "${step.driver}" is reserved (the gateway's consumer of the runs stream has that name); name the driver otherwise`);
       seen.add(step.id);
     }
     if (!(await this.definitions.get(dto.resource))) {

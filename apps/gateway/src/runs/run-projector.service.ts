@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { decodeRunRecord, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
+import { PROJECTOR_CONSUMER, decodeRunRecord, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
 import { JETSTREAM, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
@@ -9,7 +9,6 @@ import { applyEvent, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 
-export const PROJECTOR_CONSUMER = 'gateway-runs';
 const RESTART_DELAY_MS = 1000;
 /**
  * Records a gateway took and did not fold come back this soon to another gateway (or to
