@@ -1,4 +1,5 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Pipeline, Resource } from '@conveyor/contracts';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
@@ -81,6 +82,19 @@ describe('runs without work in flight', () => {
     expect(run.steps[0].message).toMatch(/no agent of driver "delta" has been alive for 8s/);
     expect(run.steps[1].status).toBe('succeeded');
     expect((await ctx.jsm.consumers.info('CONVEYOR_RUNS', 'delta')).config.filter_subject).toBe('conveyor.steps.*.*.delta.any');
+  });
+
+  it('never fails a step an agent is running, even when an operator remade its queue so that its ack floor is past the work', async () => {
+    const slow = await sys.startDriver(['epsilon']);
+    const id = await sys.run([{ driver: 'epsilon', config: { sleepMs: 6_000 } }, { driver: 'cleanup', always: true }]);
+    await waitFor('the step to start', () => starts(id, 's1').find((j) => j.agent === slow.agentId), 20_000);
+    // An operator remakes the queue to deliver only new work: its ack floor is the stream's end.
+    await ctx.jsm.consumers.delete('CONVEYOR_RUNS', 'epsilon');
+    await ctx.jsm.consumers.add('CONVEYOR_RUNS', { durable_name: 'epsilon', filter_subject: 'conveyor.steps.*.*.epsilon.any', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
+    const run = await sys.waitForRun(id, undefined, 40_000);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
+    await slow.stop('SIGKILL');
   });
 
   it('a run started by a gateway that stopped before writing its record gets its record, and runs', async () => {

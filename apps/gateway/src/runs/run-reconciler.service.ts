@@ -1,12 +1,13 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { MESSAGE_VERSION, type StepMessage } from '@conveyor/contracts';
-import { JETSTREAM, ensureWorkConsumer, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, ensureWorkConsumer, isNotFound, liveAgents, openAgentsBucket, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog, isUnstorable } from '@conveyor/run-log';
-import { endOnly, judgeStandstill, planTransition, type LogHead, type StepOutcome, type Transition } from '@conveyor/runs';
+import { endOnly, judgeStandstill, planTransition, type LogHead, type StepOutcome, type Transition, type WorkQueueState } from '@conveyor/runs';
 import { PeriodicCheck } from '../common/periodic-check';
 
-/** Runs looked at per check at most; the rest wait for the next one. */
+/** Runs looked at per check at most; the next check goes on from there. */
 const MAX_RUNS_PER_CHECK = 2_000;
 
 /**
@@ -18,16 +19,23 @@ const MAX_RUNS_PER_CHECK = 2_000;
  *    machine's removed by the server) gets its consumer again: then it is counted, and the
  *    watchdog gives up on it when no agent comes.
  *  - A run whose current work left its queue without an outcome (dead-lettered, acked by a
- *    foreign client) or whose log is gone is failed, with a message saying so; its cleanup steps
- *    run where its machine is known. The write is fenced like an agent's hand-off, so a run that
- *    moved on meanwhile is never touched.
+ *    foreign client) or whose log is gone is failed, with a message saying so, once two checks
+ *    in a row found it so at the same end of its log; its cleanup steps run where its machine is
+ *    known. The write is fenced like an agent's hand-off, so a run that moved on meanwhile is
+ *    never touched; a step a live agent says it runs is never judged stuck.
  */
 @Injectable()
 export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(RunReconciler.name);
   private readonly runLog: RunLog;
   private openRuns!: KV;
+  private agents!: KV;
   private checks?: PeriodicCheck;
+  private stopping = false;
+  /** Where the next check's window of open runs starts. */
+  private cursor = 0;
+  /** Runs a check found stuck once, with their log's last sequence then. */
+  private readonly suspects = new Map<string, number>();
 
   constructor(@Inject(JETSTREAM) private readonly ctx: JetStreamContext) {
     this.runLog = new RunLog(ctx);
@@ -35,55 +43,83 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     this.openRuns = await openOpenRunsBucket(this.ctx);
+    this.agents = await openAgentsBucket(this.ctx);
     this.checks = new PeriodicCheck('open runs check', this.ctx.config.reconcileIntervalMs, () => this.check(), this.log);
   }
 
   async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
     await this.checks?.stop();
   }
 
   async check(): Promise<void> {
-    const ids: string[] = [];
-    for await (const key of await this.openRuns.keys()) if (ids.push(key) >= MAX_RUNS_PER_CHECK) break;
+    const all: string[] = [];
+    for await (const key of await this.openRuns.keys()) all.push(key);
+    // A window of the open runs per check, moved on each time, so every run is looked at however many are open.
+    if (this.cursor >= all.length) this.cursor = 0;
+    const ids = all.slice(this.cursor, this.cursor + MAX_RUNS_PER_CHECK);
+    this.cursor += ids.length;
+    const running = new Set((await liveAgents(this.agents)).flatMap((a) => a.running.map((r) => `${r.runId}/${r.stepId}`)));
     // What a queue's consumer says, read once per check: many runs wait in the same queue.
-    const queues = new Map<string, Promise<{ ackFloorSeq: number } | undefined>>();
+    const queues = new Map<string, Promise<WorkQueueState | undefined>>();
     for (const runId of ids) {
+      if (this.stopping) return;
       try {
-        await this.reconcile(runId, queues);
+        const seq = await this.reconcile(runId, queues, running);
+        if (seq === undefined) this.suspects.delete(runId);
+        else this.suspects.set(runId, seq);
       } catch (err) {
         this.log.warn(`run ${runId}: could not check it: ${(err as Error).message}`);
       }
     }
+    // Forget suspects that are no longer open (ended, or their key expired).
+    const open = new Set(all);
+    for (const runId of this.suspects.keys()) if (!open.has(runId)) this.suspects.delete(runId);
   }
 
-  private async reconcile(runId: string, queues: Map<string, Promise<{ ackFloorSeq: number } | undefined>>): Promise<void> {
+  /** Judges one open run; returns the head's sequence when it looked stuck for the first time (it is failed only if it still does at the next check). */
+  private async reconcile(runId: string, queues: Map<string, Promise<WorkQueueState | undefined>>, running: Set<string>): Promise<number | undefined> {
     const { subjects } = this.ctx;
     const head = await this.runLog.head(runId);
+    // A last record no reader of this version understands (a newer writer's): not ours to judge.
+    if (head?.at.kind === 'end' && head.at.runId !== runId) return undefined;
     const work = head && head.at.kind !== 'end' ? await this.runLog.stepWork(runId, head.at.stepId) : undefined;
     const queueName = work ? subjects.consumer(work.at.driver, work.at.machine) : undefined;
-    if (work && queueName && !queues.has(queueName)) queues.set(queueName, this.queue(queueName));
+    if (work && queueName && !queues.has(queueName)) queues.set(queueName, this.queue(queueName, work.at.driver, work.at.machine));
     const queue = queueName ? await queues.get(queueName) : undefined;
-    const judged = judgeStandstill(head, work && { seq: work.seq, driver: work.at.driver, machine: work.at.machine }, queue, subjects.runsStream);
+    const runningNow = head !== undefined && head.at.kind !== 'end' && running.has(`${runId}/${head.at.stepId}`);
+    const judged = judgeStandstill(head, work && { seq: work.seq, driver: work.at.driver, machine: work.at.machine }, queue, subjects.runsStream, runningNow);
     switch (judged.kind) {
       case 'in-flight':
-        return;
+        return undefined;
+      case 'unknown':
+        this.log.warn(`run ${runId}: cannot tell whether its work is in flight: ${judged.why}`);
+        return undefined;
       case 'ended':
         await this.openRuns.delete(runId);
-        return;
+        return undefined;
       case 'no-queue':
         this.log.warn(`run ${runId}: its work waits on ${work!.at.machine ? `build machine "${work!.at.machine}"'s` : 'the'} queue of driver "${work!.at.driver}", which is gone; making it again`);
         await ensureWorkConsumer(this.ctx, work!.at.driver, work!.at.machine);
         queues.delete(queueName!);
-        return;
-      case 'stuck':
+        return undefined;
+      case 'stuck': {
+        // Judged stuck twice in a row at the same end of its log: a moment's reading (a queue's
+        // state between two of the server's updates) never fails a run.
+        const seq = head?.seq ?? 0;
+        if (this.suspects.get(runId) !== seq) return seq;
         await this.fail(runId, head, work?.msg ?? (head && head.at.kind !== 'end' ? await this.fromFirstRecord(runId, head.at.stepId, work?.at.machine) : undefined), judged.why);
+        return undefined;
+      }
     }
   }
 
-  private async queue(name: string): Promise<{ ackFloorSeq: number } | undefined> {
+  private async queue(name: string, driver: string, machine?: string): Promise<WorkQueueState | undefined> {
     try {
       const info = await this.ctx.jsm.consumers.info(this.ctx.subjects.runsStream, name);
-      return { ackFloorSeq: info.ack_floor.stream_seq };
+      const c = info.config;
+      const isWorkQueue = c.filter_subject === this.ctx.subjects.workFor(driver, machine) && c.deliver_policy === DeliverPolicy.All && c.ack_policy === AckPolicy.Explicit;
+      return { ackFloorSeq: info.ack_floor.stream_seq, isWorkQueue };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
