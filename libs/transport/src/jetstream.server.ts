@@ -96,7 +96,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         const served: Served = { pattern, handler, invoke: this.invoker(handler), slots: new Slots(concurrency) };
         this.slots.push(served.slots);
         for (const m of [undefined, machine]) {
-          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0, lastDelivery: 0 };
+          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0, lastDelivery: 0, checkedAt: Date.now() };
           this.workers.push(this.serve(source, served));
         }
         const { subjects } = this.ctx;
@@ -174,12 +174,19 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     }
     slots.busy++;
     try {
-      // A consumer's delivery sequence only grows; one that went back was made again by someone
-      // else (an operator, a lost store) while no pull of ours failed: its creation time is read
-      // again, and this delivery is judged, not taken for fresh.
-      const remade = msg.info.deliverySequence <= source.lastDelivery;
+      // A consumer made again by someone else (an operator, the gateway, a lost store) while no
+      // pull of ours failed delivers kept work anew. Its delivery sequence went back, or, for an
+      // agent that saw few deliveries, its creation time changed: read again at least once an
+      // ack wait. Such a delivery is judged, not taken for fresh.
+      const wentBack = msg.info.deliverySequence <= source.lastDelivery;
       source.lastDelivery = msg.info.deliverySequence;
-      if (remade) await this.reread(source, pattern);
+      const due = wentBack || Date.now() - source.checkedAt > this.options.config.steps.ackWaitMs;
+      const remade = due && (await this.reread(source, pattern));
+      if (!this.running) {
+        // Stopped while the consumer was read again: not started now.
+        msg.nak();
+        return;
+      }
       // A consumer that was deleted and made again has a newer creation time than the work it
       // delivers again.
       const fresh =
@@ -209,12 +216,19 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     await source.remaking;
   }
 
-  private async reread(source: Source, pattern: string): Promise<void> {
+  /** Reads the consumer's creation time again; true when it changed (someone made it again). */
+  private async reread(source: Source, pattern: string): Promise<boolean> {
+    source.checkedAt = Date.now();
     try {
-      source.createdMs = Date.parse((await source.consumer.info(false)).created);
-      this.log.warn(`consumer of "${pattern}"${source.machine ? ` on ${source.machine}` : ''} was made again by someone else (its delivery sequence went back)`);
+      const createdMs = Date.parse((await source.consumer.info(false)).created);
+      if (createdMs === source.createdMs) return false;
+      source.createdMs = createdMs;
+      this.log.warn(`consumer of "${pattern}"${source.machine ? ` on ${source.machine}` : ''} was made again by someone else`);
+      return true;
     } catch (err) {
       this.log.warn(`could not read consumer of "${pattern}" again: ${(err as Error).message}`);
+      // Unknown: the delivery is judged, not taken for fresh.
+      return true;
     }
   }
 
@@ -222,13 +236,21 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const { jsm, subjects } = this.ctx!;
     const name = subjects.consumer(pattern, source.machine);
     try {
-      const gone = await jsm.consumers.info(subjects.runsStream, name).then(
-        () => false,
-        (err: unknown) => isNotFound(err),
-      );
-      if (gone) {
-        Object.assign(source, await this.ensureConsumer(pattern, source.machine), { lastDelivery: 0 });
+      const info = await jsm.consumers.info(subjects.runsStream, name).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (!info) {
+        Object.assign(source, await this.ensureConsumer(pattern, source.machine), { lastDelivery: 0, checkedAt: Date.now() });
         this.log.warn(`consumer ${name} was gone: made it again`);
+        return;
+      }
+      // Made again by someone else (another agent, the gateway) since we last looked: its
+      // redeliveries of kept work must not be taken for fresh.
+      const createdMs = Date.parse(info.created);
+      if (createdMs !== source.createdMs) {
+        Object.assign(source, { consumer: await this.ctx!.js.consumers.get(subjects.runsStream, name), createdMs, lastDelivery: 0, checkedAt: Date.now() });
+        this.log.warn(`consumer ${name} was made again by someone else: pulling from the new one`);
         return;
       }
     } catch (err) {
@@ -285,6 +307,8 @@ interface Source {
   pulls: number;
   /** The highest delivery sequence it delivered to this agent. */
   lastDelivery: number;
+  /** When its creation time was last read (this process's clock). */
+  checkedAt: number;
   /** Its check (and making again) after failed pulls, shared by all of them. */
   remaking?: Promise<void>;
 }
