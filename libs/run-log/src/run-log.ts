@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { headers as natsHeaders, InvalidArgumentError, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
 import { JetStreamApiError, type StoredMsg } from '@nats-io/jetstream';
 import {
@@ -54,6 +55,7 @@ export interface RecordWriter {
  * records, headers and message ids.
  */
 export class RunLog {
+  private readonly log = new Logger(RunLog.name);
   /** Drivers' consumers this process made sure of, and when (see ensureWorkConsumer). */
   private readonly consumers = new Map<string, { made: Promise<void>; at: number }>();
 
@@ -206,7 +208,10 @@ export class RunLog {
     if (known && Date.now() - known.at < CONSUMER_RECHECK_MS) return;
     const entry = { made: ensureWorkConsumer(this.ctx, driver, machine), at: Date.now() };
     this.consumers.set(key, entry);
-    entry.made.catch(() => this.consumers.delete(key));
+    entry.made.catch((err: unknown) => {
+      this.consumers.delete(key);
+      this.log.warn(`could not make sure of the consumer of driver "${driver}"${machine ? ` on "${machine}"` : ''}: ${errorMessage(err)} (tried again at the next hand-off to it; the gateway's reconciler makes a missing one)`);
+    });
   }
 
   private async append(runId: string, subject: string, body: object, msgId: string, h: MsgHdrs, expect: number, timeoutMs?: number): Promise<Appended> {
