@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { StepMessage } from '@conveyor/contracts';
 import { RunLog, UnstorableRecordError, type Appended, type RecordWriter } from '@conveyor/run-log';
-import { endOnly, judgeDelivery, mayTakeOver, planTransition, type Delivery, type EndedBy, type Heartbeat, type StepOutcome } from '@conveyor/runs';
+import { judgeDelivery, mayTakeOver, planTransition, type Delivery, type EndedBy, type Heartbeat, type StepOutcome } from '@conveyor/runs';
 
 /** A write that still fails this long (e.g. across a NATS restart) gives up: the message goes back. */
 const PATIENCE_MS = 60_000;
@@ -101,15 +101,13 @@ export class StepRecords {
    */
   private async failInstead(msg: StepMessage, by: EndedBy, expect: number, reason: string): Promise<Written | undefined> {
     const failed: StepOutcome = { status: 'failed', output: { success: false, message: reason, agent: by.agent, machine: by.machine } };
-    for (const t of [planTransition(msg, failed, by), endOnly(msg, failed, by)]) {
-      try {
-        const r = await this.patiently(`fail run ${msg.runId}`, () => this.runLog.writeTransition(t, expect));
-        return r && r.stored ? { stored: 'gave-up', reason } : r;
-      } catch (err) {
-        if (!(err instanceof UnstorableRecordError)) throw err;
-      }
+    try {
+      const r = await this.patiently(`fail run ${msg.runId}`, () => this.runLog.failStep(msg, failed, by, expect));
+      return r && r.stored ? { stored: 'gave-up', reason } : r;
+    } catch (err) {
+      if (!(err instanceof UnstorableRecordError)) throw err;
+      return undefined;
     }
-    return undefined;
   }
 
   /** Retries a write while NATS does not answer (a restart, a leader election), bounded in time; undefined when out of patience. */

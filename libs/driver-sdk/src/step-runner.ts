@@ -14,7 +14,7 @@ import { liveAgents, openAgentsBucket, openBuckets, type JetStreamContext } from
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
-import { planHandOff, planTransition, endOnly, type StepOutcome } from '@conveyor/runs';
+import { planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
 import { CancelWatch, type StopOrder } from './cancel-watch';
@@ -356,15 +356,9 @@ export class StepRunner implements MessageProcessor {
     const { id: agent, machine } = this.config.agent;
     const outcome: StepOutcome = { status: 'failed', output: { success: false, message: `its step message could not be processed: ${reason}` } };
     const by = { attempt: 0, agent, machine, at: new Date().toISOString() };
-    // Only if this message ends the run's log (fenced on its own sequence): otherwise the run has moved on.
-    for (const t of [planTransition(msg, outcome, by), endOnly(msg, outcome, by)]) {
-      try {
-        await this.runLog.writeTransition(t, m.seq);
-        return;
-      } catch {
-        // Too large or not permitted: try the bare end.
-      }
-    }
+    // Only if this message ends the run's log (fenced on its own sequence): otherwise the run has
+    // moved on. A failure to write is left to the gateway's reconciler (the work leaves its queue).
+    await this.runLog.failStep(msg, outcome, by, m.seq).catch((err) => this.log.warn(`run ${msg.runId}: could not fail it: ${errorMessage(err)}`));
   }
 }
 

@@ -12,7 +12,7 @@ import {
   type StepRecord,
 } from '@conveyor/contracts';
 import { ensureWorkConsumer, type JetStreamContext } from '@conveyor/jetstream';
-import { MsgIds, stepHeaderValues, type LogHead, type Transition } from '@conveyor/runs';
+import { MsgIds, endOnly, planTransition, stepHeaderValues, type EndedBy, type LogHead, type StepOutcome, type Transition } from '@conveyor/runs';
 
 /** How long a process trusts that a driver's consumer it made sure of still exists. */
 const CONSUMER_RECHECK_MS = 60_000;
@@ -198,6 +198,20 @@ export class RunLog {
     const h = natsHeaders();
     h.set(Headers.RunId, end.runId);
     return this.append(end.runId, this.ctx.subjects.runEnd(end.runId), end, MsgIds.end(end.runId), h, expect, timeoutMs);
+  }
+
+  /**
+   * Fails `msg`'s step with `outcome` and moves the run on to its cleanup steps; when even
+   * their work cannot be stored (too large, not permitted), ends the run at once with a record
+   * small enough for any server. Fenced on `expect` like every transition.
+   */
+  async failStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number): Promise<Appended> {
+    try {
+      return await this.writeTransition(planTransition(msg, outcome, by), expect);
+    } catch (err) {
+      if (!(err instanceof UnstorableRecordError)) throw err;
+      return this.writeTransition(endOnly(msg, outcome, by), expect);
+    }
   }
 
   /** Makes sure of a driver's consumer unless it was made sure of lately; a failure is tried again by the next hand-off to it. */

@@ -3,8 +3,8 @@ import type { KV } from '@nats-io/kv';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { MESSAGE_VERSION, type StepMessage } from '@conveyor/contracts';
 import { JETSTREAM, ensureWorkConsumer, isNotFound, liveAgents, openAgentsBucket, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
-import { RunLog, isUnstorable } from '@conveyor/run-log';
-import { endOnly, judgeStandstill, planTransition, type LogHead, type StepOutcome, type Transition, type WorkQueueState } from '@conveyor/runs';
+import { RunLog } from '@conveyor/run-log';
+import { judgeStandstill, type LogHead, type WorkQueueState } from '@conveyor/runs';
 import { PeriodicCheck } from '../common/periodic-check';
 
 /** Runs looked at per check at most; the next check goes on from there. */
@@ -138,21 +138,11 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private async fail(runId: string, head: LogHead | undefined, msg: StepMessage | undefined, why: string): Promise<void> {
     const at = new Date().toISOString();
     const message = `the run had no work in flight: ${why}`;
-    const outcome: StepOutcome = { status: 'failed', output: { success: false, message } };
-    const by = { attempt: head?.attempt ?? 0, at };
-    const tries: Transition[] = msg
-      ? [planTransition(msg, outcome, by), endOnly(msg, outcome, by)]
-      : [{ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId, status: 'failed', message, at } }];
-    for (const t of tries) {
-      try {
-        const written = await this.runLog.writeTransition(t, head?.seq ?? 0);
-        if (written.stored) this.log.warn(`run ${runId} failed: ${message}`);
-        if (!written.stored) this.log.log(`run ${runId} moved on while it was checked; left alone`);
-        return;
-      } catch (err) {
-        // Its cleanup's work cannot be stored: end the run without it.
-        if (!isUnstorable(err)) throw err;
-      }
-    }
+    const expect = head?.seq ?? 0;
+    const written = msg
+      ? await this.runLog.failStep(msg, { status: 'failed', output: { success: false, message } }, { attempt: head?.attempt ?? 0, at }, expect)
+      : await this.runLog.writeTransition({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId, status: 'failed', message, at } }, expect);
+    if (written.stored) this.log.warn(`run ${runId} failed: ${message}`);
+    else this.log.log(`run ${runId} moved on while it was checked; left alone`);
   }
 }

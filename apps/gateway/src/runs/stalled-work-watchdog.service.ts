@@ -4,7 +4,7 @@ import type { KV } from '@nats-io/kv';
 import { decodeStepMessage, type StepMessage } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { judgeDelivery, planTransition } from '@conveyor/runs';
+import { judgeDelivery } from '@conveyor/runs';
 import { PeriodicCheck } from '../common/periodic-check';
 
 /**
@@ -121,8 +121,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
     const head = await this.runLog.head(msg.runId);
     const judged = judgeDelivery(step.id, seq, head);
     if (!judged.run) return;
-    const t = planTransition(msg, { status: 'failed', output: { success: false, message } }, { attempt: Math.max(judged.attempt - 1, 0), at: new Date().toISOString() });
-    const r = await this.runLog.writeTransition(t, judged.expect);
+    const r = await this.runLog.failStep(msg, { status: 'failed', output: { success: false, message } }, { attempt: Math.max(judged.attempt - 1, 0), at: new Date().toISOString() }, judged.expect);
     if (!r.stored) return;
     this.log.warn(`run ${msg.runId}: step ${step.id} given up: ${message}`);
     // Withdrawn: an agent that comes later must not take it for fresh work (it would run it,
