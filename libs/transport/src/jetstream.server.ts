@@ -175,13 +175,13 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     slots.busy++;
     try {
       // A consumer made again by someone else (an operator, the gateway, a lost store) while no
-      // pull of ours failed delivers kept work anew. Its delivery sequence went back, or, for an
-      // agent that saw few deliveries, its creation time changed: read again at least once an
-      // ack wait. Such a delivery is judged, not taken for fresh.
+      // pull of ours failed delivers kept work anew. Its delivery sequence went back: read its
+      // creation time now, and judge this delivery. For an agent that saw few deliveries, its
+      // creation time changed: read in the background at least once an ack wait, off this path.
       const wentBack = msg.info.deliverySequence <= source.lastDelivery;
       source.lastDelivery = msg.info.deliverySequence;
-      const due = wentBack || Date.now() - source.checkedAt > this.options.config.steps.ackWaitMs;
-      const remade = due && (await this.reread(source, pattern));
+      if (!wentBack && Date.now() - source.checkedAt > this.options.config.steps.ackWaitMs) void this.reread(source, pattern);
+      const remade = wentBack && (await this.reread(source, pattern));
       if (!this.running) {
         // Stopped while the consumer was read again: not started now.
         msg.nak();
