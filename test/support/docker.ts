@@ -99,6 +99,10 @@ export function freezeDockerd(maxMs = 20_000): FrozenDockerd {
   const watchdog = spawn('sh', ['-c', `sleep ${Math.ceil(maxMs / 1000)}; kill -CONT ${pid}`], { detached: true, stdio: 'ignore' });
   watchdog.unref();
   process.kill(pid, 'SIGSTOP');
+  // A stop reaches a process running on another core a moment later: return once it shows as
+  // stopped (bounded), so that callers see the engine frozen, not still on its way there.
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 1000 && processState(pid) !== 'T'; i++) Atomics.wait(pause, 0, 0, 1);
   let thawed = false;
   return {
     pid,
