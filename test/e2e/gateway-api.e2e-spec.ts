@@ -137,6 +137,17 @@ describe('gateway API: definitions, pipelines, resources', () => {
       expect(dupIds.body.message).toBe('steps.2.id "a" is used by an earlier step; step ids must be unique');
       const reserved = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a', 'gateway-runs')] }).expect(400);
       expect(reserved.body.message).toMatch(/^steps\.0\.driver "gateway-runs" is reserved/);
+      const unknownNeed = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a'), { ...step('b'), needs: ['zz'] }] }).expect(400);
+      expect(unknownNeed.body.message).toBe('steps.1 ("b") needs "zz", which is not a step of this pipeline');
+      const selfNeed = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [{ ...step('a'), needs: ['a'] }] }).expect(400);
+      expect(selfNeed.body.message).toBe('steps.0 ("a") needs itself');
+      const cycle = await http()
+        .post('/pipelines')
+        .send({ name: 'p2', resource: 'flutter-builder', steps: [{ ...step('a'), needs: ['c'] }, step('b'), step('c')] })
+        .expect(400);
+      expect(cycle.body.message).toBe('steps.0 ("a") is on a cycle of needs; steps.1 ("b") is on a cycle of needs; steps.2 ("c") is on a cycle of needs');
+      const badNeeds = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [{ ...step('a'), needs: 'b' }] }).expect(400);
+      expect(badNeeds.body.details).toEqual(expect.arrayContaining([expect.stringMatching(/^steps\.0\.needs must be an array/)]));
       const noSteps = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [] }).expect(400);
       expect(noSteps.body.message).toMatch(/^steps must contain at least 1 elements/);
       const badDriver = await http().post('/pipelines').send({ name: 'p2', resource: 'flutter-builder', steps: [step('a'), step('b', 'Bad.Driver')] }).expect(400);

@@ -6,6 +6,7 @@ const step = (id: string, driver: string, machine?: string, status: StepRun['sta
   name: id,
   driver,
   always: driver === 'container-stop',
+  needs: [],
   status,
   attempts: machine ? 1 : 0,
   ...(machine ? { machine } : {}),

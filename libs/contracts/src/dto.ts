@@ -116,6 +116,13 @@ export class PipelineStepDto {
   @IsOptional()
   @IsObject()
   config?: JsonObject;
+
+  @ApiPropertyOptional({ type: [String], description: 'ids of the steps this one waits for; absent: the step before it; [] none' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(LIMITS.maxSteps)
+  @Matches(STEP_ID_PATTERN, { each: true, message: 'each of $property must be a step id' })
+  needs?: string[];
 }
 
 export class PipelineDto {
@@ -142,6 +149,11 @@ export class PipelineDto {
   @ValidateNested({ each: true })
   @Type(() => PipelineStepDto)
   steps!: PipelineStepDto[];
+
+  @ApiPropertyOptional({ description: 'a step that fails for good stops the other running steps (default true)' })
+  @IsOptional()
+  @IsBoolean()
+  failFast?: boolean;
 }
 
 export class PipelineUpdateDto {
@@ -169,6 +181,11 @@ export class PipelineUpdateDto {
   @ValidateNested({ each: true })
   @Type(() => PipelineStepDto)
   steps!: PipelineStepDto[];
+
+  @ApiPropertyOptional({ description: 'a step that fails for good stops the other running steps (default true)' })
+  @IsOptional()
+  @IsBoolean()
+  failFast?: boolean;
 }
 
 export class ResourceDto {

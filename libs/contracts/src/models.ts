@@ -23,6 +23,8 @@ export interface PipelineStep {
   retries?: number;
   /** A cleanup step: runs even when an earlier step failed or the run was cancelled. */
   always?: boolean;
+  /** Ids of the steps it waits for; absent: the step before it; `[]`: none (starts at once). */
+  needs?: string[];
   /** Free JSON handed to the driver. */
   config?: JsonObject;
 }
@@ -33,6 +35,8 @@ export interface Pipeline {
   /** Name of the resource definition whose resources this pipeline builds. */
   resource: string;
   steps: PipelineStep[];
+  /** A step that fails for good stops the run's other running steps (default true). */
+  failFast?: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -64,6 +68,8 @@ export interface StepRun {
   name: string;
   driver: string;
   always: boolean;
+  /** The steps it waits for (resolved: a step without `needs` waits for the one before it). */
+  needs: string[];
   status: StepStatus;
   /** Attempts started so far (a redelivery after a crash counts as an attempt). */
   attempts: number;
@@ -84,6 +90,7 @@ export interface PipelineSnapshot {
   name: string;
   resource: string;
   steps: PipelineStep[];
+  failFast?: boolean;
 }
 
 export interface ResourceRef {

@@ -3,3 +3,4 @@ export * from './hand-off';
 export * from './step-headers';
 export * from './delivery';
 export * from './standstill';
+export * from './graph';

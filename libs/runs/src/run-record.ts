@@ -12,6 +12,7 @@ import {
   type StepStatus,
   isTerminalRunStatus,
 } from '@conveyor/contracts';
+import { resolveNeeds } from './graph';
 
 /** A new run of `pipeline` for one version of `resource`: queued at its first step. */
 export function newRun(id: string, pipeline: Pipeline, resource: Resource, now = new Date()): Run {
@@ -28,16 +29,18 @@ export function runFromFirstWork(msg: StepMessage): Run {
 }
 
 function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef, createdAt: string): Run {
+  const { needs } = resolveNeeds(pipeline.steps);
   return {
     id,
-    pipeline: { name: pipeline.name, resource: pipeline.resource, steps: structuredClone(pipeline.steps) },
+    pipeline: { name: pipeline.name, resource: pipeline.resource, steps: structuredClone(pipeline.steps), ...(pipeline.failFast !== undefined ? { failFast: pipeline.failFast } : {}) },
     resource,
     status: 'queued',
-    steps: pipeline.steps.map((s) => ({
+    steps: pipeline.steps.map((s, i) => ({
       id: s.id,
       name: s.name,
       driver: s.driver,
       always: s.always === true,
+      needs: needs[i].map((j) => pipeline.steps[j].id),
       status: 'pending',
       attempts: 0,
     })),

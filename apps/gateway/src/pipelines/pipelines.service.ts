@@ -1,5 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
+import { resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
 
@@ -51,13 +52,18 @@ export class PipelinesService {
     await this.pipelines.delete(name, cur.revision);
   }
 
-  /** What class-validator cannot see: unique step ids and an existing resource definition. */
+  /** What class-validator cannot see: unique step ids, needs that form a graph, and an existing resource definition. */
   private async check(dto: PipelineUpdateDto): Promise<void> {
     const seen = new Set<string>();
     for (const [i, step] of dto.steps.entries()) {
       if (seen.has(step.id)) throw new BadRequestException(`steps.${i}.id "${step.id}" is used by an earlier step; step ids must be unique`);
       if (step.driver === PROJECTOR_CONSUMER) throw new BadRequestException(`steps.${i}.driver "${step.driver}" is reserved (the gateway's consumer of the runs stream has that name); name the driver otherwise`);
       seen.add(step.id);
+    }
+    const { problems } = resolveNeeds(dto.steps);
+    if (problems.length) {
+      const at = (id: string) => dto.steps.findIndex((s) => s.id === id);
+      throw new BadRequestException(problems.map((p) => `steps.${at(p.stepId)} ("${p.stepId}") ${p.message}`).join('; '));
     }
     if (!(await this.definitions.get(dto.resource))) {
       throw new BadRequestException(`resource definition "${dto.resource}" does not exist`);
@@ -72,7 +78,8 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.retries !== undefined) step.retries = s.retries;
     if (s.always !== undefined) step.always = s.always;
     if (s.config !== undefined) step.config = s.config;
+    if (s.needs !== undefined) step.needs = s.needs;
     return step;
   });
-  return { name, description: dto.description ?? '', resource: dto.resource, steps, createdAt, updatedAt };
+  return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), createdAt, updatedAt };
 }
