@@ -87,17 +87,18 @@ export class TestSystem<N extends Nats = NatsServer> {
   }
 
   /** Creates a pipeline of the given steps (fresh name) and starts a run of it. */
-  async run(steps: Array<Partial<PipelineStep> & { driver: string }>): Promise<string> {
-    const name = await this.pipeline(steps);
+  async run(steps: Array<Partial<PipelineStep> & { driver: string }>, pipeline: { failFast?: boolean } = {}): Promise<string> {
+    const name = await this.pipeline(steps, pipeline);
     return this.trigger(name);
   }
 
-  async pipeline(steps: Array<Partial<PipelineStep> & { driver: string }>): Promise<string> {
+  async pipeline(steps: Array<Partial<PipelineStep> & { driver: string }>, pipeline: { failFast?: boolean } = {}): Promise<string> {
     const name = `p-${++this.seq}`;
     await this.api.ok('POST', '/pipelines', {
       name,
       resource: 'thing',
       steps: steps.map((s, i) => ({ id: s.id ?? `s${i + 1}`, name: s.name ?? `step ${i + 1}`, ...s })),
+      ...pipeline,
     });
     return name;
   }

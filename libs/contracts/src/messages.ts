@@ -88,6 +88,25 @@ export interface StepRecord {
   at: string;
 }
 
+/**
+ * `<prefix>.steps.<run>.<step>.done`: how one step of a graph pipeline ended (a pipeline
+ * whose steps are a straight line records that in the next step's work, `from`). Written in
+ * one atomic batch with the work of the steps it readies, the ends of the steps it skips and,
+ * when it is the last, the run's end; the batch is fenced on the whole run's log, so a step
+ * that needs several others is readied by exactly one of them.
+ */
+export interface StepDone {
+  v: typeof MESSAGE_VERSION;
+  kind: 'done';
+  runId: string;
+  from: StepEnded;
+  /** The build machine the run was pinned to when this step ended; steps after it run there. */
+  pin?: string;
+  /** The step ended because a user cancelled the run (the run ends `cancelled`). */
+  cancelled?: true;
+  at: string;
+}
+
 /** `<prefix>.steps.<run>.end`: the run's final state, and how its last step ended. */
 export interface RunEnd {
   v: typeof MESSAGE_VERSION;

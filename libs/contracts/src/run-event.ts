@@ -1,4 +1,4 @@
-import { MESSAGE_VERSION, type RunEnd, type StepMessage, type StepRecord } from './messages';
+import { MESSAGE_VERSION, type RunEnd, type StepDone, type StepMessage, type StepRecord } from './messages';
 import { STEP_ID_PATTERN } from './names';
 import { decodeStepMessage, type Decoded } from './step-message';
 import { strictUtf8 } from './step-message';
@@ -8,7 +8,13 @@ import type { RunRecordSubject } from './subjects';
 export type RunRecord =
   | { kind: 'work'; msg: StepMessage }
   | { kind: 'claim' | 'retry' | 'release' | 'started'; record: StepRecord }
+  | { kind: 'done'; done: StepDone }
   | { kind: 'end'; end: RunEnd };
+
+/** The run a record belongs to. */
+export function runIdOf(r: RunRecord): string {
+  return r.kind === 'work' ? r.msg.runId : r.kind === 'end' ? r.end.runId : r.kind === 'done' ? r.done.runId : r.record.runId;
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isTime = (v: unknown): boolean => typeof v === 'string' && !Number.isNaN(Date.parse(v));
@@ -47,6 +53,12 @@ export function decodeRunRecord(where: RunRecordSubject, data: Uint8Array): Deco
     const bad = raw.from !== undefined && endedProblem(raw.from);
     if (bad) return { ok: false, reason: `from: ${bad}` };
     return { ok: true, value: { kind: 'end', end: raw as unknown as RunEnd } };
+  }
+  if (where.kind === 'done') {
+    const bad = endedProblem(raw.from);
+    if (bad) return { ok: false, reason: `from: ${bad}` };
+    if ((raw.from as { stepId: string }).stepId !== where.stepId) return { ok: false, reason: 'from.stepId is not the step its subject names' };
+    return { ok: true, value: { kind: 'done', done: raw as unknown as StepDone } };
   }
   if (raw.stepId !== where.stepId) return { ok: false, reason: 'stepId is not the step its subject names' };
   if (!isCount(raw.stepIndex, 0)) return { ok: false, reason: 'stepIndex is not a non-negative integer' };

@@ -11,7 +11,7 @@ export const PROJECTOR_CONSUMER = 'gateway-runs';
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
-  | { kind: 'claim' | 'retry' | 'release' | 'started'; runId: string; stepId: string }
+  | { kind: 'claim' | 'retry' | 'release' | 'started' | 'done'; runId: string; stepId: string }
   | { kind: 'end'; runId: string };
 
 /**
@@ -25,6 +25,7 @@ export type RunRecordSubject =
  *   <prefix>.steps.<run>.<step>.claim                an agent starts an attempt of the step
  *   <prefix>.steps.<run>.<step>.retry                the attempt failed; the step runs again after a pause
  *   <prefix>.steps.<run>.<step>.release              the agent gave the step back unfinished (shutdown)
+ *   <prefix>.steps.<run>.<step>.done                 how a step of a graph pipeline ended (see StepDone)
  *   <prefix>.steps.<run>.end                         the run ended, with how its last step ended
  * Beside it, in the same stream and outside the fence:
  *   <prefix>.events.<run>.<step>.started             an agent started a step's first delivery (see libs/driver-sdk)
@@ -91,13 +92,23 @@ export class Subjects {
     return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.*.*`;
   }
 
-  stepRecord(runId: string, stepId: string, kind: 'claim' | 'retry' | 'release'): string {
+  /** Every record of one step of a run: its work, claims, retries, releases and end (what a graph's claims are fenced on). */
+  stepLog(runId: string, stepId: string): string {
+    return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.>`;
+  }
+
+  stepRecord(runId: string, stepId: string, kind: 'claim' | 'retry' | 'release' | 'done'): string {
     return `${this.prefix}.steps.${token(runId)}.${token(stepId)}.${kind}`;
   }
 
   /** An agent started the first delivery of a step: recorded, not fenced (it moves no run on). */
   stepStarted(runId: string, stepId: string): string {
     return `${this.prefix}.events.${token(runId)}.${token(stepId)}.started`;
+  }
+
+  /** Every start of a run's steps recorded beside its log. */
+  runStarts(runId: string): string {
+    return `${this.prefix}.events.${token(runId)}.*.started`;
   }
 
   runEnd(runId: string): string {
@@ -113,7 +124,7 @@ export class Subjects {
     if (t[this.tokens] === 'events') return rest === 3 && a === 'started' ? { kind: 'started', runId, stepId } : undefined;
     if (t[this.tokens] !== 'steps') return undefined;
     if (rest === 2 && stepId === 'end') return { kind: 'end', runId };
-    if (rest === 3 && (a === 'claim' || a === 'retry' || a === 'release')) return { kind: a, runId, stepId };
+    if (rest === 3 && (a === 'claim' || a === 'retry' || a === 'release' || a === 'done')) return { kind: a, runId, stepId };
     if (rest === 4) return { kind: 'work', runId, stepId, driver: a, machine: b === ANY_MACHINE ? undefined : b };
     return undefined;
   }

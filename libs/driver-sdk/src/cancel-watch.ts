@@ -7,6 +7,8 @@ import type { JetStreamContext } from '@conveyor/jetstream';
 export interface StopOrder {
   status: 'cancelled' | 'failed';
   message: string;
+  /** A graph's step failed and its pipeline fails fast: its running steps are cancelled, the run itself was not. */
+  failFast?: true;
 }
 
 const USER_CANCEL: StopOrder = { status: 'cancelled', message: 'the run was cancelled' };
@@ -15,6 +17,7 @@ function parseOrder(data: Uint8Array): StopOrder {
   try {
     const v = JSON.parse(new TextDecoder().decode(data)) as Partial<StopOrder>;
     if (v.status === 'failed' && typeof v.message === 'string') return { status: 'failed', message: v.message };
+    if (v.status === 'cancelled' && v.failFast === true && typeof v.message === 'string') return { status: 'cancelled', message: v.message, failFast: true };
   } catch {
     // A cancel written by hand (any value) is a plain cancel.
   }

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { StepMessage } from '@conveyor/contracts';
 import { RunLog, UnstorableRecordError, type Appended, type RecordWriter } from '@conveyor/run-log';
-import { judgeDelivery, mayTakeOver, planTransition, type Delivery, type EndedBy, type Heartbeat, type StepOutcome } from '@conveyor/runs';
+import { judgeDelivery, mayTakeOver, type Delivery, type EndedBy, type Heartbeat, type StepOutcome } from '@conveyor/runs';
 
 /** A write that still fails this long (e.g. across a NATS restart) gives up: the message goes back. */
 const PATIENCE_MS = 60_000;
@@ -35,7 +35,7 @@ export class StepRecords {
   async judge(msg: StepMessage, workSeq: number): Promise<Delivery | { run: false; wait: true; why: string } | undefined> {
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
     return this.patiently(`read run ${msg.runId}`, async () => {
-      const head = await this.runLog.head(msg.runId);
+      const head = await this.runLog.stepHead(msg);
       // Nothing fenced since this work: a first delivery may have started it (recorded beside the log).
       const started = head?.at.kind === 'work' && head.seq === workSeq ? await this.runLog.lastStarted(msg.runId, stepId) : undefined;
       const judged = judgeDelivery(stepId, workSeq, head, started ? 1 : undefined);
@@ -77,9 +77,8 @@ export class StepRecords {
    * instead, with the reason, so that the run ends and its cleanup runs.
    */
   async handOff(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number): Promise<Written | undefined> {
-    const t = planTransition(msg, outcome, by);
     try {
-      return await this.patiently(`hand off run ${msg.runId}`, () => this.runLog.writeTransition(t, expect));
+      return await this.patiently(`hand off run ${msg.runId}`, () => this.runLog.endStep(msg, outcome, by, expect));
     } catch (err) {
       if (!(err instanceof UnstorableRecordError)) throw err;
       const reason = `the step's hand-off could not be stored: ${err.message}`;

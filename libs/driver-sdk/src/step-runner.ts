@@ -14,7 +14,7 @@ import { liveAgents, openAgentsBucket, openBuckets, type JetStreamContext } from
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
-import { planHandOff, type StepOutcome } from '@conveyor/runs';
+import { ancestorsNearestFirst, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
 import { CancelWatch, type StopOrder } from './cancel-watch';
@@ -231,7 +231,7 @@ export class StepRunner implements MessageProcessor {
     // The hand-off first: it is what the next driver waits for; the step's last lines follow.
     // Not when it ends the run: the end-of-logs marker follows the run's end, and must come
     // after every line.
-    if (!planHandOff(msg, outcome).next) await logs.flush();
+    if (!isLine(msg.pipeline.steps) || !planHandOff(msg, outcome).next) await logs.flush();
     const handedOff = this.handOff(m, owned, outcome, durationMs);
     const flushed = logs.flush();
     await handedOff;
@@ -312,7 +312,9 @@ export class StepRunner implements MessageProcessor {
       config: step.config ?? {},
       outputs: msg.outputs,
       outputOf: (driver: string) => {
-        for (let j = msg.stepIndex - 1; j >= 0; j--) {
+        // The nearest step before this one (in a graph: that it needs, directly or not) run by `driver`.
+        const before = isLine(steps) ? steps.map((_, j) => msg.stepIndex - 1 - j).filter((j) => j >= 0) : ancestorsNearestFirst(steps, msg.stepIndex);
+        for (const j of before) {
           if (steps[j].driver === driver && msg.outputs[steps[j].id]) return msg.outputs[steps[j].id];
         }
         return undefined;
@@ -368,7 +370,8 @@ async function* reconnects(ctx: JetStreamContext): AsyncIterable<void> {
 }
 
 function stopOutcome(stop: StopOrder): StepOutcome {
-  return stop.status === 'cancelled' ? { status: 'cancelled', message: stop.message } : { status: 'failed', output: { success: false, message: stop.message } };
+  if (stop.status === 'failed') return { status: 'failed', output: { success: false, message: stop.message } };
+  return stop.failFast ? { status: 'cancelled', message: stop.message, failFast: true } : { status: 'cancelled', message: stop.message };
 }
 
 

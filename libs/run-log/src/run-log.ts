@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { headers as natsHeaders, InvalidArgumentError, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, InvalidArgumentError, nuid, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
 import { JetStreamApiError, type StoredMsg } from '@nats-io/jetstream';
 import {
   Headers,
@@ -10,15 +10,45 @@ import {
   type RunRecordSubject,
   type StepMessage,
   type StepRecord,
+  type StepDone,
 } from '@conveyor/contracts';
 import { ensureWorkConsumer, type JetStreamContext } from '@conveyor/jetstream';
-import { MsgIds, endOnly, planTransition, stepHeaderValues, type EndedBy, type LogHead, type StepOutcome, type Transition } from '@conveyor/runs';
+import {
+  MsgIds,
+  endOnly,
+  graphRoots,
+  isLine,
+  planGraphTransition,
+  planTransition,
+  stepHeaderValues,
+  type EndedBy,
+  type GraphRecord,
+  type LogHead,
+  type StepOutcome,
+  type StepView,
+  type Transition,
+} from '@conveyor/runs';
 
 /** How long a process trusts that a driver's consumer it made sure of still exists. */
 const CONSUMER_RECHECK_MS = 60_000;
 
 /** JetStream's answer to a publish whose expected last sequence is not the stream's. */
 const WRONG_LAST_SEQUENCE = 10071;
+/** Header naming who wrote an atomic batch (batches take no message ids): how a writer whose acknowledgement was lost knows its own. */
+const WRITE_HEADER = 'Conveyor-Write';
+/** Plans of a graph step's end tried at most, each after another writer moved the run on (a sibling's claim or end). */
+const MAX_GRAPH_TRIES = 64;
+
+/** A graph run as its log stands: every step's state and last record, and where the log ends. */
+export interface GraphState {
+  /** Stream sequence of the run log's last record. */
+  headSeq: number;
+  ended: boolean;
+  steps: Array<StepView & { head?: LogHead; headSeq: number }>;
+}
+
+/** What ending a step stored: as Appended, and for a graph the running steps its run's stop must abort. */
+export type StepEndWritten = Appended & { failFast?: boolean };
 
 export type Appended =
   /** Stored at `seq`: the run's log now ends with this record. */
@@ -96,9 +126,14 @@ export class RunLog {
     return { seq: stored.seq, at, msg: decoded.ok && decoded.value.kind === 'work' ? decoded.value.msg : undefined };
   }
 
-  /** A run's first record: its first step's work, stored only while the run has no records at all. */
-  start(msg: StepMessage, timeoutMs?: number): Promise<Appended> {
-    return this.writeTransition({ kind: 'work', msg }, 0, timeoutMs);
+  /**
+   * A run's first records: its first step's work (for a graph, the work of every step that
+   * needs none, in one atomic batch), stored only while the run has no records at all.
+   */
+  async start(msg: StepMessage, timeoutMs?: number): Promise<Appended> {
+    if (isLine(msg.pipeline.steps)) return this.writeTransition({ kind: 'work', msg }, 0, timeoutMs);
+    const records: GraphRecord[] = graphRoots(msg.pipeline.steps).map((stepIndex) => ({ kind: 'work', msg: { ...msg, stepIndex } }));
+    return this.appendBatch(msg.runId, records, 0, `${msg.runId}.start`, timeoutMs);
   }
 
   /** A claim, retry or release of a step, by an agent, on a log that ends at `expect`. */
@@ -135,6 +170,120 @@ export class RunLog {
       h,
       expect,
       timeoutMs,
+      // A graph's steps run side by side: an attempt is fenced on its own step's records, so
+      // siblings never refuse each other's claims (its end is fenced on the whole run).
+      isLine(msg.pipeline.steps) ? undefined : this.ctx.subjects.stepLog(msg.runId, step.id),
+    );
+  }
+
+  /**
+   * The record a delivery of `msg` is judged from (see judgeDelivery): the end of the run's log
+   * for a straight line; for a graph, the last record of the step itself, or the run's end.
+   */
+  async stepHead(msg: StepMessage): Promise<LogHead | undefined> {
+    if (isLine(msg.pipeline.steps)) return this.head(msg.runId);
+    const step = msg.pipeline.steps[msg.stepIndex];
+    const [own, end] = await Promise.all([this.last(this.ctx.subjects.stepLog(msg.runId, step.id)), this.last(this.ctx.subjects.runEnd(msg.runId))]);
+    const stored = end ?? own;
+    return stored ? this.toHead(stored) : undefined;
+  }
+
+  /**
+   * A graph run's state, from one read of the last record of each of its log's subjects
+   * (a direct get, answered by any replica): each step's state and last record.
+   */
+  async graph(runId: string, steps: StepMessage['pipeline']['steps']): Promise<GraphState> {
+    const index = new Map(steps.map((s, i) => [s.id, i]));
+    const state: GraphState = { headSeq: 0, ended: false, steps: steps.map(() => ({ state: 'waiting', headSeq: 0 })) };
+    let found: AsyncIterable<StoredMsg>;
+    try {
+      // With the starts recorded beside the log: work an agent started without a claim (a first
+      // delivery) is running, not waiting to be taken.
+      found = await this.ctx.jsm.direct.getLastMessagesFor(this.ctx.subjects.runsStream, { multi_last: [this.ctx.subjects.runLog(runId), this.ctx.subjects.runStarts(runId)] });
+    } catch (err) {
+      if (err instanceof JetStreamApiError && (err.status === 404 || err.code === 10037)) return state;
+      throw err;
+    }
+    const starts: number[] = [];
+    for await (const stored of found) {
+      const at = this.ctx.subjects.parseRunRecord(stored.subject);
+      if (!at) continue;
+      if (at.kind === 'started') {
+        const i = index.get(at.stepId);
+        if (i !== undefined) starts.push(i);
+        continue;
+      }
+      state.headSeq = Math.max(state.headSeq, stored.seq);
+      if (at.kind === 'end') {
+        state.ended = true;
+        continue;
+      }
+      const i = index.get(at.stepId);
+      if (i === undefined) continue;
+      const v = state.steps[i];
+      if (at.kind === 'done') {
+        const decoded = decodeRunRecord(at, stored.data);
+        if (decoded.ok && decoded.value.kind === 'done') {
+          v.done = decoded.value.done;
+          v.doneSeq = stored.seq;
+          v.state = decoded.value.done.from.status;
+        }
+      } else if (!v.done) {
+        const started = at.kind === 'claim' || at.kind === 'retry' || at.kind === 'release';
+        if (started) v.state = 'running';
+        else if (v.state === 'waiting') v.state = 'ready';
+      }
+      if (stored.seq > v.headSeq) {
+        v.headSeq = stored.seq;
+        v.head = this.toHead(stored);
+      }
+    }
+    for (const i of starts) if (state.steps[i].state === 'ready') state.steps[i].state = 'running';
+    return state;
+  }
+
+  /**
+   * Ends `msg`'s step with `outcome`, if the step is still the writer's (its last record is at
+   * `expect`, the sequence the writer judged or claimed at), and moves the run on: for a
+   * straight line, one record (the next step's work or the run's end); for a graph, one atomic
+   * batch of the step's end, the ends of the steps it skips, the work of the steps it readies
+   * and, when nothing is left, the run's end, fenced on the whole run's log. A sibling that
+   * wrote meanwhile refuses the batch; the state is read again and the end planned again, so a
+   * step that needs several others is readied by exactly one writer.
+   */
+  async endStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number, timeoutMs?: number): Promise<StepEndWritten> {
+    if (isLine(msg.pipeline.steps)) return this.writeTransition(planTransition(msg, outcome, by), expect, timeoutMs);
+    const step = msg.pipeline.steps[msg.stepIndex];
+    const writeId = MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at);
+    const from = endedOf(msg, outcome, by);
+    const cancelled = outcome.status === 'cancelled' && !outcome.failFast;
+    for (let i = 0; i < MAX_GRAPH_TRIES; i++) {
+      const g = await this.graph(msg.runId, msg.pipeline.steps);
+      const own = g.steps[msg.stepIndex];
+      // Stored by an earlier try whose acknowledgement was lost, or ended by someone else.
+      if (own.done) return { stored: own.head?.writeId === writeId, seq: own.headSeq } as Appended;
+      if (g.ended || own.headSeq !== expect) return { stored: false };
+      const t = planGraphTransition(msg, g.steps, from, { cancelled, pin: msg.machine });
+      const r = await this.appendBatch(msg.runId, t.records, g.headSeq, writeId, timeoutMs);
+      if (r.stored) {
+        if (t.failFast) await this.stopSiblings(msg, step.name || step.id);
+        return { ...r, failFast: t.failFast };
+      }
+    }
+    this.log.warn(`run ${msg.runId}: the end of step ${step.id} was refused ${MAX_GRAPH_TRIES} times in a row (its siblings kept moving the run on); a later delivery tries again`);
+    throw new Error(`the run's log kept moving (${MAX_GRAPH_TRIES} tries)`);
+  }
+
+  /**
+   * A graph whose step failed for good fails fast: the steps still running are stopped with a
+   * stop order (the cancels bucket agents watch), and hand on as cancelled. Best effort: an
+   * order that is not stored only lets them finish, after which their dependents are skipped.
+   */
+  private async stopSiblings(msg: StepMessage, failed: string): Promise<void> {
+    const order = { status: 'cancelled', failFast: true, message: `stopped: step "${failed}" failed and the pipeline fails fast` };
+    // The cancels bucket's key for the run, written as its KV client would (a KV put is a publish to `$KV.<bucket>.<key>`).
+    await this.ctx.js.publish(`$KV.${this.ctx.subjects.bucket('cancels')}.${msg.runId}`, JSON.stringify(order)).catch((err: unknown) =>
+      this.log.warn(`run ${msg.runId}: could not store the stop order of its fail-fast: ${errorMessage(err)} (its running steps finish instead)`),
     );
   }
 
@@ -207,10 +356,22 @@ export class RunLog {
    */
   async failStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number): Promise<Appended> {
     try {
-      return await this.writeTransition(planTransition(msg, outcome, by), expect);
+      return await this.endStep(msg, outcome, by, expect);
     } catch (err) {
       if (!(err instanceof UnstorableRecordError)) throw err;
-      return this.writeTransition(endOnly(msg, outcome, by), expect);
+      if (isLine(msg.pipeline.steps)) return this.writeTransition(endOnly(msg, outcome, by), expect);
+      // A graph's end too large to store: the step's end and the run's, nothing else (steps
+      // still running find the run ended; the machine's janitor removes what it left).
+      const g = await this.graph(msg.runId, msg.pipeline.steps);
+      if (g.ended || g.steps[msg.stepIndex].headSeq !== expect) return { stored: false };
+      const from = endedOf(msg, outcome, by);
+      delete from.data;
+      const status = outcome.status === 'cancelled' ? 'cancelled' : 'failed';
+      const records: GraphRecord[] = [
+        { kind: 'done', done: { v: MESSAGE_VERSION, kind: 'done', runId: msg.runId, from, at: by.at } },
+        { kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status, message: from.message, at: by.at } },
+      ];
+      return this.appendBatch(msg.runId, records, g.headSeq, MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at));
     }
   }
 
@@ -228,21 +389,21 @@ export class RunLog {
     });
   }
 
-  private async append(runId: string, subject: string, body: object, msgId: string, h: MsgHdrs, expect: number, timeoutMs?: number): Promise<Appended> {
+  private async append(runId: string, subject: string, body: object, msgId: string, h: MsgHdrs, expect: number, timeoutMs?: number, fence = this.ctx.subjects.runLog(runId)): Promise<Appended> {
     h.set('Nats-Expected-Last-Subject-Sequence', String(expect));
-    h.set('Nats-Expected-Last-Subject-Sequence-Subject', this.ctx.subjects.runLog(runId));
+    h.set('Nats-Expected-Last-Subject-Sequence-Subject', fence);
     const payload = JSON.stringify(body);
     try {
       const ack = await this.ctx.js.publish(subject, payload, { msgID: msgId, headers: h, timeout: timeoutMs });
       // The expectation held and the id was seen before: a retry of a write that was stored.
       // Stored only if that earlier write is still the end of the log.
-      if (ack.duplicate) return (await this.isOurs(runId, msgId)) ? { stored: true, seq: ack.seq } : { stored: false };
+      if (ack.duplicate) return (await this.isOurs(fence, msgId)) ? { stored: true, seq: ack.seq } : { stored: false };
       return { stored: true, seq: ack.seq };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
         // Refused: either someone else moved the run on, or an earlier try of this very write
         // was stored and its acknowledgement lost. The id at the end of the log tells which.
-        const head = await this.last(this.ctx.subjects.runLog(runId));
+        const head = await this.last(fence);
         return head && head.header?.get('Nats-Msg-Id') === msgId ? { stored: true, seq: head.seq } : { stored: false };
       }
       if (isUnstorable(err)) throw new UnstorableRecordError(`${errorMessage(err)} (a ${Buffer.byteLength(payload)}-byte record on ${subject})`);
@@ -250,9 +411,61 @@ export class RunLog {
     }
   }
 
-  private async isOurs(runId: string, msgId: string): Promise<boolean> {
-    const head = await this.last(this.ctx.subjects.runLog(runId));
+  private async isOurs(fence: string, msgId: string): Promise<boolean> {
+    const head = await this.last(fence);
     return head?.header?.get('Nats-Msg-Id') === msgId;
+  }
+
+  /**
+   * Appends `records` as one atomic batch (all stored or none), the first fenced on the whole
+   * run's log at `expect`. Batches take no message ids: the first record carries `writeId`, and
+   * a refused batch whose first record is found with it was an earlier try of this write.
+   */
+  private async appendBatch(runId: string, records: GraphRecord[], expect: number, writeId: string, timeoutMs?: number): Promise<Appended> {
+    const batch = nuid.next();
+    const subjects = records.map((r) => this.subjectOf(r));
+    let reply;
+    try {
+      for (const [i, r] of records.entries()) {
+        const h = r.kind === 'work' ? this.headersOf(r.msg) : natsHeaders();
+        if (r.kind !== 'work') h.set(Headers.RunId, runId);
+        h.set('Nats-Batch-Id', batch);
+        h.set('Nats-Batch-Sequence', String(i + 1));
+        if (i === 0) {
+          h.set('Nats-Expected-Last-Subject-Sequence', String(expect));
+          h.set('Nats-Expected-Last-Subject-Sequence-Subject', this.ctx.subjects.runLog(runId));
+          h.set(WRITE_HEADER, writeId);
+        }
+        const payload = JSON.stringify(r.kind === 'work' ? r.msg : r.kind === 'done' ? r.done : r.end);
+        if (i < records.length - 1) {
+          this.ctx.nc.publish(subjects[i], payload, { headers: h });
+          continue;
+        }
+        h.set('Nats-Batch-Commit', '1');
+        reply = await this.ctx.nc.request(subjects[i], payload, { headers: h, timeout: timeoutMs ?? 5_000 });
+      }
+    } catch (err) {
+      if (isUnstorable(err)) throw new UnstorableRecordError(`${errorMessage(err)} (a batch of ${records.length} records of run ${runId})`);
+      throw err;
+    }
+    const ack = reply!.json<{ seq?: number; count?: number; error?: { code: number; err_code: number; description: string } }>();
+    if (!ack.error) return { stored: true, seq: ack.seq! };
+    if (ack.error.err_code === WRONG_LAST_SEQUENCE) {
+      const first = await this.last(subjects[0]);
+      return first?.header?.get(WRITE_HEADER) === writeId ? { stored: true, seq: first.seq + records.length - 1 } : { stored: false };
+    }
+    if (ack.error.err_code === 10054) throw new UnstorableRecordError(`${ack.error.description} (a batch of ${records.length} records of run ${runId})`);
+    throw new Error(`run ${runId}: the batch of ${records.length} records was not stored: ${ack.error.description} (${ack.error.err_code})`);
+  }
+
+  private subjectOf(r: GraphRecord): string {
+    const s = this.ctx.subjects;
+    if (r.kind === 'end') return s.runEnd(r.end.runId);
+    if (r.kind === 'done') return s.stepRecord(r.done.runId, r.done.from.stepId, 'done');
+    const step = r.msg.pipeline.steps[r.msg.stepIndex];
+    // Work is made sure of a consumer beside the write, as for a line (see writeTransition).
+    this.consumerOf(step.driver, r.msg.machine);
+    return s.work(r.msg.runId, step.id, step.driver, r.msg.machine);
   }
 
   private async last(subject: string): Promise<StoredMsg | undefined> {
@@ -269,10 +482,13 @@ export class RunLog {
     if (!at) return { seq: stored.seq, at: { kind: 'end', runId: '' } };
     const decoded = decodeRunRecord(at, stored.data);
     const head: LogHead = { seq: stored.seq, at, storedAt: stored.time.getTime() };
+    const writeId = stored.header?.get(WRITE_HEADER);
+    if (writeId) head.writeId = writeId;
     if (!decoded.ok) return head;
     const r = decoded.value;
     if (r.kind === 'work') head.fromStepId = r.msg.from?.stepId;
     else if (r.kind === 'end') head.fromStepId = r.end.from?.stepId;
+    else if (r.kind === 'done') head.fromStepId = r.done.from.stepId;
     else {
       head.attempt = r.record.attempt;
       head.agent = r.record.agent;
@@ -293,6 +509,21 @@ export function isUnstorable(err: unknown): boolean {
   if (err instanceof PermissionViolationError) return true;
   if (err instanceof JetStreamApiError) return err.code === 10054 /* message size exceeds maximum allowed */;
   return false;
+}
+
+/** How `msg`'s step ended, as a record of the run says it. */
+function endedOf(msg: StepMessage, outcome: StepOutcome, by: EndedBy): StepDone['from'] {
+  const step = msg.pipeline.steps[msg.stepIndex];
+  const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
+  const from: StepDone['from'] = { stepIndex: msg.stepIndex, stepId: step.id, driver: step.driver, attempt: by.attempt, status: by.as ?? outcome.status, at: by.at };
+  if (own.message !== undefined) from.message = own.message;
+  if ('data' in own && own.data !== undefined) from.data = own.data;
+  if (!by.as) {
+    if (by.agent) from.agent = by.agent;
+    if (by.machine) from.machine = by.machine;
+    if (by.durationMs !== undefined) from.durationMs = by.durationMs;
+  }
+  return from;
 }
 
 function errorMessage(err: unknown): string {

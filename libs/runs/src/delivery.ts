@@ -11,6 +11,8 @@ export interface LogHead {
   storedAt?: number;
   /** For work and the end: the step whose ending that record is. */
   fromStepId?: string;
+  /** Who wrote it, when it was written in an atomic batch (which carries no message id). */
+  writeId?: string;
 }
 
 export type Delivery =
@@ -49,6 +51,9 @@ export function judgeDelivery(stepId: string, workSeq: number, head: LogHead | u
       return { run: true, attempt: n + 1, expect: head.seq, takeover: true };
     case 'retry':
       return { run: true, attempt: n + 1, expect: head.seq, takeover: false };
+    // A graph's step judged on its own records: it has ended.
+    case 'done':
+      return { run: false, why: 'the step has ended' };
     // Given back unfinished (its agent was shutting down): the same attempt, started again.
     case 'release':
       return { run: true, attempt: n, expect: head.seq, takeover: false };

@@ -54,8 +54,8 @@ describe('planGraph', () => {
     expect({ ready: ids(wide, p.ready), skipped: ids(wide, p.skipped), cancel: p.cancel }).toEqual({ ready: ['b2'], skipped: ['a2'], cancel: [] });
   });
 
-  it('a cancelled run skips what has not started, stops what runs, and still runs its always steps', () => {
-    expect(plan(['succeeded', 'running', 'ready', 'waiting', 'waiting'], { failFast: true, cancelled: true })).toEqual({ ready: [], skipped: ['deploy'], cancel: ['test1'], end: undefined });
+  it('a cancelled run skips what has not started (waiting, or its work stored), stops what runs, and still runs its always steps', () => {
+    expect(plan(['succeeded', 'running', 'ready', 'waiting', 'waiting'], { failFast: true, cancelled: true })).toEqual({ ready: [], skipped: ['test2', 'deploy'], cancel: ['test1'], end: undefined });
   });
 
   it('ends succeeded when every step succeeded, and plans the same answer again from the same states', () => {

@@ -1,7 +1,9 @@
+import { MESSAGE_VERSION, type RunEnd, type StepDone, type StepEnded, type StepMessage, type StepOutput } from '@conveyor/contracts';
+
 /**
- * Pipelines as graphs (issue 11), the pure part: which steps a step needs, whether a pipeline's
- * graph is sound, and what follows when steps end. Not wired in yet (branch `graphs`): the run
- * log's records and the SDK's hand-off still move runs along a line.
+ * Pipelines as graphs, the pure part: which steps a step needs, whether a pipeline's graph is
+ * sound, and what follows when a step ends (the records one fenced batch writes). The run
+ * log (libs/run-log) reads a run's state and writes what this plans.
  */
 
 /** What the graph needs of a step. */
@@ -82,7 +84,8 @@ export interface GraphPlan {
  *    run is not stopping; an `always` step whatever they did, and only once every step it needs,
  *    even through a skipped one, ended (cleanup never runs beside what it cleans up after).
  *  - A waiting normal step is skipped as soon as one of its needs failed, was cancelled or
- *    skipped, or the run is stopping; skips propagate to its dependents.
+ *    skipped, or the run is stopping (so is one whose work waits unstarted); skips propagate
+ *    to its dependents.
  *  - The run stops on a failure when `failFast` (the default), or when it was cancelled: normal
  *    steps still running are cancelled, and only `always` steps start from then on.
  *  - The run ends when every step ended: cancelled if it was, failed if a step failed, else succeeded.
@@ -95,6 +98,13 @@ export function planGraph(steps: readonly GraphStep[], needs: readonly number[][
   for (let changed = true; changed; ) {
     changed = false;
     next.forEach((state, i) => {
+      // Work stored but not started is skipped too once the run stops (its own end supersedes it).
+      if (state === 'ready' && stopping && !steps[i].always) {
+        next[i] = 'skipped';
+        plan.skipped.push(i);
+        changed = true;
+        return;
+      }
       if (state !== 'waiting') return;
       const own = needs[i].map((j) => next[j]);
       const always = !!steps[i].always;
@@ -125,4 +135,133 @@ function ancestorsOf(needs: readonly number[][], i: number): number[] {
     }
   }
   return [...seen];
+}
+
+/** A straight line (every step needs the one before it): runs as it always did, one record per hand-off. */
+export function isLine(steps: readonly GraphStep[]): boolean {
+  return steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
+}
+
+/** Where one step of a run stands, as its own records say (see RunLog.graph). */
+export interface StepView {
+  state: GraphStepState;
+  /** Its end, once it ended. */
+  done?: StepDone;
+  /** Stream sequence of its end (orders failures: the first one names the run's). */
+  doneSeq?: number;
+}
+
+/** What a step's end writes, in this order: its own end first (it carries the fence), then the rest. */
+export type GraphRecord = { kind: 'done'; done: StepDone } | { kind: 'work'; msg: StepMessage } | { kind: 'end'; end: RunEnd };
+
+export interface GraphTransition {
+  records: GraphRecord[];
+  /** Running normal steps the run's stop is to abort (through a stop order). */
+  cancel: number[];
+  /** The run stops because a step failed and the pipeline fails fast (not a user's cancel). */
+  failFast: boolean;
+}
+
+/**
+ * What a step's end writes in a graph pipeline: the step's `done`, the `done` of every step it
+ * skips, the work of every step it readies (with the outputs and machine pin of what ran
+ * before), and the run's end when nothing is left. `template` is the step's own message (the
+ * run's pipeline, resource and pin); `steps` the run's steps as the log showed them before
+ * this end. Pure: two writers that read the same log plan the same records, and the fence
+ * stores only one of them.
+ */
+export function planGraphTransition(template: StepMessage, steps: readonly StepView[], ended: StepEnded, opts: { cancelled?: boolean; pin?: string } = {}): GraphTransition {
+  const pipeline = template.pipeline;
+  const { needs } = resolveNeeds(pipeline.steps);
+  const i = ended.stepIndex;
+  const own: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: ended, ...(opts.pin ? { pin: opts.pin } : {}), ...(opts.cancelled ? { cancelled: true as const } : {}), at: ended.at };
+  const views: StepView[] = steps.map((v, j) => (j === i ? { state: ended.status, done: own, doneSeq: Number.MAX_SAFE_INTEGER } : v));
+  const cancelled = views.some((v) => v.done?.cancelled);
+  const failFast = pipeline.failFast !== false;
+  const plan = planGraph(pipeline.steps, needs, views.map((v) => v.state), { failFast, cancelled });
+  const records: GraphRecord[] = [{ kind: 'done', done: own }];
+  for (const j of plan.skipped) {
+    const s = pipeline.steps[j];
+    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status: 'skipped', at: ended.at }, ...(cancelled ? { cancelled: true as const } : {}), at: ended.at };
+    views[j] = { state: 'skipped', done, doneSeq: Number.MAX_SAFE_INTEGER };
+    records.push({ kind: 'done', done });
+  }
+  const stop = runStop(pipeline.steps, views, cancelled);
+  for (const j of plan.ready) {
+    const outputs: Record<string, StepOutput> = {};
+    views.forEach((v, k) => {
+      const f = v.done?.from;
+      if (f && (f.status === 'succeeded' || f.status === 'failed')) outputs[pipeline.steps[k].id] = strip({ success: f.status === 'succeeded', message: f.message, data: f.data, agent: f.agent, machine: f.machine });
+    });
+    const machine = pinOf(needs, views, j);
+    const msg: StepMessage = {
+      v: MESSAGE_VERSION,
+      runId: template.runId,
+      pipeline,
+      resource: template.resource,
+      stepIndex: j,
+      mode: stop ? 'cleanup' : 'normal',
+      ...(stop ? { outcome: stop } : {}),
+      outputs,
+      ...(machine ? { machine } : {}),
+      createdAt: template.createdAt,
+    };
+    records.push({ kind: 'work', msg });
+  }
+  if (plan.end) {
+    const message = plan.end === 'succeeded' ? undefined : stop?.message;
+    records.push({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: template.runId, status: plan.end, ...(message ? { message } : {}), at: ended.at } });
+  }
+  return { records, cancel: plan.cancel, failFast: !cancelled && failFast && plan.cancel.length > 0 };
+}
+
+/** Why the run is stopping (a user's cancel, or its first failed step), or undefined while it is not. */
+function runStop(steps: StepMessage['pipeline']['steps'], views: readonly StepView[], cancelled: boolean): StepMessage['outcome'] {
+  if (cancelled) return { status: 'cancelled', message: 'the run was cancelled' };
+  let first: { j: number; seq: number } | undefined;
+  views.forEach((v, j) => {
+    if (v.state === 'failed' && (!first || (v.doneSeq ?? 0) < first.seq)) first = { j, seq: v.doneSeq ?? 0 };
+  });
+  if (!first) return undefined;
+  const s = steps[first.j];
+  const m = views[first.j].done?.from.message;
+  return { status: 'failed', stepId: s.id, message: `step "${s.name || s.id}" failed${m ? `: ${m}` : ''}` };
+}
+
+/** The build machine a step must run on: the pin its nearest ended ancestor carried (breadth first, needs in order). */
+function pinOf(needs: readonly number[][], views: readonly StepView[], i: number): string | undefined {
+  const seen = new Set<number>();
+  const queue = [...needs[i]];
+  while (queue.length) {
+    const j = queue.shift()!;
+    if (seen.has(j)) continue;
+    seen.add(j);
+    if (views[j].done?.pin) return views[j].done!.pin;
+    queue.push(...needs[j]);
+  }
+  return undefined;
+}
+
+/** Steps `i` needs, nearest first (breadth first, needs in order): where a step looks for an earlier driver's output. */
+export function ancestorsNearestFirst(steps: readonly GraphStep[], i: number): number[] {
+  const { needs } = resolveNeeds(steps);
+  const out: number[] = [];
+  const queue = [...needs[i]];
+  while (queue.length) {
+    const j = queue.shift()!;
+    if (out.includes(j)) continue;
+    out.push(j);
+    queue.push(...needs[j]);
+  }
+  return out;
+}
+
+/** The steps a run starts with (those that need none), with their first work. */
+export function graphRoots(steps: readonly GraphStep[]): number[] {
+  return resolveNeeds(steps).needs.flatMap((n, i) => (n.length ? [] : [i]));
+}
+
+function strip<T extends Record<string, unknown>>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
 }

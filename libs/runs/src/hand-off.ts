@@ -5,7 +5,7 @@ export type StepOutcome =
   | { status: 'succeeded'; output: StepOutput }
   | { status: 'failed'; output: StepOutput }
   /** The run was cancelled while (or before) this step ran. */
-  | { status: 'cancelled'; message: string };
+  | { status: 'cancelled'; message: string; failFast?: boolean };
 
 export interface HandOff {
   /** The next step to publish, when there is one. */
@@ -115,4 +115,6 @@ export const MsgIds = {
   /** One agent's record about one delivery of a step (a released attempt is claimed again under the same number, by another delivery). */
   stepRecord: (runId: string, stepIndex: number, kind: string, attempt: number, agent: string, delivery: number) => `${runId}.${stepIndex}.${kind}.${attempt}.${agent}.${delivery}`,
   end: (runId: string) => `${runId}.end`,
+  /** The end of a graph's step by one writer (an agent's attempt, or the gateway), written in an atomic batch. */
+  stepEnd: (runId: string, stepIndex: number, attempt: number, writer: string, at: string) => `${runId}.${stepIndex}.done.${attempt}.${writer}.${at}`,
 };

@@ -88,6 +88,8 @@ export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
       const m = record.msg;
       return ended(m.runId, m.from, m.skipped, m.pipeline.steps);
     }
+    case 'done':
+      return ended(record.done.runId, record.done.from, undefined, undefined);
     case 'end': {
       const e = record.end;
       // Skipped steps are named by index; the end record does not carry the pipeline, so

@@ -120,6 +120,7 @@ export function describeMessage(subjects: Subjects, m: Message, color: boolean):
       if (r.kind === 'end') {
         return line(r.end.at, r.end.runId, [...(r.end.from ? [ended(r.end.from)] : []), `run ${status(r.end.status)}${r.end.message ? `  ${r.end.message}` : ''}`]);
       }
+      if (r.kind === 'done') return line(r.done.at, r.done.runId, [ended(r.done.from)]);
       const e = r.record;
       const kind = e.kind === 'claim' ? 'started' : e.kind === 'retry' ? 'retrying' : 'released';
       return line(e.at, e.runId, [`${step(e.stepId, m.header(H.Driver))} ${status(kind)}${bits({ attempt: e.attempt, agent: e.agent, took: e.durationMs !== undefined ? `${e.durationMs}ms` : undefined, 'retry-in': e.retryInMs !== undefined ? `${e.retryInMs}ms` : undefined })}${e.message ? `  ${e.message}` : ''}`]);

@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { PROJECTOR_CONSUMER, decodeRunRecord, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
+import { PROJECTOR_CONSUMER, decodeRunRecord, runIdOf, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
 import { JETSTREAM, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { applyEvent, recordEvents, runFromFirstWork } from '@conveyor/runs';
+import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 
@@ -152,7 +152,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
         continue;
       }
       const record = decoded.value;
-      const runId = record.kind === 'work' ? record.msg.runId : record.kind === 'end' ? record.end.runId : record.record.runId;
+      const runId = runIdOf(record);
       const group = byRun.get(runId) ?? { events: [], msgs: [], records: [] };
       group.events.push(...recordEvents(record, m.seq));
       group.msgs.push(m);
@@ -211,6 +211,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   }
 }
 
+/** A run's first work: of a step that needs none (a graph starts with all of them at once). */
 function isFirstRecord(r: RunRecord): boolean {
-  return r.kind === 'work' && r.msg.stepIndex === 0 && r.msg.mode === 'normal' && !r.msg.from;
+  return r.kind === 'work' && r.msg.mode === 'normal' && !r.msg.from && graphRoots(r.msg.pipeline.steps).includes(r.msg.stepIndex);
 }

@@ -4,7 +4,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { MESSAGE_VERSION, type StepMessage } from '@conveyor/contracts';
 import { JETSTREAM, ensureWorkConsumer, isNotFound, liveAgents, openAgentsBucket, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { judgeStandstill, type LogHead, type WorkQueueState } from '@conveyor/runs';
+import { isLine, judgeStandstill, type LogHead, type WorkQueueState } from '@conveyor/runs';
 import { PeriodicCheck } from '../common/periodic-check';
 
 /** Runs looked at per check at most; the next check goes on from there. */
@@ -83,7 +83,12 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     const head = await this.runLog.head(runId);
     // A last record no reader of this version understands (a newer writer's): not ours to judge.
     if (head?.at.kind === 'end' && head.at.runId !== runId) return undefined;
+    // A graph run (its steps' ends are `done` records; its log's end says little about what is
+    // in flight) is not judged here yet: its steps are watched by their agents' redeliveries and
+    // by the stalled-work watchdog only.
+    if (head?.at.kind === 'done') return undefined;
     const work = head && head.at.kind !== 'end' ? await this.runLog.stepWork(runId, head.at.stepId) : undefined;
+    if (work?.msg && !isLine(work.msg.pipeline.steps)) return undefined;
     const queueName = work ? subjects.consumer(work.at.driver, work.at.machine) : undefined;
     if (work && queueName && !queues.has(queueName)) queues.set(queueName, this.queue(queueName, work.at.driver, work.at.machine));
     const queue = queueName ? await queues.get(queueName) : undefined;

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Run, type RunStatus, isTerminalRunStatus } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { planTransition } from '@conveyor/runs';
+import { isLine, planTransition } from '@conveyor/runs';
 import { ConflictError, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
 
 export interface RunFilter {
@@ -60,7 +60,7 @@ export class RunsService {
     await this.buckets.cancels.put(id, JSON.stringify({ at: new Date().toISOString() }));
     this.ctx.nc.publish(this.ctx.subjects.cancel(id), JSON.stringify({ runId: id, at: new Date().toISOString() }));
     this.log.log(`cancel requested for run ${id}`);
-    await this.skipWaitingStep(id).catch((err) => this.log.warn(`run ${id}: could not skip its waiting step at once (${(err as Error).message}); the agent that takes it will`));
+    await (isLine(run.pipeline.steps) ? this.skipWaitingStep(id) : this.skipWaitingGraphSteps(id, run)).catch((err) => this.log.warn(`run ${id}: could not skip its waiting step at once (${(err as Error).message}); the agent that takes it will`));
     return run;
   }
 
@@ -70,6 +70,23 @@ export class RunsService {
    * same fenced record an agent would, and the run goes on to its cleanup. An agent that claims
    * the step meanwhile wins, and the stop order stops it.
    */
+  /**
+   * The same for a graph: the first of its steps whose work waits unstarted is skipped with the
+   * run's cancel, and the same batch skips every other waiting step and readies the cleanup
+   * steps (see planGraphTransition). Steps running meanwhile are stopped by the stop order.
+   */
+  private async skipWaitingGraphSteps(id: string, run: Run): Promise<void> {
+    const g = await this.runLog.graph(id, run.pipeline.steps);
+    for (const [i, v] of g.steps.entries()) {
+      if (v.state !== 'ready' || run.pipeline.steps[i].always) continue;
+      const work = await this.runLog.stepWork(id, run.pipeline.steps[i].id);
+      if (!work?.msg || work.seq !== v.headSeq || work.msg.mode !== 'normal') continue;
+      if (await this.runLog.lastStarted(id, run.pipeline.steps[i].id)) continue;
+      const r = await this.runLog.endStep(work.msg, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' }, v.headSeq);
+      if (r.stored) return;
+    }
+  }
+
   private async skipWaitingStep(id: string): Promise<void> {
     const head = await this.runLog.head(id);
     if (head?.at.kind !== 'work') return;

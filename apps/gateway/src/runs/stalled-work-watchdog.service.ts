@@ -118,7 +118,7 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
    */
   private async giveUp(msg: StepMessage, seq: number, message: string): Promise<void> {
     const step = msg.pipeline.steps[msg.stepIndex];
-    const head = await this.runLog.head(msg.runId);
+    const head = await this.runLog.stepHead(msg);
     const judged = judgeDelivery(step.id, seq, head);
     if (!judged.run) return;
     const r = await this.runLog.failStep(msg, { status: 'failed', output: { success: false, message } }, { attempt: Math.max(judged.attempt - 1, 0), at: new Date().toISOString() }, judged.expect);

@@ -1,0 +1,136 @@
+import type { Run } from '@conveyor/contracts';
+import { TestSystem } from '../support/system';
+
+jest.setTimeout(120_000);
+
+/**
+ * Pipelines as graphs, on real agents: steps whose needs have ended run side by side, a step
+ * that needs several starts exactly once, failures skip what depends on them and (fail-fast)
+ * cancel what runs beside them, `always` steps run last whatever happened.
+ */
+describe('pipelines as graphs', () => {
+  let sys: TestSystem;
+
+  beforeAll(async () => {
+    sys = await TestSystem.start({ CONVEYOR_CONCURRENCY: '4' });
+    await sys.startDriver(['alpha', 'beta', 'cleanup']);
+    await sys.startDriver(['alpha', 'beta', 'cleanup']);
+  });
+  afterAll(async () => {
+    await sys?.stop();
+  });
+
+  const starts = (id: string, step: string) => sys.journalOf(id).filter((j) => j.step === step && j.what === 'start');
+  const step = (run: Run, id: string) => run.steps.find((s) => s.id === id)!;
+  const overlap = (a: { startedAt?: string; finishedAt?: string }, b: { startedAt?: string; finishedAt?: string }) =>
+    Date.parse(a.startedAt!) < Date.parse(b.finishedAt!) && Date.parse(b.startedAt!) < Date.parse(a.finishedAt!);
+
+  it('fans out to steps that run side by side, fans in to a step that starts once, and ends with the always step', async () => {
+    const id = await sys.run([
+      { id: 'start', driver: 'alpha' },
+      { id: 'b1', driver: 'beta', needs: ['start'], config: { sleepMs: 1_500 } },
+      { id: 'b2', driver: 'beta', needs: ['start'], config: { sleepMs: 1_500 } },
+      { id: 'b3', driver: 'alpha', needs: ['start'], config: { sleepMs: 1_500 } },
+      { id: 'join', driver: 'alpha', needs: ['b1', 'b2', 'b3'] },
+      { id: 'stop', driver: 'cleanup', always: true },
+    ]);
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => [s.id, s.status, s.needs])).toEqual([
+      ['start', 'succeeded', []],
+      ['b1', 'succeeded', ['start']],
+      ['b2', 'succeeded', ['start']],
+      ['b3', 'succeeded', ['start']],
+      ['join', 'succeeded', ['b1', 'b2', 'b3']],
+      ['stop', 'succeeded', ['join']],
+    ]);
+    expect(overlap(step(run, 'b1'), step(run, 'b2'))).toBe(true);
+    expect(overlap(step(run, 'b2'), step(run, 'b3'))).toBe(true);
+    // Well under the sum of the three 1.5 s steps.
+    expect(Date.parse(step(run, 'b3').finishedAt!) - Date.parse(step(run, 'b1').startedAt!)).toBeLessThan(3_500);
+    for (const s of ['start', 'b1', 'b2', 'b3', 'join', 'stop']) expect(starts(id, s)).toHaveLength(1);
+    expect(Date.parse(step(run, 'join').startedAt!)).toBeGreaterThanOrEqual(Math.max(...['b1', 'b2', 'b3'].map((s) => Date.parse(step(run, s).finishedAt!))));
+  });
+
+  it('a fan-in whose needs end at the same instant on different agents starts exactly once (20 runs)', async () => {
+    const pipeline = await sys.pipeline([
+      { id: 'a', driver: 'alpha', needs: [] },
+      { id: 'b', driver: 'beta', needs: [] },
+      { id: 'c', driver: 'alpha', needs: [] },
+      { id: 'd', driver: 'beta', needs: [] },
+      { id: 'join', driver: 'alpha', needs: ['a', 'b', 'c', 'd'] },
+    ]);
+    const ids = await Promise.all(Array.from({ length: 20 }, () => sys.trigger(pipeline)));
+    for (const id of ids) {
+      const run = await sys.waitForRun(id);
+      expect(run.status).toBe('succeeded');
+      expect(starts(id, 'join')).toHaveLength(1);
+      expect(step(run, 'join').attempts).toBe(1);
+    }
+  });
+
+  it('a failure skips what depends on it, cancels what runs beside it (fail-fast), and the always step still runs', async () => {
+    const id = await sys.run([
+      { id: 'start', driver: 'alpha' },
+      { id: 'bad', driver: 'beta', needs: ['start'], config: { sleepMs: 300, failTimes: 9 } },
+      { id: 'slow', driver: 'alpha', needs: ['start'], config: { sleepMs: 20_000 } },
+      { id: 'join', driver: 'alpha', needs: ['bad', 'slow'] },
+      { id: 'stop', driver: 'cleanup', needs: ['join'], always: true },
+    ]);
+    const run = await sys.waitForRun(id, undefined, 15_000);
+    expect(run.status).toBe('failed');
+    expect(run.message).toBe('step "step 2" failed: failed on attempt 1');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([
+      ['start', 'succeeded'],
+      ['bad', 'failed'],
+      ['slow', 'cancelled'],
+      ['join', 'skipped'],
+      ['stop', 'succeeded'],
+    ]);
+    expect(step(run, 'slow').message).toMatch(/step "step 2" failed and the pipeline fails fast/);
+    expect(starts(id, 'join')).toHaveLength(0);
+    expect(starts(id, 'stop')).toHaveLength(1);
+  });
+
+  it('with failFast: false the steps beside a failure finish; what depends on it is skipped', async () => {
+    const id = await sys.run(
+      [
+        { id: 'bad', driver: 'beta', needs: [], config: { failTimes: 9 } },
+        { id: 'slow', driver: 'alpha', needs: [], config: { sleepMs: 1_500 } },
+        { id: 'after-slow', driver: 'alpha', needs: ['slow'] },
+        { id: 'join', driver: 'alpha', needs: ['bad', 'after-slow'] },
+        { id: 'stop', driver: 'cleanup', needs: ['join'], always: true },
+      ],
+      { failFast: false },
+    );
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('failed');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([
+      ['bad', 'failed'],
+      ['slow', 'succeeded'],
+      ['after-slow', 'succeeded'],
+      ['join', 'skipped'],
+      ['stop', 'succeeded'],
+    ]);
+  });
+
+  it('a cancelled graph run stops its running steps, skips the rest and runs its always step', async () => {
+    const id = await sys.run([
+      { id: 'a', driver: 'alpha', needs: [], config: { sleepMs: 20_000 } },
+      { id: 'b', driver: 'beta', needs: [], config: { sleepMs: 20_000 } },
+      { id: 'c', driver: 'alpha', needs: ['a', 'b'] },
+      { id: 'stop', driver: 'cleanup', needs: ['c'], always: true },
+    ]);
+    await sys.waitForRun(id, ['running']);
+    await new Promise((r) => setTimeout(r, 500));
+    await sys.api.ok('POST', `/runs/${id}/cancel`);
+    const run = await sys.waitForRun(id, undefined, 15_000);
+    expect(run.status).toBe('cancelled');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([
+      ['a', 'cancelled'],
+      ['b', 'cancelled'],
+      ['c', 'skipped'],
+      ['stop', 'succeeded'],
+    ]);
+  });
+});
