@@ -44,6 +44,8 @@ export interface ChaosOptions {
   seed: number;
   /** Keep the working directory (journal, process logs) even when every target is met (CHAOS_KEEP=1). */
   keep: boolean;
+  /** Run the graph pipeline (fan-out to 8, fan-in to 1, 4 side by side, cleanup) instead of the 4-step line. */
+  graph?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -93,6 +95,7 @@ export function chaosOptionsFromEnv(env: Record<string, string | undefined> = pr
     settleMs: dur('CHAOS_SETTLE', ackWaitMs + 1000),
     seed: Math.floor(num('CHAOS_SEED', Math.floor(Math.random() * 1e9), 0)),
     keep: env.CHAOS_KEEP === '1' || env.CHAOS_KEEP === 'true',
+    graph: env.CHAOS_GRAPH === '1' || env.CHAOS_GRAPH === 'true',
   };
 }
 
@@ -114,6 +117,30 @@ export const PIPELINE_BODY = {
     { id: 's2', name: 'work', driver: 'chaos-work', retries: 1, config: { sleepMs: 200, failTimes: 1 } },
     { id: 's3', name: 'check', driver: 'chaos-check', config: { sleepMs: 100 } },
     { id: 's4', name: 'stop', driver: 'chaos-stop', always: true, config: { sleepMs: 50 } },
+  ],
+};
+
+/**
+ * The graph pipeline (CHAOS_GRAPH=1): a start, a fan-out to 8 steps (one failing its first
+ * attempt and retried), a fan-in step that needs all 8, then 4 steps side by side, and a
+ * cleanup step that needs them. Kills land on every kind of step; a fan-in that started twice
+ * shows in the journal as a step started twice.
+ */
+export const GRAPH_PIPELINE_BODY = {
+  name: PIPELINE,
+  resource: DEFINITION,
+  steps: [
+    { id: 's1', name: 'start', driver: 'chaos-start', config: { sleepMs: 100 } },
+    ...Array.from({ length: 8 }, (_, i) => ({
+      id: `w${i + 1}`,
+      name: `work ${i + 1}`,
+      driver: i % 2 ? 'chaos-check' : 'chaos-work',
+      needs: ['s1'],
+      ...(i === 0 ? { retries: 1, config: { sleepMs: 150, failTimes: 1 } } : { config: { sleepMs: 100 + 20 * i } }),
+    })),
+    { id: 'join', name: 'join', driver: 'chaos-check', needs: Array.from({ length: 8 }, (_, i) => `w${i + 1}`), config: { sleepMs: 100 } },
+    ...Array.from({ length: 4 }, (_, i) => ({ id: `m${i + 1}`, name: `side ${i + 1}`, driver: i % 2 ? 'chaos-work' : 'chaos-check', needs: ['join'], config: { sleepMs: 120 } })),
+    { id: 'stop', name: 'stop', driver: 'chaos-stop', needs: ['m1', 'm2', 'm3', 'm4'], always: true, config: { sleepMs: 50 } },
   ],
 };
 
@@ -372,7 +399,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (r.status !== 201) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
     }, 10_000);
     await retrying('pipeline', async () => {
-      const r = await request(base, 'POST', '/pipelines', PIPELINE_BODY);
+      const r = await request(base, 'POST', '/pipelines', opts.graph ? GRAPH_PIPELINE_BODY : PIPELINE_BODY);
       if (r.status !== 201) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
     }, 10_000);
 
@@ -751,7 +778,7 @@ export function formatReport(r: ChaosReport): string {
     ['processes that exited on their own', String(f.unexpectedExits.length), '-'],
   ];
   const lines = [
-    `Conveyor chaos suite: ${f.runsAsked} runs at ${o.rate}/s on ${o.cluster ? 'a 3-node NATS cluster' : 'one nats-server'}, ${o.agents} agents x ${DRIVERS.length} drivers (concurrency ${o.concurrency}), ack wait ${o.ackWaitMs / 1000}s, seed ${o.seed}`,
+    `Conveyor chaos suite: ${f.runsAsked} runs of the ${o.graph ? '15-step graph' : '4-step'} pipeline at ${o.rate}/s on ${o.cluster ? 'a 3-node NATS cluster' : 'one nats-server'}, ${o.agents} agents x ${DRIVERS.length} drivers (concurrency ${o.concurrency}), ack wait ${o.ackWaitMs / 1000}s, seed ${o.seed}`,
     `load average (1 min) ${f.load[0].toFixed(1)} when the faults began, ${f.load[1].toFixed(1)} when the runs had ended (${cpus().length} cores)`,
     `faults: ${f.agentKills} agent SIGKILLs (about every ${o.killEveryMs / 1000}s, each restarted), ${oneOff.join(', ') || 'no others'}; last fault at ${sec(lastFault)}; ${r.seconds.toFixed(0)}s in all`,
     '',

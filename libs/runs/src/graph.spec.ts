@@ -1,4 +1,4 @@
-import { planGraph, resolveNeeds, type GraphStep, type GraphStepState } from './graph';
+import { isLine, planGraph, planGraphTransition, resolveNeeds, type GraphRecord, type GraphStep, type GraphStepState, type GraphTransition, type StepView } from './graph';
 
 const ids = (steps: GraphStep[], idx: number[]) => idx.map((i) => steps[i].id);
 
@@ -63,5 +63,76 @@ describe('planGraph', () => {
     expect(plan(done).end).toBe('succeeded');
     const states: GraphStepState[] = ['succeeded', 'succeeded', 'succeeded', 'waiting', 'waiting'];
     expect(planGraph(steps, needs, states, { failFast: true })).toEqual(planGraph(steps, needs, states, { failFast: true }));
+  });
+});
+
+describe('planGraphTransition', () => {
+  const pipeline = {
+    name: 'p',
+    resource: 'thing',
+    steps: [
+      { id: 'start', name: 'start', driver: 'pin' },
+      { id: 't1', name: 'test 1', driver: 'b', needs: ['start'] },
+      { id: 't2', name: 'test 2', driver: 'b', needs: ['start'] },
+      { id: 'deploy', name: 'deploy', driver: 'b', needs: ['t1', 't2'] },
+      { id: 'stop', name: 'stop', driver: 'c', needs: ['deploy'], always: true },
+    ],
+  };
+  const template = { v: 1 as const, runId: 'r1', pipeline, resource: { type: 'thing', name: 'x', version: 1, spec: {}, metadata: {} }, stepIndex: 0, mode: 'normal' as const, outputs: {}, createdAt: '2026-01-01T00:00:00.000Z' };
+  const at = '2026-01-01T00:00:01.000Z';
+  const ended = (stepIndex: number, status: 'succeeded' | 'failed' | 'cancelled' | 'skipped', extra: object = {}) => ({ stepIndex, stepId: pipeline.steps[stepIndex].id, driver: pipeline.steps[stepIndex].driver, attempt: 1, status, at, ...extra });
+  const done = (stepIndex: number, status: 'succeeded' | 'failed', extra: { pin?: string; data?: object; message?: string } = {}): StepView => ({
+    state: status,
+    done: { v: 1, kind: 'done', runId: 'r1', from: ended(stepIndex, status, { data: extra.data, message: extra.message }), ...(extra.pin ? { pin: extra.pin } : {}), at },
+    doneSeq: stepIndex + 1,
+  });
+  const kinds = (t: GraphTransition) => t.records.map((r) => (r.kind === 'work' ? `work ${r.msg.pipeline.steps[r.msg.stepIndex].id}` : r.kind === 'done' ? `done ${r.done.from.stepId} ${r.done.from.status}` : `end ${r.end.status}`));
+
+  it('the first step readies both tests, with its output and its machine pin', () => {
+    const t = planGraphTransition(template, [{ state: 'running' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }], ended(0, 'succeeded', { data: { id: 'c1' } }), { pin: 'm1' });
+    expect(kinds(t)).toEqual(['done start succeeded', 'work t1', 'work t2']);
+    const work = t.records[1] as Extract<GraphRecord, { kind: 'work' }>;
+    expect(work.msg).toMatchObject({ stepIndex: 1, mode: 'normal', machine: 'm1', outputs: { start: { success: true, data: { id: 'c1' } } } });
+    expect(work.msg.from).toBeUndefined();
+  });
+
+  it('of two tests, only the one that ends last readies the fan-in', () => {
+    const first = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded', { pin: 'm1' }), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'succeeded'));
+    expect(kinds(first)).toEqual(['done t1 succeeded']);
+    const last = planGraphTransition({ ...template, stepIndex: 2 }, [done(0, 'succeeded', { pin: 'm1' }), done(1, 'succeeded'), { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(2, 'succeeded'));
+    expect(kinds(last)).toEqual(['done t2 succeeded', 'work deploy']);
+    expect((last.records[1] as Extract<GraphRecord, { kind: 'work' }>).msg.machine).toBe('m1');
+  });
+
+  it('a failure with fail-fast skips what depends on it, asks to stop the running sibling, and readies cleanup only once that ended', () => {
+    const t = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded'), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'failed', { message: 'boom' }));
+    expect(kinds(t)).toEqual(['done t1 failed', 'done deploy skipped']);
+    expect(t.cancel).toEqual([2]);
+    expect(t.failFast).toBe(true);
+    const after = planGraphTransition({ ...template, stepIndex: 2 }, [done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), { state: 'running' }, { state: 'skipped', doneSeq: 9 }, { state: 'waiting' }], ended(2, 'cancelled'));
+    expect(kinds(after)).toEqual(['done t2 cancelled', 'work stop']);
+    expect((after.records[1] as Extract<GraphRecord, { kind: 'work' }>).msg).toMatchObject({ mode: 'cleanup', outcome: { status: 'failed', stepId: 't1', message: 'step "test 1" failed: boom' } });
+  });
+
+  it('the last step ends the run, with the first failure as its message', () => {
+    const t = planGraphTransition({ ...template, stepIndex: 4 }, [done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), done(2, 'succeeded'), { state: 'skipped', doneSeq: 9 }, { state: 'running' }], ended(4, 'succeeded'));
+    expect(kinds(t)).toEqual(['done stop succeeded', 'end failed']);
+    expect((t.records[1] as Extract<GraphRecord, { kind: 'end' }>).end.message).toBe('step "test 1" failed: boom');
+  });
+
+  it('a user cancel marks every end it writes, and the run ends cancelled', () => {
+    const t = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded'), { state: 'ready' }, { state: 'ready' }, { state: 'waiting' }, { state: 'waiting' }], { ...ended(1, 'skipped'), attempt: 0 }, { cancelled: true });
+    expect(kinds(t)).toEqual(['done t1 skipped', 'done t2 skipped', 'done deploy skipped', 'work stop']);
+    expect(t.records.filter((r) => r.kind === 'done').every((r) => r.kind === 'done' && r.done.cancelled)).toBe(true);
+    expect(t.failFast).toBe(false);
+  });
+});
+
+describe('isLine', () => {
+  it('a list without needs, or with needs that name the step before, is a line', () => {
+    expect(isLine([{ id: 'a' }, { id: 'b' }, { id: 'c', needs: ['b'] }])).toBe(true);
+    expect(isLine([{ id: 'a', needs: [] }, { id: 'b' }])).toBe(true);
+    expect(isLine([{ id: 'a' }, { id: 'b', needs: [] }])).toBe(false);
+    expect(isLine([{ id: 'a' }, { id: 'b' }, { id: 'c', needs: ['a'] }])).toBe(false);
   });
 });
