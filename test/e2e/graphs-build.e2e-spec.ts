@@ -1,0 +1,54 @@
+import type { Run } from '@conveyor/contracts';
+import { runLogs } from '../support/builtin-drivers';
+import { BuildSystem, stepOf } from '../support/build-system';
+import { expectCleanedUp } from './build-expectations';
+
+jest.setTimeout(120_000);
+
+/**
+ * A graph of the built-in drivers on a real Docker engine: container-start, git-cloner, then two
+ * builder steps side by side in the run's one container (each with its own log stream), then
+ * container-stop. The builds overlap in time and the run takes well under their sum.
+ */
+describe('a graph of the built-in drivers', () => {
+  let build: BuildSystem;
+
+  beforeAll(async () => {
+    build = await BuildSystem.start({ CONVEYOR_CONCURRENCY: '2' });
+  });
+  afterAll(async () => {
+    expect(await build?.stop()).toBe(0);
+  });
+
+  it('runs two builds at once in the run\'s container after the clone, then stops the container', async () => {
+    const { sys, repo } = build;
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'parallel-builds',
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start Build Environment', driver: 'container-start' },
+        { id: 'clone', name: 'Clone Git Repository', driver: 'git-cloner' },
+        { id: 'build-a', name: 'Build A', driver: 'builder', needs: ['clone'], config: { commands: ['sleep 3', 'echo built-a; cat version.txt'] } },
+        { id: 'build-b', name: 'Build B', driver: 'builder', needs: ['clone'], config: { commands: ['sleep 3', 'echo built-b'] } },
+        { id: 'stop', name: 'Stop Build Environment', driver: 'container-stop', needs: ['build-a', 'build-b'], always: true },
+      ],
+    });
+    const { runid } = await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'graph-1', resource: 'thing', pipeline: 'parallel-builds', spec: { repository: repo.url } });
+    const run: Run = await sys.waitForRun(runid);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([['start', 'succeeded'], ['clone', 'succeeded'], ['build-a', 'succeeded'], ['build-b', 'succeeded'], ['stop', 'succeeded']]);
+    const [a, b] = [stepOf(run, 'build-a'), stepOf(run, 'build-b')];
+    // Both on the machine container-start pinned the run to.
+    expect(a.machine).toBe(stepOf(run, 'start').machine);
+    expect(b.machine).toBe(stepOf(run, 'start').machine);
+    const ms = (t?: string) => Date.parse(t!);
+    expect(ms(a.startedAt) < ms(b.finishedAt) && ms(b.startedAt) < ms(a.finishedAt)).toBe(true);
+    // Two 3 s builds side by side take well under their 6 s sum.
+    expect(Math.max(ms(a.finishedAt), ms(b.finishedAt)) - Math.min(ms(a.startedAt), ms(b.startedAt))).toBeLessThan(5_500);
+    const lines = await runLogs(sys.api, runid, 'builder');
+    expect(lines.filter((l) => l.stepId === 'build-a').map((l) => l.line)).toEqual(expect.arrayContaining(['built-a', 'main-3']));
+    expect(lines.filter((l) => l.stepId === 'build-b').map((l) => l.line)).toContain('built-b');
+    expect(lines.filter((l) => l.stepId === 'build-b').map((l) => l.line)).not.toContain('built-a');
+    await expectCleanedUp(build, run);
+  });
+});
