@@ -24,8 +24,8 @@ die() { printf '[conveyor] ERROR: %s\n' "$*" >&2; exit 1; }
 CONVEYOR_PACKAGES=(docker.io:dockerd git:git busybox-static:dpkg curl:curl procps:pgrep faketime:faketime)
 
 # The oldest nats-server the apps accept (libs/jetstream checks it at connect): fenced run
-# transitions need the wildcard expected-sequence check (2.11) and atomic batches (2.12).
-CONVEYOR_NATS_MIN="2.12.0"
+# transitions need the wildcard expected-sequence check (2.11) and message TTLs (2.11).
+CONVEYOR_NATS_MIN="2.11.0"
 
 ensure_packages() {
   local entry pkg probe missing=()

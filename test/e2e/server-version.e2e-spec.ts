@@ -45,7 +45,7 @@ async function connections(monitorPort: number): Promise<number> {
   return ((await res.json()) as { num_connections: number }).num_connections;
 }
 
-describe('a nats-server older than 2.12 is refused at start-up', () => {
+describe('a nats-server older than 2.11 is refused at start-up', () => {
   let old: NatsServer | undefined;
   let monitorPort = 0;
 

@@ -39,6 +39,9 @@ export class StepRecords {
       // Nothing fenced since this work: a first delivery may have started it (recorded beside the log).
       const started = head?.at.kind === 'work' && head.seq === workSeq ? await this.runLog.lastStarted(msg.runId, stepId) : undefined;
       const judged = judgeDelivery(stepId, workSeq, head, started ? 1 : undefined);
+      // A graph's step that ended, delivered again: its writer may have stopped between the step's
+      // end and what follows it. Settling writes only what is missing, once.
+      if (!judged.run && head?.at.kind === 'done') await this.runLog.settle(msg);
       const claimant = head?.at.kind === 'claim' ? { agent: head.agent, at: head.storedAt } : started ? { agent: started.agent, at: started.storedAt } : undefined;
       if (judged.run && judged.takeover && claimant?.agent && !mayTakeOver(claimant.at, msg.runId, stepId, await this.heartbeatOf(claimant.agent))) {
         return { run: false, wait: true, why: `agent ${claimant.agent} started it and is still running it` } as const;

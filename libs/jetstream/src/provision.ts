@@ -65,8 +65,6 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     max_age: nanos(c.retention.runLogMaxAgeMs),
     // A run's first record is read by subject when its run record must be made again.
     allow_direct: true,
-    // A graph step's end, the work it readies and the run's end are one atomic batch (server 2.12+).
-    allow_atomic: true,
     duplicate_window: nanos(c.steps.dedupeWindowMs),
   });
   await ensureStream(ctx, {
@@ -166,15 +164,13 @@ async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig>
     (config.max_bytes !== undefined && cur.max_bytes !== config.max_bytes) ||
     // The window only grows: the process that needs the longest (its ack wait) wins.
     (config.duplicate_window !== undefined && config.duplicate_window > cur.duplicate_window) ||
-    cur.num_replicas !== config.num_replicas ||
-    (config.allow_atomic === true && cur.allow_atomic !== true);
+    cur.num_replicas !== config.num_replicas;
   if (drift) {
     await ctx.jsm.streams.update(config.name, {
       max_age: config.max_age,
       max_bytes: config.max_bytes ?? cur.max_bytes,
       duplicate_window: Math.max(config.duplicate_window ?? 0, cur.duplicate_window),
       num_replicas: config.num_replicas,
-      ...(config.allow_atomic ? { allow_atomic: true } : {}),
     });
   }
 }

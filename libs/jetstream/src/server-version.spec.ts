@@ -1,21 +1,21 @@
 import { assertServerVersion, NATS_SERVER_MIN_VERSION, NatsServerTooOldError, parseServerVersion, serverVersionProblem } from './server-version';
 
 describe('nats-server version check', () => {
-  it('has 2.12.0 as the minimum', () => {
-    expect(NATS_SERVER_MIN_VERSION).toBe('2.12.0');
+  it('has 2.11.0 as the minimum', () => {
+    expect(NATS_SERVER_MIN_VERSION).toBe('2.11.0');
   });
 
   it('accepts the minimum and anything newer', () => {
-    for (const v of ['2.12.0', '2.12.1', '2.12.10', '2.13.0', '2.15.1', '3.0.0', 'v2.15.1', '2.12.0+build.7', '2.12']) {
+    for (const v of ['2.11.0', '2.11.1', '2.11.10', '2.12.0', '2.15.1', '3.0.0', 'v2.15.1', '2.12.0+build.7', '2.11']) {
       expect(serverVersionProblem(v)).toBeUndefined();
     }
   });
 
   it('refuses anything older, with the reason and what to do', () => {
     expect(serverVersionProblem('2.9.10')).toBe(
-      'nats-server 2.9.10 is too old: Conveyor needs 2.12.0 or newer (fenced run transitions use the wildcard expected-sequence check and atomic batches); install the current one (deploy/local/setup.sh does)',
+      'nats-server 2.9.10 is too old: Conveyor needs 2.11.0 or newer (fenced run transitions use the wildcard expected-sequence check and message TTLs); install the current one (deploy/local/setup.sh does)',
     );
-    for (const v of ['2.11.9', '2.10.29', '2.10.99', '2.9.25', '1.99.99', '0.0.1']) expect(serverVersionProblem(v)).toMatch(/is too old: Conveyor needs 2\.12\.0 or newer/);
+    for (const v of ['2.10.29', '2.10.99', '2.9.25', '1.99.99', '0.0.1']) expect(serverVersionProblem(v)).toMatch(/is too old: Conveyor needs 2\.11\.0 or newer/);
   });
 
   it('compares numerically, not as text', () => {
@@ -25,8 +25,8 @@ describe('nats-server version check', () => {
   });
 
   it('takes a pre-release of the minimum for older than the minimum, and one of a later version for newer', () => {
-    expect(serverVersionProblem('2.12.0-RC.2')).toMatch(/too old/);
-    expect(serverVersionProblem('2.13.0-RC.1')).toBeUndefined();
+    expect(serverVersionProblem('2.11.0-RC.2')).toMatch(/too old/);
+    expect(serverVersionProblem('2.12.0-RC.1')).toBeUndefined();
   });
 
   it('names the server when given', () => {
@@ -34,7 +34,7 @@ describe('nats-server version check', () => {
   });
 
   it('refuses a server whose version cannot be read', () => {
-    expect(serverVersionProblem(undefined)).toMatch(/^nats-server \(no version reported\) reports no version Conveyor can read: Conveyor needs 2\.12\.0/);
+    expect(serverVersionProblem(undefined)).toMatch(/^nats-server \(no version reported\) reports no version Conveyor can read: Conveyor needs 2\.11\.0/);
     expect(serverVersionProblem('banana')).toMatch(/^nats-server banana reports no version/);
   });
 
@@ -47,7 +47,7 @@ describe('nats-server version check', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(NatsServerTooOldError);
-    expect(err).toMatchObject({ name: 'NatsServerTooOldError', version: '2.9.10', minimum: '2.12.0' });
+    expect(err).toMatchObject({ name: 'NatsServerTooOldError', version: '2.9.10', minimum: '2.11.0' });
     expect((err as Error).message).toMatch(/^nats-server 2\.9\.10 at nats\.example:4222 is too old/);
   });
 

@@ -1,10 +1,10 @@
 /**
  * The oldest nats-server Conveyor works with. Fenced run transitions need the wildcard
- * expected-last-subject-sequence check (Nats-Expected-Last-Subject-Sequence-Subject, 2.11),
- * and a graph step's end is one atomic batch (2.12). deploy/local/setup.sh (CONVEYOR_NATS_MIN) installs
+ * expected-last-subject-sequence check (Nats-Expected-Last-Subject-Sequence-Subject) and
+ * per-message TTLs, both new in 2.11. deploy/local/setup.sh (CONVEYOR_NATS_MIN) installs
  * against the same minimum; keep the two equal.
  */
-export const NATS_SERVER_MIN_VERSION = '2.12.0';
+export const NATS_SERVER_MIN_VERSION = '2.11.0';
 
 /** Thrown by connectJetStream when the server it reached is older than the minimum. */
 export class NatsServerTooOldError extends Error {
@@ -53,7 +53,7 @@ export function serverVersionProblem(version: string | undefined, server?: strin
   if (have && compare(have, min) >= 0) return undefined;
   const who = `nats-server ${version?.trim() || '(no version reported)'}${server ? ` at ${server}` : ''}`;
   const why = have ? 'is too old' : 'reports no version Conveyor can read';
-  return `${who} ${why}: Conveyor needs ${minimum} or newer (fenced run transitions use the wildcard expected-sequence check and atomic batches); install the current one (deploy/local/setup.sh does)`;
+  return `${who} ${why}: Conveyor needs ${minimum} or newer (fenced run transitions use the wildcard expected-sequence check and message TTLs); install the current one (deploy/local/setup.sh does)`;
 }
 
 /** Throws NatsServerTooOldError unless a server of `version` can be used. */

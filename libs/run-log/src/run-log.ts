@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { headers as natsHeaders, InvalidArgumentError, nuid, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, InvalidArgumentError, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
 import { JetStreamApiError, type StoredMsg } from '@nats-io/jetstream';
 import {
   Headers,
@@ -18,11 +18,11 @@ import {
   endOnly,
   graphRoots,
   isLine,
-  planGraphTransition,
+  planGraphFollowUp,
   planTransition,
+  stepDone,
   stepHeaderValues,
   type EndedBy,
-  type GraphRecord,
   type LogHead,
   type StepOutcome,
   type StepView,
@@ -34,10 +34,6 @@ const CONSUMER_RECHECK_MS = 60_000;
 
 /** JetStream's answer to a publish whose expected last sequence is not the stream's. */
 const WRONG_LAST_SEQUENCE = 10071;
-/** Header naming who wrote an atomic batch (batches take no message ids): how a writer whose acknowledgement was lost knows its own. */
-const WRITE_HEADER = 'Conveyor-Write';
-/** Plans of a graph step's end tried at most, each after another writer moved the run on (a sibling's claim or end). */
-const MAX_GRAPH_TRIES = 64;
 
 /** A graph run as its log stands: every step's state and last record, and where the log ends. */
 export interface GraphState {
@@ -127,13 +123,15 @@ export class RunLog {
   }
 
   /**
-   * A run's first records: its first step's work (for a graph, the work of every step that
-   * needs none, in one atomic batch), stored only while the run has no records at all.
+   * A run's first record: its first step's work, stored only while the run has no records at all.
+   * A graph's other first steps (every step that needs none) follow at once (see settle), each
+   * written once.
    */
   async start(msg: StepMessage, timeoutMs?: number): Promise<Appended> {
-    if (isLine(msg.pipeline.steps)) return this.writeTransition({ kind: 'work', msg }, 0, timeoutMs);
-    const records: GraphRecord[] = graphRoots(msg.pipeline.steps).map((stepIndex) => ({ kind: 'work', msg: { ...msg, stepIndex } }));
-    return this.appendBatch(msg.runId, records, 0, `${msg.runId}.start`, timeoutMs);
+    const first = isLine(msg.pipeline.steps) ? msg : { ...msg, stepIndex: graphRoots(msg.pipeline.steps)[0] };
+    const r = await this.writeTransition({ kind: 'work', msg: first }, 0, timeoutMs);
+    if (r.stored && first !== msg) await this.settle(first);
+    return r;
   }
 
   /** A claim, retry or release of a step, by an agent, on a log that ends at `expect`. */
@@ -244,34 +242,81 @@ export class RunLog {
 
   /**
    * Ends `msg`'s step with `outcome`, if the step is still the writer's (its last record is at
-   * `expect`, the sequence the writer judged or claimed at), and moves the run on: for a
-   * straight line, one record (the next step's work or the run's end); for a graph, one atomic
-   * batch of the step's end, the ends of the steps it skips, the work of the steps it readies
-   * and, when nothing is left, the run's end, fenced on the whole run's log. A sibling that
-   * wrote meanwhile refuses the batch; the state is read again and the end planned again, so a
-   * step that needs several others is readied by exactly one writer.
+   * `expect`, the sequence the writer judged or claimed at), and moves the run on. A straight
+   * line: one record, the next step's work or the run's end, fenced on the whole run's log. A
+   * graph: the step's `done`, fenced on the step's own records; then what follows from the run's
+   * state (settle). A writer that stops between the two leaves its message unacked: its
+   * redelivery finds the step ended and settles the run (see StepRecords.judge).
    */
   async endStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number, timeoutMs?: number): Promise<StepEndWritten> {
     if (isLine(msg.pipeline.steps)) return this.writeTransition(planTransition(msg, outcome, by), expect, timeoutMs);
     const step = msg.pipeline.steps[msg.stepIndex];
-    const writeId = MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at);
-    const from = endedOf(msg, outcome, by);
-    const cancelled = outcome.status === 'cancelled' && !outcome.failFast;
-    for (let i = 0; i < MAX_GRAPH_TRIES; i++) {
-      const g = await this.graph(msg.runId, msg.pipeline.steps);
-      const own = g.steps[msg.stepIndex];
-      // Stored by an earlier try whose acknowledgement was lost, or ended by someone else.
-      if (own.done) return { stored: own.head?.writeId === writeId, seq: own.headSeq } as Appended;
-      if (g.ended || own.headSeq !== expect) return { stored: false };
-      const t = planGraphTransition(msg, g.steps, from, { cancelled, pin: msg.machine });
-      const r = await this.appendBatch(msg.runId, t.records, g.headSeq, writeId, timeoutMs);
-      if (r.stored) {
-        if (t.failFast) await this.stopSiblings(msg, step.name || step.id);
-        return { ...r, failFast: t.failFast };
+    const done = stepDone(msg.runId, endedOf(msg, outcome, by), { pin: msg.machine, cancelled: outcome.status === 'cancelled' && !outcome.failFast });
+    const r = await this.writeDone(done, MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect, timeoutMs);
+    if (!r.stored) return r;
+    return { ...r, ...(await this.settle(msg)) };
+  }
+
+  /**
+   * Writes what follows from a graph run's state (planGraphFollowUp): the ends of the steps it
+   * skips, the work of the steps it readies, the run's end. Each record is fenced on its own
+   * step's records, so every writer may settle a run at any time and each record is stored
+   * once: work only where its step has no record, a skip only on the record that was read, the
+   * end only once. Returns whether it ordered a fail-fast stop.
+   */
+  async settle(template: StepMessage): Promise<{ failFast: boolean }> {
+    const { runId } = template;
+    const s = this.ctx.subjects;
+    let failFast = false;
+    // Again only when a readied step's work could not be stored and was failed instead (bounded by the steps).
+    for (let round = 0; round <= template.pipeline.steps.length; round++) {
+      const g = await this.graph(runId, template.pipeline.steps);
+      if (g.ended) break;
+      const next = planGraphFollowUp(template, g.steps, new Date().toISOString());
+      let unstorable = false;
+      await Promise.all(
+        next.records.map(async (r) => {
+          if (r.kind === 'done') return this.writeDone(r.done, `${runId}.${r.done.from.stepIndex}.skip`, g.steps[r.done.from.stepIndex].headSeq);
+          if (r.kind !== 'work') return undefined;
+          const step = r.msg.pipeline.steps[r.msg.stepIndex];
+          this.consumerOf(step.driver, r.msg.machine);
+          try {
+            return await this.append(runId, s.work(runId, step.id, step.driver, r.msg.machine), r.msg, MsgIds.work(runId, r.msg.stepIndex, r.msg.mode), this.headersOf(r.msg), 0, undefined, s.stepLog(runId, step.id));
+          } catch (err) {
+            if (!(err instanceof UnstorableRecordError)) throw err;
+            // Its work would never reach an agent (the outputs it carries outgrew the server's
+            // max_payload): the step fails with the reason, and what follows is settled again.
+            unstorable = true;
+            const at = new Date().toISOString();
+            const failed = stepDone(runId, { stepIndex: r.msg.stepIndex, stepId: step.id, driver: step.driver, attempt: 0, status: 'failed', message: `its work could not be stored: ${err.message}`, at });
+            return this.writeDone(failed, `${runId}.${r.msg.stepIndex}.unstorable`, 0);
+          }
+        }),
+      );
+      if (next.failFast && !failFast) {
+        failFast = true;
+        await this.stopSiblings(template, next.cancel, next.stop?.message ?? 'a step failed');
       }
+      if (unstorable) continue;
+      const end = next.records.find((r) => r.kind === 'end');
+      if (end?.kind === 'end') {
+        const h = natsHeaders();
+        h.set(Headers.RunId, runId);
+        // Once per run: fenced on the end's own subject, which nothing else writes.
+        await this.append(runId, s.runEnd(runId), end.end, MsgIds.end(runId), h, 0, undefined, s.runEnd(runId));
+      }
+      break;
     }
-    this.log.warn(`run ${msg.runId}: the end of step ${step.id} was refused ${MAX_GRAPH_TRIES} times in a row (its siblings kept moving the run on); a later delivery tries again`);
-    throw new Error(`the run's log kept moving (${MAX_GRAPH_TRIES} tries)`);
+    return { failFast };
+  }
+
+  /** A graph step's `done`, fenced on the step's own records at `expect`. */
+  private writeDone(done: StepDone, msgId: string, expect: number, timeoutMs?: number): Promise<Appended> {
+    const s = this.ctx.subjects;
+    const h = natsHeaders();
+    h.set(Headers.RunId, done.runId);
+    h.set(Headers.Step, done.from.stepId);
+    return this.append(done.runId, s.stepRecord(done.runId, done.from.stepId, 'done'), done, msgId, h, expect, timeoutMs, s.stepLog(done.runId, done.from.stepId));
   }
 
   /**
@@ -279,8 +324,9 @@ export class RunLog {
    * stop order (the cancels bucket agents watch), and hand on as cancelled. Best effort: an
    * order that is not stored only lets them finish, after which their dependents are skipped.
    */
-  private async stopSiblings(msg: StepMessage, failed: string): Promise<void> {
-    const order = { status: 'cancelled', failFast: true, message: `stopped: step "${failed}" failed and the pipeline fails fast` };
+  private async stopSiblings(msg: StepMessage, running: number[], why: string): Promise<void> {
+    const order = { status: 'cancelled', failFast: true, message: `stopped because ${why} (the pipeline fails fast)` };
+    this.log.log(`run ${msg.runId}: fail-fast: stopping ${running.map((i) => msg.pipeline.steps[i].id).join(', ')}`);
     // The cancels bucket's key for the run, written as its KV client would (a KV put is a publish to `$KV.<bucket>.<key>`).
     await this.ctx.js.publish(`$KV.${this.ctx.subjects.bucket('cancels')}.${msg.runId}`, JSON.stringify(order)).catch((err: unknown) =>
       this.log.warn(`run ${msg.runId}: could not store the stop order of its fail-fast: ${errorMessage(err)} (its running steps finish instead)`),
@@ -360,18 +406,13 @@ export class RunLog {
     } catch (err) {
       if (!(err instanceof UnstorableRecordError)) throw err;
       if (isLine(msg.pipeline.steps)) return this.writeTransition(endOnly(msg, outcome, by), expect);
-      // A graph's end too large to store: the step's end and the run's, nothing else (steps
-      // still running find the run ended; the machine's janitor removes what it left).
-      const g = await this.graph(msg.runId, msg.pipeline.steps);
-      if (g.ended || g.steps[msg.stepIndex].headSeq !== expect) return { stored: false };
+      // A graph step's end too large to store (its output is not kept on failure): record it
+      // without its data; what follows is settled as usual.
       const from = endedOf(msg, outcome, by);
       delete from.data;
-      const status = outcome.status === 'cancelled' ? 'cancelled' : 'failed';
-      const records: GraphRecord[] = [
-        { kind: 'done', done: { v: MESSAGE_VERSION, kind: 'done', runId: msg.runId, from, at: by.at } },
-        { kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status, message: from.message, at: by.at } },
-      ];
-      return this.appendBatch(msg.runId, records, g.headSeq, MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at));
+      const r = await this.writeDone(stepDone(msg.runId, from, { pin: msg.machine }), MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect);
+      if (r.stored) await this.settle(msg);
+      return r;
     }
   }
 
@@ -416,58 +457,6 @@ export class RunLog {
     return head?.header?.get('Nats-Msg-Id') === msgId;
   }
 
-  /**
-   * Appends `records` as one atomic batch (all stored or none), the first fenced on the whole
-   * run's log at `expect`. Batches take no message ids: the first record carries `writeId`, and
-   * a refused batch whose first record is found with it was an earlier try of this write.
-   */
-  private async appendBatch(runId: string, records: GraphRecord[], expect: number, writeId: string, timeoutMs?: number): Promise<Appended> {
-    const batch = nuid.next();
-    const subjects = records.map((r) => this.subjectOf(r));
-    let reply;
-    try {
-      for (const [i, r] of records.entries()) {
-        const h = r.kind === 'work' ? this.headersOf(r.msg) : natsHeaders();
-        if (r.kind !== 'work') h.set(Headers.RunId, runId);
-        h.set('Nats-Batch-Id', batch);
-        h.set('Nats-Batch-Sequence', String(i + 1));
-        if (i === 0) {
-          h.set('Nats-Expected-Last-Subject-Sequence', String(expect));
-          h.set('Nats-Expected-Last-Subject-Sequence-Subject', this.ctx.subjects.runLog(runId));
-          h.set(WRITE_HEADER, writeId);
-        }
-        const payload = JSON.stringify(r.kind === 'work' ? r.msg : r.kind === 'done' ? r.done : r.end);
-        if (i < records.length - 1) {
-          this.ctx.nc.publish(subjects[i], payload, { headers: h });
-          continue;
-        }
-        h.set('Nats-Batch-Commit', '1');
-        reply = await this.ctx.nc.request(subjects[i], payload, { headers: h, timeout: timeoutMs ?? 5_000 });
-      }
-    } catch (err) {
-      if (isUnstorable(err)) throw new UnstorableRecordError(`${errorMessage(err)} (a batch of ${records.length} records of run ${runId})`);
-      throw err;
-    }
-    const ack = reply!.json<{ seq?: number; count?: number; error?: { code: number; err_code: number; description: string } }>();
-    if (!ack.error) return { stored: true, seq: ack.seq! };
-    if (ack.error.err_code === WRONG_LAST_SEQUENCE) {
-      const first = await this.last(subjects[0]);
-      return first?.header?.get(WRITE_HEADER) === writeId ? { stored: true, seq: first.seq + records.length - 1 } : { stored: false };
-    }
-    if (ack.error.err_code === 10054) throw new UnstorableRecordError(`${ack.error.description} (a batch of ${records.length} records of run ${runId})`);
-    throw new Error(`run ${runId}: the batch of ${records.length} records was not stored: ${ack.error.description} (${ack.error.err_code})`);
-  }
-
-  private subjectOf(r: GraphRecord): string {
-    const s = this.ctx.subjects;
-    if (r.kind === 'end') return s.runEnd(r.end.runId);
-    if (r.kind === 'done') return s.stepRecord(r.done.runId, r.done.from.stepId, 'done');
-    const step = r.msg.pipeline.steps[r.msg.stepIndex];
-    // Work is made sure of a consumer beside the write, as for a line (see writeTransition).
-    this.consumerOf(step.driver, r.msg.machine);
-    return s.work(r.msg.runId, step.id, step.driver, r.msg.machine);
-  }
-
   private async last(subject: string): Promise<StoredMsg | undefined> {
     try {
       return (await this.ctx.jsm.streams.getMessage(this.ctx.subjects.runsStream, { last_by_subj: subject })) ?? undefined;
@@ -482,8 +471,6 @@ export class RunLog {
     if (!at) return { seq: stored.seq, at: { kind: 'end', runId: '' } };
     const decoded = decodeRunRecord(at, stored.data);
     const head: LogHead = { seq: stored.seq, at, storedAt: stored.time.getTime() };
-    const writeId = stored.header?.get(WRITE_HEADER);
-    if (writeId) head.writeId = writeId;
     if (!decoded.ok) return head;
     const r = decoded.value;
     if (r.kind === 'work') head.fromStepId = r.msg.from?.stepId;

@@ -11,8 +11,6 @@ export interface LogHead {
   storedAt?: number;
   /** For work and the end: the step whose ending that record is. */
   fromStepId?: string;
-  /** Who wrote it, when it was written in an atomic batch (which carries no message id). */
-  writeId?: string;
 }
 
 export type Delivery =

@@ -1,4 +1,4 @@
-import { isLine, planGraph, planGraphTransition, resolveNeeds, type GraphRecord, type GraphStep, type GraphStepState, type GraphTransition, type StepView } from './graph';
+import { isLine, planGraph, planGraphTransition, resolveNeeds, type GraphRecord, type GraphStep, type GraphStepState, type GraphFollowUp, type StepView } from './graph';
 
 const ids = (steps: GraphStep[], idx: number[]) => idx.map((i) => steps[i].id);
 
@@ -86,7 +86,7 @@ describe('planGraphTransition', () => {
     done: { v: 1, kind: 'done', runId: 'r1', from: ended(stepIndex, status, { data: extra.data, message: extra.message }), ...(extra.pin ? { pin: extra.pin } : {}), at },
     doneSeq: stepIndex + 1,
   });
-  const kinds = (t: GraphTransition) => t.records.map((r) => (r.kind === 'work' ? `work ${r.msg.pipeline.steps[r.msg.stepIndex].id}` : r.kind === 'done' ? `done ${r.done.from.stepId} ${r.done.from.status}` : `end ${r.end.status}`));
+  const kinds = (t: GraphFollowUp) => t.records.map((r) => (r.kind === 'work' ? `work ${r.msg.pipeline.steps[r.msg.stepIndex].id}` : r.kind === 'done' ? `done ${r.done.from.stepId} ${r.done.from.status}` : `end ${r.end.status}`));
 
   it('the first step readies both tests, with its output and its machine pin', () => {
     const t = planGraphTransition(template, [{ state: 'running' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }], ended(0, 'succeeded', { data: { id: 'c1' } }), { pin: 'm1' });

@@ -151,38 +151,41 @@ export interface StepView {
   doneSeq?: number;
 }
 
-/** What a step's end writes, in this order: its own end first (it carries the fence), then the rest. */
+/** A record that follows from a graph run's state: a step's end (its own, or a skip), a readied step's work, or the run's end. */
 export type GraphRecord = { kind: 'done'; done: StepDone } | { kind: 'work'; msg: StepMessage } | { kind: 'end'; end: RunEnd };
 
-export interface GraphTransition {
+export interface GraphFollowUp {
+  /** Ends of skipped steps, then work of readied steps, then the run's end: each written once, fenced on its own step (or the run's end). */
   records: GraphRecord[];
   /** Running normal steps the run's stop is to abort (through a stop order). */
   cancel: number[];
-  /** The run stops because a step failed and the pipeline fails fast (not a user's cancel). */
+  /** The run stops because a step failed and the pipeline fails fast (not a user's cancel), with steps still running. */
   failFast: boolean;
+  /** Why the run is stopping (its first failure, or a user's cancel), once it is. */
+  stop?: StepMessage['outcome'];
 }
 
 /**
- * What a step's end writes in a graph pipeline: the step's `done`, the `done` of every step it
- * skips, the work of every step it readies (with the outputs and machine pin of what ran
- * before), and the run's end when nothing is left. `template` is the step's own message (the
- * run's pipeline, resource and pin); `steps` the run's steps as the log showed them before
- * this end. Pure: two writers that read the same log plan the same records, and the fence
- * stores only one of them.
+ * What follows from a graph run's state, as its log shows it: the `done` of every step to skip,
+ * the work of every step whose needs have ended (with the outputs and machine pin of what ran
+ * before), and the run's end when every step ended. Pure and idempotent: every writer that read
+ * the same log plans the same records, and each record is written fenced on its own step's
+ * records (work only where the step has none, a skip only on the record the writer saw, the end
+ * only once), so a step is readied once however many writers plan it. A writer plans after its
+ * own step's end is stored, so of two steps ending at once the later reader sees both.
+ * `template` is any message of the run (its pipeline, resource, creation time).
  */
-export function planGraphTransition(template: StepMessage, steps: readonly StepView[], ended: StepEnded, opts: { cancelled?: boolean; pin?: string } = {}): GraphTransition {
+export function planGraphFollowUp(template: StepMessage, steps: readonly StepView[], at: string): GraphFollowUp {
   const pipeline = template.pipeline;
   const { needs } = resolveNeeds(pipeline.steps);
-  const i = ended.stepIndex;
-  const own: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: ended, ...(opts.pin ? { pin: opts.pin } : {}), ...(opts.cancelled ? { cancelled: true as const } : {}), at: ended.at };
-  const views: StepView[] = steps.map((v, j) => (j === i ? { state: ended.status, done: own, doneSeq: Number.MAX_SAFE_INTEGER } : v));
+  const views: StepView[] = [...steps];
   const cancelled = views.some((v) => v.done?.cancelled);
   const failFast = pipeline.failFast !== false;
   const plan = planGraph(pipeline.steps, needs, views.map((v) => v.state), { failFast, cancelled });
-  const records: GraphRecord[] = [{ kind: 'done', done: own }];
+  const records: GraphRecord[] = [];
   for (const j of plan.skipped) {
     const s = pipeline.steps[j];
-    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status: 'skipped', at: ended.at }, ...(cancelled ? { cancelled: true as const } : {}), at: ended.at };
+    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status: 'skipped', at }, ...(cancelled ? { cancelled: true as const } : {}), at };
     views[j] = { state: 'skipped', done, doneSeq: Number.MAX_SAFE_INTEGER };
     records.push({ kind: 'done', done });
   }
@@ -210,9 +213,22 @@ export function planGraphTransition(template: StepMessage, steps: readonly StepV
   }
   if (plan.end) {
     const message = plan.end === 'succeeded' ? undefined : stop?.message;
-    records.push({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: template.runId, status: plan.end, ...(message ? { message } : {}), at: ended.at } });
+    records.push({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: template.runId, status: plan.end, ...(message ? { message } : {}), at } });
   }
-  return { records, cancel: plan.cancel, failFast: !cancelled && failFast && plan.cancel.length > 0 };
+  return { records, cancel: plan.cancel, failFast: !cancelled && failFast && plan.cancel.length > 0, ...(stop ? { stop } : {}) };
+}
+
+/** A step's `done`, as its writer records it: how it ended, the machine the run was pinned to, and whether a user's cancel ended it. */
+export function stepDone(runId: string, from: StepEnded, opts: { pin?: string; cancelled?: boolean } = {}): StepDone {
+  return { v: MESSAGE_VERSION, kind: 'done', runId, from, ...(opts.pin ? { pin: opts.pin } : {}), ...(opts.cancelled ? { cancelled: true as const } : {}), at: from.at };
+}
+
+/** What a step's end leads to: its own `done`, then what follows from the run's state with it (see planGraphFollowUp). */
+export function planGraphTransition(template: StepMessage, steps: readonly StepView[], ended: StepEnded, opts: { cancelled?: boolean; pin?: string } = {}): GraphFollowUp {
+  const own = stepDone(template.runId, ended, opts);
+  const views = steps.map((v, j) => (j === ended.stepIndex ? { state: ended.status, done: own, doneSeq: Number.MAX_SAFE_INTEGER } : v));
+  const next = planGraphFollowUp(template, views, ended.at);
+  return { ...next, records: [{ kind: 'done', done: own }, ...next.records] };
 }
 
 /** Why the run is stopping (a user's cancel, or its first failed step), or undefined while it is not. */
