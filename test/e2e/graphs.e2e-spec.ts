@@ -1,4 +1,7 @@
-import type { Run } from '@conveyor/contracts';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import type { Run, StepDone } from '@conveyor/contracts';
+import { NatsServer } from '../support/nats-server';
 import { TestSystem } from '../support/system';
 
 jest.setTimeout(120_000);
@@ -12,7 +15,7 @@ describe('pipelines as graphs', () => {
   let sys: TestSystem;
 
   beforeAll(async () => {
-    sys = await TestSystem.start({ CONVEYOR_CONCURRENCY: '4' });
+    sys = await TestSystem.on(await NatsServer.start(), { CONVEYOR_CONCURRENCY: '4' }, { CONVEYOR_RECONCILE_INTERVAL: '1s' });
     await sys.startDriver(['alpha', 'beta', 'cleanup']);
     await sys.startDriver(['alpha', 'beta', 'cleanup']);
   });
@@ -132,5 +135,26 @@ describe('pipelines as graphs', () => {
       ['c', 'skipped'],
       ['stop', 'succeeded'],
     ]);
+  });
+
+  it('a writer that stopped between a step\'s end and what follows it: the reconciler writes what follows, once', async () => {
+    // The first step's driver has no agent; its end is written as a writer would, and nothing else.
+    const id = await sys.run([
+      { id: 'a', driver: 'nobody', needs: [] },
+      { id: 'b', driver: 'alpha', needs: ['a'] },
+      { id: 'c', driver: 'beta', needs: ['a'] },
+    ]);
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      const done: StepDone = { v: 1, kind: 'done', runId: id, from: { stepIndex: 0, stepId: 'a', driver: 'nobody', attempt: 1, status: 'succeeded', at: new Date().toISOString() }, at: new Date().toISOString() };
+      await jetstream(nc).publish(`conveyor.steps.${id}.a.done`, JSON.stringify(done));
+    } finally {
+      await nc.close();
+    }
+    const run = await sys.waitForRun(id, undefined, 20_000);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([['a', 'succeeded'], ['b', 'succeeded'], ['c', 'succeeded']]);
+    expect(starts(id, 'b')).toHaveLength(1);
+    expect(starts(id, 'c')).toHaveLength(1);
   });
 });

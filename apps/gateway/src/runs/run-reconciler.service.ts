@@ -83,12 +83,9 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     const head = await this.runLog.head(runId);
     // A last record no reader of this version understands (a newer writer's): not ours to judge.
     if (head?.at.kind === 'end' && head.at.runId !== runId) return undefined;
-    // A graph run (its steps' ends are `done` records; its log's end says little about what is
-    // in flight) is not judged here yet: its steps are watched by their agents' redeliveries and
-    // by the stalled-work watchdog only.
-    if (head?.at.kind === 'done') return undefined;
+    if (head?.at.kind === 'done') return this.settleGraph(runId);
     const work = head && head.at.kind !== 'end' ? await this.runLog.stepWork(runId, head.at.stepId) : undefined;
-    if (work?.msg && !isLine(work.msg.pipeline.steps)) return undefined;
+    if (work?.msg && !isLine(work.msg.pipeline.steps)) return this.settleGraph(runId);
     const queueName = work ? subjects.consumer(work.at.driver, work.at.machine) : undefined;
     if (work && queueName && !queues.has(queueName)) queues.set(queueName, this.queue(queueName, work.at.driver, work.at.machine));
     const queue = queueName ? await queues.get(queueName) : undefined;
@@ -117,6 +114,27 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
         return undefined;
       }
     }
+  }
+
+  /**
+   * A graph run (its log's end says little about what is in flight: steps run side by side):
+   * when none of its steps has work waiting or running, whoever ended the last one stopped
+   * before writing what follows (a gateway that gave a step up, say); settling writes it, once.
+   * Its steps' work in flight is watched by their agents' redeliveries and the stalled-work
+   * watchdog (not judged against its queue here yet).
+   */
+  private async settleGraph(runId: string): Promise<undefined> {
+    const first = await this.runLog.first(runId);
+    if (first?.kind !== 'work') return undefined;
+    const g = await this.runLog.graph(runId, first.msg.pipeline.steps);
+    if (g.ended) {
+      await this.openRuns.delete(runId);
+      return undefined;
+    }
+    if (g.steps.some((v) => v.state === 'ready' || v.state === 'running')) return undefined;
+    this.log.warn(`run ${runId}: no step of its graph is waiting or running and it has not ended; settling it`);
+    await this.runLog.settle(first.msg);
+    return undefined;
   }
 
   private async queue(name: string, driver: string, machine?: string): Promise<WorkQueueState | undefined> {
