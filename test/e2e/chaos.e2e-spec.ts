@@ -92,3 +92,31 @@ describe('chaos, short', () => {
     expect(report.missed).toEqual([]);
   });
 });
+
+/**
+ * The same faults on the graph pipeline (CHAOS_GRAPH=1: fan-out to 8, a fan-in, 4 side by side,
+ * cleanup): no fan-in started twice, no run lost or stuck.
+ */
+describe('chaos on a graph pipeline, short', () => {
+  it('starts every fan-in step once and loses no run while agents, the gateway and nats-server are killed', async () => {
+    const progress: string[] = [];
+    const report = await runChaos({
+      ...DEFAULT_OPTIONS,
+      graph: true,
+      runs: 40,
+      rate: 2,
+      killEveryMs: 1500,
+      ackWaitMs: 3000,
+      settleMs: 4000,
+      seed: Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1e9)),
+      log: (line) => progress.push(line),
+    });
+    const text = formatReport(report);
+    if (report.missed.length) console.log(`${progress.join('\n')}\n\n${text}`);
+    const kinds = report.faults.map((f) => f.kind);
+    expect(kinds.filter((k) => k === 'agent').length).toBeGreaterThanOrEqual(5);
+    expect(kinds).toEqual(expect.arrayContaining(['gateway', 'nats']));
+    expect(report.figures.runsStarted).toBe(40);
+    expect(report.missed).toEqual([]);
+  });
+});

@@ -51,4 +51,25 @@ describe('a graph of the built-in drivers', () => {
     expect(lines.filter((l) => l.stepId === 'build-b').map((l) => l.line)).not.toContain('built-a');
     await expectCleanedUp(build, run);
   });
+
+  it('a matrix builder step sees its values as MATRIX_<AXIS> in the container', async () => {
+    const { sys, repo } = build;
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'matrix-builds',
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start', driver: 'container-start' },
+        { id: 'clone', name: 'Clone', driver: 'git-cloner' },
+        { id: 'build', name: 'Build', driver: 'builder', matrix: { flavour: ['plain', 'fancy'] }, config: { commands: ['echo "flavour=$MATRIX_FLAVOUR"'] } },
+        { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+      ],
+    });
+    const { runid } = await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'graph-2', resource: 'thing', pipeline: 'matrix-builds', spec: { repository: repo.url } });
+    const run: Run = await sys.waitForRun(runid);
+    expect(run.status).toBe('succeeded');
+    const lines = await runLogs(sys.api, runid, 'builder');
+    expect(lines.filter((l) => l.stepId === 'build-1').map((l) => l.line)).toContain('flavour=plain');
+    expect(lines.filter((l) => l.stepId === 'build-2').map((l) => l.line)).toContain('flavour=fancy');
+    await expectCleanedUp(build, run);
+  });
 });

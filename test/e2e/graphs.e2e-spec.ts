@@ -157,4 +157,44 @@ describe('pipelines as graphs', () => {
     expect(starts(id, 'b')).toHaveLength(1);
     expect(starts(id, 'c')).toHaveLength(1);
   });
+
+  it('a matrix step runs once per combination (at most maxParallel at once); a step after it waits for all of them', async () => {
+    const id = await sys.run([
+      { id: 'start', driver: 'alpha' },
+      { id: 'test', driver: 'beta', matrix: { node: [18, 20, 22], os: ['linux'], include: [{ node: 16, os: 'mac' }] }, maxParallel: 2, config: { sleepMs: 600 } },
+      { id: 'report', driver: 'alpha' },
+    ]);
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.map((s) => [s.id, s.name, s.needs, s.matrix])).toEqual([
+      ['start', 'step 1', [], undefined],
+      ['test-1', 'step 2 (node=18, os=linux)', ['start'], { node: 18, os: 'linux' }],
+      ['test-2', 'step 2 (node=20, os=linux)', ['start'], { node: 20, os: 'linux' }],
+      ['test-3', 'step 2 (node=22, os=linux)', ['start'], { node: 22, os: 'linux' }],
+      ['test-4', 'step 2 (node=16, os=mac)', ['start'], { node: 16, os: 'mac' }],
+      ['report', 'step 3', ['test-1', 'test-2', 'test-3', 'test-4'], undefined],
+    ]);
+    // Each expansion's driver got its values in config.matrix.
+    expect(run.pipeline.steps.find((s) => s.id === 'test-4')?.config).toEqual({ sleepMs: 600, matrix: { node: 16, os: 'mac' } });
+    // Never more than two at once: at each expansion's start, fewer than two others were running.
+    const tests = run.steps.filter((s) => s.matrixOf === 'test');
+    for (const t of tests) {
+      const at = Date.parse(t.startedAt!);
+      expect(tests.filter((o) => o !== t && Date.parse(o.startedAt!) <= at && at < Date.parse(o.finishedAt!)).length).toBeLessThan(2);
+    }
+    expect(Date.parse(step(run, 'report').startedAt!)).toBeGreaterThanOrEqual(Math.max(...tests.map((t) => Date.parse(t.finishedAt!))));
+  });
+
+  it('refuses a matrix of 10,000 combinations, a bad axis and maxParallel without a matrix, naming the step; nothing is stored', async () => {
+    const post = (steps: object[]) => fetch(`${sys.api.baseUrl}/pipelines`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'too-wide', resource: 'thing', steps }) });
+    const axis = Array.from({ length: 100 }, (_, i) => i);
+    const big = await post([{ id: 'a', name: 'a', driver: 'alpha', matrix: { x: axis, y: axis } }]);
+    expect(big.status).toBe(400);
+    expect(((await big.json()) as { message: string }).message).toBe('steps.0 ("a") matrix has 10000 combinations; at most 64');
+    const bad = await post([{ id: 'a', name: 'a', driver: 'alpha', matrix: { x: [] } }]);
+    expect(((await bad.json()) as { message: string }).message).toBe('steps.0 ("a") matrix axis "x" must be a non-empty list of strings, numbers or booleans');
+    const lone = await post([{ id: 'a', name: 'a', driver: 'alpha', maxParallel: 2 }]);
+    expect(((await lone.json()) as { message: string }).message).toBe('steps.0 ("a") has maxParallel but no matrix');
+    expect((await fetch(`${sys.api.baseUrl}/pipelines/too-wide`)).status).toBe(404);
+  });
 });

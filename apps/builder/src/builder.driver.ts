@@ -2,6 +2,7 @@ import { Controller } from '@nestjs/common';
 import { containerWorkdir, resolveBuildSpec } from '@conveyor/build-spec';
 import { BuildContainers } from '@conveyor/docker';
 import { HandleStep, type StepContext, type StepResult } from '@conveyor/driver-sdk';
+import { matrixEnv } from '@conveyor/runs';
 
 /**
  * Step 3 of a build: runs the spec's `commands` one after another in the run's container, in
@@ -24,12 +25,14 @@ export class BuilderDriver {
     const started = ctx.outputOf('container-start')?.data?.containerName;
     const container = typeof started === 'string' ? started : this.containers.containerName(ctx.runId, ctx.agent.machine);
     const workdir = containerWorkdir(spec);
+    // A matrix step's values, as MATRIX_<AXIS>; the build's own env wins over them.
+    const env = [...matrixEnv(ctx.config).filter((m) => !spec.env.some((e) => e.name === m.name)), ...spec.env];
 
     for (const [i, command] of commands.entries()) {
       const which = `command ${i + 1} of ${commands.length} (${JSON.stringify(command)})`;
       ctx.log.info(`$ ${command}`);
       const result = await this.containers.exec(container, command, {
-        env: spec.env,
+        env,
         workdir,
         signal: ctx.signal,
         onOutput: (stream, chunk) => ctx.log.write(stream, chunk),

@@ -16,7 +16,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN } from './names';
-import type { JsonObject } from './models';
+import type { JsonObject, MatrixSpec } from './models';
 
 /** Limits that keep one request from filling the store; the body limit itself is set on the HTTP server. */
 export const LIMITS = {
@@ -123,6 +123,18 @@ export class PipelineStepDto {
   @ArrayMaxSize(LIMITS.maxSteps)
   @Matches(STEP_ID_PATTERN, { each: true, message: 'each of $property must be a step id' })
   needs?: string[];
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'run the step once per combination: {axis: [values…], include?: [{…}], exclude?: [{…}]}; expansions are <id>-<n>' })
+  @IsOptional()
+  @IsObject()
+  matrix?: MatrixSpec;
+
+  @ApiPropertyOptional({ description: "of a matrix step's expansions, at most this many run at once" })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(LIMITS.maxSteps * 8)
+  maxParallel?: number;
 }
 
 export class PipelineDto {

@@ -27,7 +27,19 @@ export interface PipelineStep {
   needs?: string[];
   /** Free JSON handed to the driver. */
   config?: JsonObject;
+  /** Runs the step once per combination of these values (see libs/runs matrix.ts): `{axis: [values…], include?, exclude?}`. */
+  matrix?: MatrixSpec;
+  /** Of a matrix step's expansions, at most this many run at once. */
+  maxParallel?: number;
+  /** Set on a matrix step's expansions (in a run's pipeline): the id of the step they expand. */
+  matrixOf?: string;
 }
+
+export type MatrixValue = string | number | boolean;
+export type MatrixSpec = { [axis: string]: MatrixValue[] | Array<Record<string, MatrixValue>> | undefined } & {
+  include?: Array<Record<string, MatrixValue>>;
+  exclude?: Array<Record<string, MatrixValue>>;
+};
 
 export interface Pipeline {
   name: string;
@@ -70,6 +82,9 @@ export interface StepRun {
   always: boolean;
   /** The steps it waits for (resolved: a step without `needs` waits for the one before it). */
   needs: string[];
+  /** A matrix step's expansion: the step it expands, and its values. */
+  matrixOf?: string;
+  matrix?: JsonObject;
   status: StepStatus;
   /** Attempts started so far (a redelivery after a crash counts as an attempt). */
   attempts: number;

@@ -13,6 +13,9 @@ export interface GraphStep {
   always?: boolean;
   /** Ids of the steps it waits for; absent: the step before it; `[]`: none. */
   needs?: string[];
+  /** A matrix step's expansion: the step it expands, and how many of them may run at once. */
+  matrixOf?: string;
+  maxParallel?: number;
 }
 
 export interface GraphProblem {
@@ -112,7 +115,7 @@ export function planGraph(steps: readonly GraphStep[], needs: readonly number[][
         next[i] = 'skipped';
         plan.skipped.push(i);
         changed = true;
-      } else if (always ? ancestorsOf(needs, i).every((j) => hasEnded(next[j])) : own.every(hasEnded)) {
+      } else if ((always ? ancestorsOf(needs, i).every((j) => hasEnded(next[j])) : own.every(hasEnded)) && !heldBack(steps, next, i)) {
         next[i] = 'ready';
         plan.ready.push(i);
       }
@@ -121,6 +124,13 @@ export function planGraph(steps: readonly GraphStep[], needs: readonly number[][
   if (stopping) next.forEach((s, i) => s === 'running' && !steps[i].always && plan.cancel.push(i));
   if (next.every(hasEnded)) plan.end = opts.cancelled ? 'cancelled' : next.some((s) => s === 'failed') ? 'failed' : next.some((s) => s === 'cancelled') ? 'cancelled' : 'succeeded';
   return plan;
+}
+
+/** A matrix expansion waits while `maxParallel` of its siblings are ready or running: one of them ending readies it. */
+function heldBack(steps: readonly GraphStep[], states: readonly GraphStepState[], i: number): boolean {
+  const { matrixOf, maxParallel } = steps[i];
+  if (!matrixOf || !maxParallel) return false;
+  return states.filter((s, j) => steps[j].matrixOf === matrixOf && (s === 'ready' || s === 'running')).length >= maxParallel;
 }
 
 /** Every step `i` needs, directly or through others. */

@@ -4,3 +4,4 @@ export * from './step-headers';
 export * from './delivery';
 export * from './standstill';
 export * from './graph';
+export * from './matrix';

@@ -1,5 +1,7 @@
+import { expandMatrices } from './matrix';
 import {
   MESSAGE_VERSION,
+  type JsonObject,
   type Pipeline,
   type PipelineSnapshot,
   type Resource,
@@ -16,7 +18,8 @@ import { resolveNeeds } from './graph';
 
 /** A new run of `pipeline` for one version of `resource`: queued at its first step. */
 export function newRun(id: string, pipeline: Pipeline, resource: Resource, now = new Date()): Run {
-  return runRecord(id, pipeline, { type: resource.resource, name: resource.name, version: resource.version }, now.toISOString());
+  // A run's pipeline is the definition with its matrices expanded: what its agents run and its record shows.
+  return runRecord(id, { ...pipeline, steps: expandMatrices(pipeline.steps).steps }, { type: resource.resource, name: resource.name, version: resource.version }, now.toISOString());
 }
 
 /**
@@ -41,6 +44,7 @@ function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef
       driver: s.driver,
       always: s.always === true,
       needs: needs[i].map((j) => pipeline.steps[j].id),
+      ...(s.matrixOf ? { matrixOf: s.matrixOf, matrix: (s.config?.matrix ?? {}) as JsonObject } : {}),
       status: 'pending',
       attempts: 0,
     })),

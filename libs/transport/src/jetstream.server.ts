@@ -15,7 +15,7 @@ export interface MessageProcessor {
   /**
    * `extras` are the handler's options (the second argument of `@EventPattern`). `fresh`: this is
    * the message's first delivery, it was stored after the consumer delivering it was made (both
-   * on the server's clock), and the connection has been steady for two ack waits: so no consumer
+   * on the server's clock), and the connection has been up and steady for two ack waits: so no consumer
    * delivered it before — unlike the kept messages a consumer an operator recreated delivers
    * again, or work a restarted nats-server forgot it had delivered.
    */
@@ -74,6 +74,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     try {
       const { config } = this.options;
       this.ctx = await connectJetStream(config);
+      // A process that just connected cannot tell whether the server restarted a moment before
+      // (and forgot deliveries of work another agent still holds): judged like a reconnect.
+      this.unsteadySince = Date.now();
       void (async () => {
         for await (const s of this.ctx!.nc.status()) {
           if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;

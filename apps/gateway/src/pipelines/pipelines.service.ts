@@ -1,6 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
-import { resolveNeeds } from '@conveyor/runs';
+import { expandMatrices, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
 
@@ -60,11 +60,16 @@ export class PipelinesService {
       if (step.driver === PROJECTOR_CONSUMER) throw new BadRequestException(`steps.${i}.driver "${step.driver}" is reserved (the gateway's consumer of the runs stream has that name); name the driver otherwise`);
       seen.add(step.id);
     }
-    const { problems } = resolveNeeds(dto.steps);
-    if (problems.length) {
-      const at = (id: string) => dto.steps.findIndex((s) => s.id === id);
-      throw new BadRequestException(problems.map((p) => `steps.${at(p.stepId)} ("${p.stepId}") ${p.message}`).join('; '));
+    const at = (id: string) => dto.steps.findIndex((s) => s.id === id);
+    const refuse = (problems: Array<{ stepId: string; message: string }>) => {
+      if (problems.length) throw new BadRequestException(problems.map((p) => `steps.${at(p.stepId)} ("${p.stepId}") ${p.message}`).join('; '));
+    };
+    refuse(resolveNeeds(dto.steps).problems);
+    for (const [i, step] of dto.steps.entries()) {
+      if (step.maxParallel !== undefined && !step.matrix) throw new BadRequestException(`steps.${i} ("${step.id}") has maxParallel but no matrix`);
     }
+    // The run's steps are the expansion: its limits and ids are checked now, not when a run starts.
+    refuse(expandMatrices(dto.steps).problems);
     if (!(await this.definitions.get(dto.resource))) {
       throw new BadRequestException(`resource definition "${dto.resource}" does not exist`);
     }
@@ -79,6 +84,8 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.always !== undefined) step.always = s.always;
     if (s.config !== undefined) step.config = s.config;
     if (s.needs !== undefined) step.needs = s.needs;
+    if (s.matrix !== undefined) step.matrix = s.matrix;
+    if (s.maxParallel !== undefined) step.maxParallel = s.maxParallel;
     return step;
   });
   return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), createdAt, updatedAt };
