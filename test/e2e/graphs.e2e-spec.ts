@@ -197,4 +197,56 @@ describe('pipelines as graphs', () => {
     expect(((await lone.json()) as { message: string }).message).toBe('steps.0 ("a") has maxParallel but no matrix');
     expect((await fetch(`${sys.api.baseUrl}/pipelines/too-wide`)).status).toBe(404);
   });
+
+  it('when: a step runs on its condition over the run\'s inputs or is skipped with the reason; a failure-status step runs after a failure', async () => {
+    const pipeline = await sys.pipeline([
+      { id: 'build', driver: 'alpha' },
+      { id: 'deploy', driver: 'beta', when: { expr: "ref == 'main' && steps.build.status == 'succeeded'" } },
+      { id: 'tag', driver: 'beta', needs: ['build'], when: { expr: "ref.startsWith('release/')" } },
+      { id: 'on-failure', driver: 'cleanup', needs: ['deploy', 'tag'], when: { status: ['failure'] } },
+    ]);
+    const start = async (name: string, spec: object) => (await sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline, spec })).runid;
+    const main = await sys.waitForRun(await start('when-main', { ref: 'main' }));
+    expect(main.status).toBe('succeeded');
+    expect(main.steps.map((s) => [s.id, s.status, s.message])).toEqual([
+      ['build', 'succeeded', 'ok'],
+      ['deploy', 'succeeded', 'ok'],
+      ['tag', 'skipped', "when.expr is false: ref.startsWith('release/')"],
+      ['on-failure', 'skipped', 'when.status is [failure] and no step of the run failed'],
+    ]);
+    // A first step's condition counts too.
+    const first = await sys.pipeline([{ id: 'only-main', driver: 'alpha', when: { expr: "ref == 'main'" } }, { id: 'after', driver: 'beta', needs: [], when: { status: ['always'] } }]);
+    const skippedFirst = await sys.waitForRun((await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'when-first', resource: 'thing', pipeline: first, spec: { ref: 'dev' } })).runid);
+    expect(skippedFirst.steps.map((s) => [s.id, s.status])).toEqual([['only-main', 'skipped'], ['after', 'succeeded']]);
+    expect(starts(skippedFirst.id, 'only-main')).toHaveLength(0);
+    const other = await sys.waitForRun(await start('when-dev', { ref: 'dev' }));
+    expect(other.steps.map((s) => [s.id, s.status])).toEqual([['build', 'succeeded'], ['deploy', 'skipped'], ['tag', 'skipped'], ['on-failure', 'skipped']]);
+    expect(starts(other.id, 'deploy')).toHaveLength(0);
+
+    const failing = await sys.run([
+      { id: 'build', driver: 'alpha', config: { failTimes: 9 } },
+      { id: 'on-failure', driver: 'cleanup', when: { status: ['failure'] } },
+      { id: 'on-success', driver: 'cleanup', needs: ['build'], when: { status: ['success'] } },
+    ]);
+    const failed = await sys.waitForRun(failing);
+    expect(failed.status).toBe('failed');
+    expect(failed.steps.map((s) => [s.id, s.status])).toEqual([['build', 'failed'], ['on-failure', 'succeeded'], ['on-success', 'skipped']]);
+  });
+
+  it('when: an expression that does not compile is a 400 naming the step; one that cannot be evaluated fails its step with the reason', async () => {
+    const res = await fetch(`${sys.api.baseUrl}/pipelines`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bad-when', resource: 'thing', steps: [{ id: 'a', name: 'a', driver: 'alpha', when: { expr: "ref ==" } }] }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { message: string }).message).toMatch(/^steps\.0 \("a"\) when\.expr does not compile: /);
+    expect((await fetch(`${sys.api.baseUrl}/pipelines/bad-when`)).status).toBe(404);
+    const id = await sys.run([{ id: 'a', driver: 'alpha' }, { id: 'b', driver: 'beta', when: { expr: 'nosuch.field == 1' } }, { id: 'c', driver: 'cleanup', always: true }]);
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('failed');
+    expect(run.steps.map((s) => [s.id, s.status])).toEqual([['a', 'succeeded'], ['b', 'failed'], ['c', 'succeeded']]);
+    expect(step(run, 'b').message).toMatch(/^when\.expr could not be evaluated: /);
+    expect(starts(id, 'b')).toHaveLength(0);
+  });
 });

@@ -16,7 +16,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN } from './names';
-import type { JsonObject, MatrixSpec } from './models';
+import type { JsonObject, MatrixSpec, StepWhen } from './models';
 
 /** Limits that keep one request from filling the store; the body limit itself is set on the HTTP server. */
 export const LIMITS = {
@@ -128,6 +128,11 @@ export class PipelineStepDto {
   @IsOptional()
   @IsObject()
   matrix?: MatrixSpec;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'when the step runs: {status?: [success|failure|always], expr?: CEL over resource, spec, ref, version, pipeline, steps}' })
+  @IsOptional()
+  @IsObject()
+  when?: StepWhen;
 
   @ApiPropertyOptional({ description: "of a matrix step's expansions, at most this many run at once" })
   @IsOptional()

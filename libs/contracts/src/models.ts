@@ -33,6 +33,15 @@ export interface PipelineStep {
   maxParallel?: number;
   /** Set on a matrix step's expansions (in a run's pipeline): the id of the step they expand. */
   matrixOf?: string;
+  /** When the step runs: on the outcome so far, and on a CEL expression over the run's inputs; skipped (with the reason) otherwise. */
+  when?: StepWhen;
+}
+
+export interface StepWhen {
+  /** `success` (the default): its needs all succeeded; `failure`: a step of the run failed; `always`: whatever happened. */
+  status?: Array<'success' | 'failure' | 'always'>;
+  /** A CEL expression that must be true, e.g. `ref == 'main'`, `ref.startsWith('release/')`, `version > 1`. */
+  expr?: string;
 }
 
 export type MatrixValue = string | number | boolean;

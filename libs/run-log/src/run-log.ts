@@ -128,9 +128,20 @@ export class RunLog {
    * written once.
    */
   async start(msg: StepMessage, timeoutMs?: number): Promise<Appended> {
-    const first = isLine(msg.pipeline.steps) ? msg : { ...msg, stepIndex: graphRoots(msg.pipeline.steps)[0] };
-    const r = await this.writeTransition({ kind: 'work', msg: first }, 0, timeoutMs);
-    if (r.stored && first !== msg) await this.settle(first);
+    if (isLine(msg.pipeline.steps)) return this.writeTransition({ kind: 'work', msg }, 0, timeoutMs);
+    // A graph's first record: the work of its first step that runs, as planned from nothing (a
+    // first step's condition may skip it); or, when none does, the first of those ends.
+    const plan = planGraphFollowUp(msg, msg.pipeline.steps.map(() => ({ state: 'waiting' as const })), msg.createdAt);
+    const first = plan.records.find((r) => r.kind === 'work') ?? plan.records[0];
+    let r: Appended;
+    if (first.kind === 'work') r = await this.writeTransition({ kind: 'work', msg: first.msg }, 0, timeoutMs);
+    else if (first.kind === 'done') {
+      const s = this.ctx.subjects;
+      const h = natsHeaders();
+      h.set(Headers.RunId, msg.runId);
+      r = await this.append(msg.runId, s.stepRecord(msg.runId, first.done.from.stepId, 'done'), first.done, `${msg.runId}.${first.done.from.stepIndex}.skip`, h, 0, timeoutMs);
+    } else throw new Error(`run ${msg.runId}: a graph cannot end before it starts`);
+    if (r.stored) await this.settle(msg);
     return r;
   }
 
@@ -297,7 +308,7 @@ export class RunLog {
         failFast = true;
         await this.stopSiblings(template, next.cancel, next.stop?.message ?? 'a step failed');
       }
-      if (unstorable) continue;
+      if (unstorable || next.again) continue;
       const end = next.records.find((r) => r.kind === 'end');
       if (end?.kind === 'end') {
         const h = natsHeaders();

@@ -1,4 +1,5 @@
 import { isLine, planGraph, planGraphTransition, resolveNeeds, type GraphRecord, type GraphStep, type GraphStepState, type GraphFollowUp, type StepView } from './graph';
+import { conditionInputs, conditionProblem, evaluateCondition } from './conditions';
 
 const ids = (steps: GraphStep[], idx: number[]) => idx.map((i) => steps[i].id);
 
@@ -134,5 +135,59 @@ describe('isLine', () => {
     expect(isLine([{ id: 'a', needs: [] }, { id: 'b' }])).toBe(true);
     expect(isLine([{ id: 'a' }, { id: 'b', needs: [] }])).toBe(false);
     expect(isLine([{ id: 'a' }, { id: 'b' }, { id: 'c', needs: ['a'] }])).toBe(false);
+  });
+});
+
+describe('when', () => {
+  const steps: GraphStep[] = [
+    { id: 'build' },
+    { id: 'deploy', when: { expr: "ref == 'main'" } },
+    { id: 'notify-failure', needs: ['deploy'], when: { status: ['failure'] } },
+  ];
+  const { needs } = resolveNeeds(steps);
+  const cond = (value: boolean) => () => ({ value });
+
+  it('a step whose expression is false is skipped with the reason; one that is true is readied', () => {
+    const no = planGraph(steps, needs, ['succeeded', 'waiting', 'waiting'], { failFast: true, condition: cond(false) });
+    expect(no.skipped).toEqual([1, 2]);
+    expect(no.reasons.get(1)).toBe("when.expr is false: ref == 'main'");
+    expect(no.reasons.get(2)).toBe('when.status is [failure] and no step of the run failed');
+    expect(planGraph(steps, needs, ['succeeded', 'waiting', 'waiting'], { failFast: true, condition: cond(true) }).ready).toEqual([1]);
+  });
+
+  it('a failure-status step runs once what it follows ended and a step failed', () => {
+    const p = planGraph(steps, needs, ['succeeded', 'failed', 'waiting'], { failFast: true, condition: cond(true) });
+    expect(p.ready).toEqual([2]);
+  });
+
+  it('an expression that cannot be evaluated fails the step, with the reason', () => {
+    const p = planGraph(steps, needs, ['succeeded', 'waiting', 'waiting'], { failFast: true, condition: () => ({ error: 'unresolved attribute' }) });
+    expect(p.failed.get(1)).toBe('when.expr could not be evaluated: unresolved attribute');
+    expect(p.ready).toEqual([2]);
+  });
+
+  it('a pipeline with a condition is not a line', () => {
+    expect(isLine(steps.map(({ needs: _, ...s }) => s))).toBe(false);
+  });
+});
+
+describe('conditions (CEL)', () => {
+  const msg = { v: 1 as const, runId: 'r', pipeline: { name: 'p', resource: 't', steps: [] }, resource: { type: 't', name: 'app', version: 3, spec: { ref: 'release/1.2', repository: 'file:///x' }, metadata: {} }, stepIndex: 0, mode: 'normal' as const, outputs: {}, createdAt: '' };
+  const inputs = conditionInputs(msg, { build: { status: 'succeeded', data: { version: '1.2.3' } } });
+
+  it('sees the ref, the resource, its version and the steps so far', () => {
+    expect(evaluateCondition("ref.startsWith('release/') && version > 2", inputs)).toEqual({ value: true });
+    expect(evaluateCondition("ref == 'main'", inputs)).toEqual({ value: false });
+    expect(evaluateCondition("resource.name == 'app' && spec.repository.startsWith('file:')", inputs)).toEqual({ value: true });
+    expect(evaluateCondition("steps.build.status == 'succeeded' && steps.build.data.version == '1.2.3'", inputs)).toEqual({ value: true });
+    expect(evaluateCondition("ref.matches('^release/[0-9.]+$')", inputs)).toEqual({ value: true });
+  });
+
+  it('says why an expression cannot be evaluated or is not a bool, and refuses one that does not compile', () => {
+    expect(evaluateCondition('nosuch == 1', inputs)).toEqual({ error: expect.stringMatching(/unresolved|undeclared|no such/i) });
+    expect(evaluateCondition('version + 1', inputs)).toEqual({ error: 'it gave an int, not a bool' });
+    expect(conditionProblem({ expr: "ref ==" })).toMatch(/^when\.expr does not compile: /);
+    expect(conditionProblem({ status: ['sometimes' as never] })).toBe('when.status must be a non-empty list of "success", "failure", "always"');
+    expect(conditionProblem({ expr: "ref == 'main'", status: ['success'] })).toBeUndefined();
   });
 });

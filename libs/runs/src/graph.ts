@@ -1,3 +1,4 @@
+import { conditionInputs, evaluateCondition } from './conditions';
 import { MESSAGE_VERSION, type RunEnd, type StepDone, type StepEnded, type StepMessage, type StepOutput } from '@conveyor/contracts';
 
 /**
@@ -16,6 +17,8 @@ export interface GraphStep {
   /** A matrix step's expansion: the step it expands, and how many of them may run at once. */
   matrixOf?: string;
   maxParallel?: number;
+  /** On which outcome so far it runs (`success` by default; `always` is `always: true`). */
+  when?: { status?: Array<'success' | 'failure' | 'always'>; expr?: string };
 }
 
 export interface GraphProblem {
@@ -73,6 +76,10 @@ export interface GraphPlan {
   ready: number[];
   /** Steps that will never run. */
   skipped: number[];
+  /** Why a step is skipped, when it is its own `when` (otherwise a need that did not succeed, or the run's stop). */
+  reasons: Map<number, string>;
+  /** Steps that fail without running: their condition could not be evaluated (the reason). */
+  failed: Map<number, string>;
   /** Running normal steps to stop: the run is stopping (a failure with failFast, or a cancel). */
   cancel: number[];
   /** The run's end, once every step has ended. */
@@ -93,37 +100,75 @@ export interface GraphPlan {
  *    steps still running are cancelled, and only `always` steps start from then on.
  *  - The run ends when every step ended: cancelled if it was, failed if a step failed, else succeeded.
  */
-export function planGraph(steps: readonly GraphStep[], needs: readonly number[][], states: readonly GraphStepState[], opts: { failFast: boolean; cancelled?: boolean }): GraphPlan {
+export function planGraph(
+  steps: readonly GraphStep[],
+  needs: readonly number[][],
+  states: readonly GraphStepState[],
+  opts: { failFast: boolean; cancelled?: boolean; condition?: (i: number, states: readonly GraphStepState[]) => { value: boolean } | { error: string } },
+): GraphPlan {
   const next = [...states];
-  const failed = next.some((s) => s === 'failed');
-  const stopping = !!opts.cancelled || (failed && opts.failFast);
-  const plan: GraphPlan = { ready: [], skipped: [], cancel: [] };
+  const plan: GraphPlan = { ready: [], skipped: [], cancel: [], reasons: new Map(), failed: new Map() };
+  const skip = (i: number, reason?: string) => {
+    next[i] = 'skipped';
+    plan.skipped.push(i);
+    if (reason) plan.reasons.set(i, reason);
+  };
   for (let changed = true; changed; ) {
     changed = false;
     next.forEach((state, i) => {
+      // Read at each step: a condition that fails earlier in this pass is a failure like any other.
+      const failing = next.some((s) => s === 'failed');
+      const stopping = !!opts.cancelled || (failing && opts.failFast);
+      const statuses = statusesOf(steps[i]);
+      const finalizer = statuses.includes('always') || statuses.includes('failure');
       // Work stored but not started is skipped too once the run stops (its own end supersedes it).
-      if (state === 'ready' && stopping && !steps[i].always) {
-        next[i] = 'skipped';
-        plan.skipped.push(i);
+      if (state === 'ready' && stopping && !finalizer) {
+        skip(i);
         changed = true;
         return;
       }
       if (state !== 'waiting') return;
       const own = needs[i].map((j) => next[j]);
-      const always = !!steps[i].always;
-      if (!always && (stopping || own.some((s) => s === 'failed' || s === 'cancelled' || s === 'skipped'))) {
-        next[i] = 'skipped';
-        plan.skipped.push(i);
+      if (!finalizer && (stopping || own.some((s) => s === 'failed' || s === 'cancelled' || s === 'skipped'))) {
+        skip(i);
         changed = true;
-      } else if ((always ? ancestorsOf(needs, i).every((j) => hasEnded(next[j])) : own.every(hasEnded)) && !heldBack(steps, next, i)) {
+        return;
+      }
+      const before = finalizer ? ancestorsOf(needs, i) : needs[i];
+      if (!before.every((j) => hasEnded(next[j])) || heldBack(steps, next, i)) return;
+      // What it waits for ended: the outcome so far, then its expression, decide. `success`: all of
+      // it succeeded; `failure`: a step of the run failed.
+      const succeeded = !opts.cancelled && before.every((j) => next[j] === 'succeeded');
+      const byStatus = statuses.includes('always') || (statuses.includes('failure') && failing) || (statuses.includes('success') && succeeded);
+      if (!byStatus) {
+        const why = statuses.includes('success') && !succeeded ? (opts.cancelled ? 'the run was cancelled' : 'not every step before it succeeded') : 'no step of the run failed';
+        skip(i, `when.status is [${statuses.join(', ')}] and ${why}`);
+        changed = true;
+        return;
+      }
+      const c = steps[i].when?.expr && opts.condition ? opts.condition(i, next) : { value: true };
+      if ('error' in c) {
+        next[i] = 'failed';
+        plan.failed.set(i, `when.expr could not be evaluated: ${c.error}`);
+        changed = true;
+      } else if (!c.value) {
+        skip(i, `when.expr is false: ${steps[i].when!.expr}`);
+        changed = true;
+      } else {
         next[i] = 'ready';
         plan.ready.push(i);
       }
     });
   }
-  if (stopping) next.forEach((s, i) => s === 'running' && !steps[i].always && plan.cancel.push(i));
+  const stopping = !!opts.cancelled || (next.some((s) => s === 'failed') && opts.failFast);
+  if (stopping) next.forEach((s, i) => s === 'running' && !steps[i].always && !statusesOf(steps[i]).includes('failure') && plan.cancel.push(i));
   if (next.every(hasEnded)) plan.end = opts.cancelled ? 'cancelled' : next.some((s) => s === 'failed') ? 'failed' : next.some((s) => s === 'cancelled') ? 'cancelled' : 'succeeded';
   return plan;
+}
+
+/** On which outcomes so far a step runs: `always: true` is `always`; the default is `success`. */
+function statusesOf(step: GraphStep): Array<'success' | 'failure' | 'always'> {
+  return step.always ? ['always'] : (step.when?.status ?? ['success']);
 }
 
 /** A matrix expansion waits while `maxParallel` of its siblings are ready or running: one of them ending readies it. */
@@ -149,7 +194,8 @@ function ancestorsOf(needs: readonly number[][], i: number): number[] {
 
 /** A straight line (every step needs the one before it): runs as it always did, one record per hand-off. */
 export function isLine(steps: readonly GraphStep[]): boolean {
-  return steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
+  // A condition is planned by the graph's planner (a line's hand-off knows none).
+  return steps.every((s) => !s.when) && steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
 }
 
 /** Where one step of a run stands, as its own records say (see RunLog.graph). */
@@ -173,6 +219,8 @@ export interface GraphFollowUp {
   failFast: boolean;
   /** Why the run is stopping (its first failure, or a user's cancel), once it is. */
   stop?: StepMessage['outcome'];
+  /** A step failed without running (its condition): what follows from that is planned by settling again. */
+  again?: true;
 }
 
 /**
@@ -191,12 +239,24 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
   const views: StepView[] = [...steps];
   const cancelled = views.some((v) => v.done?.cancelled);
   const failFast = pipeline.failFast !== false;
-  const plan = planGraph(pipeline.steps, needs, views.map((v) => v.state), { failFast, cancelled });
+  const condition = (i: number, states: readonly GraphStepState[]) => {
+    const known: Record<string, { status: string; data?: object }> = {};
+    pipeline.steps.forEach((s, k) => {
+      const data = views[k].done?.from.data;
+      known[s.id] = { status: states[k], ...(data ? { data } : {}) };
+    });
+    return evaluateCondition(pipeline.steps[i].when!.expr!, conditionInputs(template, known));
+  };
+  const plan = planGraph(pipeline.steps, needs, views.map((v) => v.state), { failFast, cancelled, condition });
   const records: GraphRecord[] = [];
-  for (const j of plan.skipped) {
+  const ends: Array<[number, 'skipped' | 'failed', string | undefined]> = [
+    ...[...plan.failed].map(([j, why]) => [j, 'failed', why] as [number, 'failed', string]),
+    ...plan.skipped.map((j) => [j, 'skipped', plan.reasons.get(j)] as [number, 'skipped', string | undefined]),
+  ];
+  for (const [j, status, why] of ends) {
     const s = pipeline.steps[j];
-    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status: 'skipped', at }, ...(cancelled ? { cancelled: true as const } : {}), at };
-    views[j] = { state: 'skipped', done, doneSeq: Number.MAX_SAFE_INTEGER };
+    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status, ...(why ? { message: why } : {}), at }, ...(cancelled ? { cancelled: true as const } : {}), at };
+    views[j] = { state: status, done, doneSeq: Number.MAX_SAFE_INTEGER };
     records.push({ kind: 'done', done });
   }
   const stop = runStop(pipeline.steps, views, cancelled);
@@ -225,7 +285,7 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
     const message = plan.end === 'succeeded' ? undefined : stop?.message;
     records.push({ kind: 'end', end: { v: MESSAGE_VERSION, kind: 'end', runId: template.runId, status: plan.end, ...(message ? { message } : {}), at } });
   }
-  return { records, cancel: plan.cancel, failFast: !cancelled && failFast && plan.cancel.length > 0, ...(stop ? { stop } : {}) };
+  return { records, cancel: plan.cancel, failFast: !cancelled && failFast && plan.cancel.length > 0, ...(stop ? { stop } : {}), ...(plan.failed.size ? { again: true } : {}) };
 }
 
 /** A step's `done`, as its writer records it: how it ended, the machine the run was pinned to, and whether a user's cancel ended it. */

@@ -5,3 +5,4 @@ export * from './delivery';
 export * from './standstill';
 export * from './graph';
 export * from './matrix';
+export * from './conditions';

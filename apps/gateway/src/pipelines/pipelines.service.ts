@@ -1,6 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
-import { expandMatrices, resolveNeeds } from '@conveyor/runs';
+import { conditionProblem, expandMatrices, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
 
@@ -67,6 +67,8 @@ export class PipelinesService {
     refuse(resolveNeeds(dto.steps).problems);
     for (const [i, step] of dto.steps.entries()) {
       if (step.maxParallel !== undefined && !step.matrix) throw new BadRequestException(`steps.${i} ("${step.id}") has maxParallel but no matrix`);
+      const bad = step.when && conditionProblem(step.when);
+      if (bad) throw new BadRequestException(`steps.${i} ("${step.id}") ${bad}`);
     }
     // The run's steps are the expansion: its limits and ids are checked now, not when a run starts.
     refuse(expandMatrices(dto.steps).problems);
@@ -86,6 +88,7 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.needs !== undefined) step.needs = s.needs;
     if (s.matrix !== undefined) step.matrix = s.matrix;
     if (s.maxParallel !== undefined) step.maxParallel = s.maxParallel;
+    if (s.when !== undefined) step.when = s.when;
     return step;
   });
   return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), createdAt, updatedAt };
