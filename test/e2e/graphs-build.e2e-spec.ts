@@ -72,4 +72,41 @@ describe('a graph of the built-in drivers', () => {
     expect(lines.filter((l) => l.stepId === 'build-2').map((l) => l.line)).toContain('flavour=fancy');
     await expectCleanedUp(build, run);
   });
+
+  it('a build\'s $CONVEYOR_OUTPUT lines are its outputs, filled into a later step\'s config; a file over the limit fails the step', async () => {
+    const { sys, repo } = build;
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'outputs',
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start', driver: 'container-start' },
+        { id: 'clone', name: 'Clone', driver: 'git-cloner' },
+        { id: 'version', name: 'Version', driver: 'builder', config: { commands: ['echo "version=$(cat version.txt)" >> "$CONVEYOR_OUTPUT"', 'printf "notes<<END\\nfirst\\nsecond\\nEND\\n" >> "$CONVEYOR_OUTPUT"'] } },
+        { id: 'use', name: 'Use', driver: 'builder', config: { commands: ['echo "deploying ${{ steps.version.outputs.version }}"'] } },
+        { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+      ],
+    });
+    const { runid } = await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'outputs-1', resource: 'thing', pipeline: 'outputs', spec: { repository: repo.url } });
+    const run: Run = await sys.waitForRun(runid);
+    expect(run.status).toBe('succeeded');
+    expect(stepOf(run, 'version').data).toEqual({ version: 'main-3', notes: 'first\nsecond' });
+    const lines = await runLogs(sys.api, runid, 'builder');
+    expect(lines.filter((l) => l.stepId === 'use').map((l) => l.line)).toContain('deploying main-3');
+    await expectCleanedUp(build, run);
+
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'outputs-too-big',
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start', driver: 'container-start' },
+        { id: 'big', name: 'Big', driver: 'builder', config: { commands: ['head -c 70000 /dev/zero | tr "\\0" x | sed "s/^/big=/" >> "$CONVEYOR_OUTPUT"'] } },
+        { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+      ],
+    });
+    const big = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'outputs-2', resource: 'thing', pipeline: 'outputs-too-big', spec: {} })).runid;
+    const failed: Run = await sys.waitForRun(big);
+    expect(failed.status).toBe('failed');
+    expect(stepOf(failed, 'big').message).toBe("$CONVEYOR_OUTPUT holds more than 65536 bytes, the limit of a step's outputs");
+    await expectCleanedUp(build, failed);
+  });
 });

@@ -23,12 +23,15 @@ export interface StepContext {
   outcome?: StepMessage['outcome'];
   /** The resource at the version the run was started for. */
   resource: StepResource;
-  /** The step's `config` from the pipeline (`{}` when it has none). */
+  /** The step's `config` from the pipeline (`{}` when it has none), with `${{ steps.<id>.outputs.<key> }}` filled in. */
   config: JsonObject;
   /** Outputs of the steps that ran before this one, by step id. */
   outputs: Record<string, StepOutput>;
-  /** The output of the latest earlier step that ran `driver` (e.g. the container id from container-start). */
-  outputOf(driver: string): StepOutput | undefined;
+  /**
+   * The output of an earlier step: the step of that id, or else the nearest earlier step (in a
+   * graph, among those it needs) that ran that driver (e.g. the container from container-start).
+   */
+  outputOf(idOrDriver: string): StepOutput | undefined;
   agent: { id: string; machine: string };
   log: StepLogger;
   /** Fires when the step times out, the run is cancelled, or the agent shuts down: stop work promptly. */

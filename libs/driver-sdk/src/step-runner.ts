@@ -14,7 +14,7 @@ import { liveAgents, openAgentsBucket, openBuckets, type JetStreamContext } from
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
-import { ancestorsNearestFirst, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
+import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
 import { CancelWatch, type StopOrder } from './cancel-watch';
@@ -309,13 +309,16 @@ export class StepRunner implements MessageProcessor {
       mode: msg.mode,
       outcome: msg.outcome,
       resource: msg.resource,
-      config: step.config ?? {},
+      // `${{ steps.<id>.outputs.<key> }}` filled in from the outputs it was handed (a reference
+      // that cannot be is thrown here, and fails the attempt with the reason).
+      config: interpolateConfig(step.config ?? {}, msg.outputs),
       outputs: msg.outputs,
-      outputOf: (driver: string) => {
-        // The nearest step before this one (in a graph: that it needs, directly or not) run by `driver`.
+      outputOf: (idOrDriver: string) => {
+        if (msg.outputs[idOrDriver] && steps.some((s) => s.id === idOrDriver)) return msg.outputs[idOrDriver];
+        // The nearest step before this one (in a graph: that it needs, directly or not) run by that driver.
         const before = isLine(steps) ? steps.map((_, j) => msg.stepIndex - 1 - j).filter((j) => j >= 0) : ancestorsNearestFirst(steps, msg.stepIndex);
         for (const j of before) {
-          if (steps[j].driver === driver && msg.outputs[steps[j].id]) return msg.outputs[steps[j].id];
+          if (steps[j].driver === idOrDriver && msg.outputs[steps[j].id]) return msg.outputs[steps[j].id];
         }
         return undefined;
       },

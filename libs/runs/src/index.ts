@@ -6,3 +6,4 @@ export * from './standstill';
 export * from './graph';
 export * from './matrix';
 export * from './conditions';
+export * from './outputs';
