@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import type { StepContext, StepResult } from '@conveyor/driver-sdk';
 
 /**
@@ -12,6 +12,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   longLine        print one line of this many characters, without a final newline
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
  *   outputBytes     return this many bytes of output data (to outgrow a NATS message)
+ *   failWhileFile   fail while this file exists (a test removes it to let a re-run pass)
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends lines to $TEST_DRIVER_JOURNAL, so a test can count how often a
@@ -23,7 +24,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *                                                   writes no `end`
  */
 export async function behave(ctx: StepContext): Promise<StepResult> {
-  const c = ctx.config as Record<string, number | boolean | undefined>;
+  const c = ctx.config as Record<string, number | boolean | string | undefined>;
   if (c.clock) return { success: true, data: { enteredAt: monotonicMs(), leftAt: monotonicMs() } };
   const journal = process.env.TEST_DRIVER_JOURNAL;
   const who = `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id}`;
@@ -38,7 +39,7 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
   }
 }
 
-async function act(ctx: StepContext, c: Record<string, number | boolean | undefined>, journal: string | undefined): Promise<StepResult> {
+async function act(ctx: StepContext, c: Record<string, number | boolean | string | undefined>, journal: string | undefined): Promise<StepResult> {
   if (typeof c.lines === 'number') {
     for (let i = 1; i <= c.lines; i++) {
       ctx.log.write('stdout', `line ${i}\n`);
@@ -59,6 +60,9 @@ async function act(ctx: StepContext, c: Record<string, number | boolean | undefi
   }
   if (typeof c.throwTimes === 'number' && ctx.attempt <= c.throwTimes) {
     throw new Error(`thrown on attempt ${ctx.attempt}`);
+  }
+  if (typeof c.failWhileFile === 'string' && existsSync(c.failWhileFile)) {
+    return { success: false, message: `failed: ${c.failWhileFile} exists` };
   }
   if (typeof c.failTimes === 'number' && ctx.attempt <= c.failTimes) {
     return { success: false, message: `failed on attempt ${ctx.attempt}` };

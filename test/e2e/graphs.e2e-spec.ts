@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { Run, StepDone } from '@conveyor/contracts';
@@ -248,5 +251,59 @@ describe('pipelines as graphs', () => {
     expect(run.steps.map((s) => [s.id, s.status])).toEqual([['a', 'succeeded'], ['b', 'failed'], ['c', 'succeeded']]);
     expect(step(run, 'b').message).toMatch(/^when\.expr could not be evaluated: /);
     expect(starts(id, 'b')).toHaveLength(0);
+  });
+
+  it('re-runs only what failed: the succeeded steps are carried over with their outputs and do not run again; the runs link each other', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rerun-'));
+    const broken = join(dir, 'broken');
+    writeFileSync(broken, '');
+    try {
+      const id = await sys.run([
+        { id: 'a', driver: 'alpha' },
+        { id: 'b', driver: 'beta', needs: ['a'] },
+        { id: 'c', driver: 'beta', needs: ['a'], config: { failWhileFile: broken } },
+        { id: 'd', driver: 'alpha', needs: ['b', 'c'], config: { sleepMs: '${{ steps.b.outputs.attempt }}' } },
+        { id: 'e', driver: 'cleanup', needs: ['d'], always: true },
+      ]);
+      const first = await sys.waitForRun(id);
+      expect(first.steps.map((s) => [s.id, s.status])).toEqual([['a', 'succeeded'], ['b', 'succeeded'], ['c', 'failed'], ['d', 'skipped'], ['e', 'succeeded']]);
+      // Not before it ended; and a run with nothing failed has nothing to re-run only.
+      const live = await sys.run([{ id: 'x', driver: 'alpha', config: { sleepMs: 3_000 } }]);
+      await sys.waitForRun(live, ['running']);
+      const early = await fetch(`${sys.api.baseUrl}/runs/${live}/rerun`, { method: 'POST' });
+      expect(early.status).toBe(409);
+      expect(((await early.json()) as { message: string }).message).toMatch(/has not ended \((queued|running)\)/);
+      await sys.waitForRun(live);
+      const nothing = await fetch(`${sys.api.baseUrl}/runs/${live}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"failed":true}' });
+      expect(nothing.status).toBe(409);
+
+      rmSync(broken);
+      const { runid } = await sys.api.ok<{ runid: string }>('POST', `/runs/${id}/rerun`, { failed: true });
+      const again = await sys.waitForRun(runid);
+      expect(again.status).toBe('succeeded');
+      expect(again.rerunOf).toBe(id);
+      expect(again.steps.map((s) => [s.id, s.status, s.reusedFrom])).toEqual([
+        ['a', 'succeeded', id],
+        ['b', 'succeeded', id],
+        ['c', 'succeeded', undefined],
+        ['d', 'succeeded', undefined],
+        ['e', 'succeeded', undefined],
+      ]);
+      expect(step(again, 'b').data).toEqual(step(first, 'b').data);
+      expect(starts(runid, 'a')).toHaveLength(0);
+      expect(starts(runid, 'b')).toHaveLength(0);
+      expect(starts(runid, 'c')).toHaveLength(1);
+      expect((await sys.api.run(id)).reruns).toEqual([runid]);
+
+      // The whole run again: every step runs.
+      const whole = await sys.api.ok<{ runid: string }>('POST', `/runs/${id}/rerun`);
+      const all = await sys.waitForRun(whole.runid);
+      expect(all.steps.every((s) => s.status === 'succeeded' && !s.reusedFrom)).toBe(true);
+      expect(starts(whole.runid, 'a')).toHaveLength(1);
+      expect((await sys.api.run(id)).reruns).toEqual([runid, whole.runid]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(existsSync(dir)).toBe(false);
   });
 });

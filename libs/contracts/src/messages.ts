@@ -63,6 +63,10 @@ export interface StepEnded {
   agent?: string;
   machine?: string;
   durationMs?: number;
+  /** The build machine the run was pinned to when it ended (a step that ran on it, or pinned it). */
+  pin?: string;
+  /** Carried over from an earlier run, not run again (see PipelineStep.reused). */
+  reusedFrom?: string;
   at: string;
 }
 
@@ -142,6 +146,8 @@ export interface RunEvent {
   /** For `retrying`: when the next attempt may start. */
   retryInMs?: number;
   durationMs?: number;
+  pin?: string;
+  reusedFrom?: string;
   at: string;
   /** Stream sequence of the record that said it: of two facts of one attempt and phase, the later wins. */
   seq?: number;

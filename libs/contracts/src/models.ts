@@ -35,6 +35,8 @@ export interface PipelineStep {
   matrixOf?: string;
   /** When the step runs: on the outcome so far, and on a CEL expression over the run's inputs; skipped (with the reason) otherwise. */
   when?: StepWhen;
+  /** In a re-run's pipeline: the step is not run again but carried over from that run, with its outcome (POST /runs/:id/rerun). */
+  reused?: { from: string; message?: string; data?: JsonObject };
 }
 
 export interface StepWhen {
@@ -94,6 +96,10 @@ export interface StepRun {
   /** A matrix step's expansion: the step it expands, and its values. */
   matrixOf?: string;
   matrix?: JsonObject;
+  /** The build machine the run was pinned to when the step ended (it ran there, or pinned it): its work depended on that machine's state. */
+  pin?: string;
+  /** Not run again: carried over, with its outcome, from this run (a re-run of what failed). */
+  reusedFrom?: string;
   status: StepStatus;
   /** Attempts started so far (a redelivery after a crash counts as an attempt). */
   attempts: number;
@@ -133,6 +139,9 @@ export interface Run {
   steps: StepRun[];
   /** Set by `POST /runs/:id/cancel`; drivers check it before starting a step. */
   cancelRequested: boolean;
+  /** The run this one re-runs (POST /runs/:id/rerun), and the runs that re-ran this one. */
+  rerunOf?: string;
+  reruns?: string[];
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -520,6 +520,7 @@ function endedOf(msg: StepMessage, outcome: StepOutcome, by: EndedBy): StepDone[
     if (by.agent) from.agent = by.agent;
     if (by.machine) from.machine = by.machine;
     if (by.durationMs !== undefined) from.durationMs = by.durationMs;
+    if (msg.machine) from.pin = msg.machine;
   }
   return from;
 }

@@ -19,6 +19,8 @@ export interface GraphStep {
   maxParallel?: number;
   /** On which outcome so far it runs (`success` by default; `always` is `always: true`). */
   when?: { status?: Array<'success' | 'failure' | 'always'>; expr?: string };
+  /** Carried over from an earlier run (a re-run of what failed): ends at once as it ended there. */
+  reused?: unknown;
 }
 
 export interface GraphProblem {
@@ -195,7 +197,7 @@ function ancestorsOf(needs: readonly number[][], i: number): number[] {
 /** A straight line (every step needs the one before it): runs as it always did, one record per hand-off. */
 export function isLine(steps: readonly GraphStep[]): boolean {
   // A condition is planned by the graph's planner (a line's hand-off knows none).
-  return steps.every((s) => !s.when) && steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
+  return steps.every((s) => !s.when && !s.reused) && steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
 }
 
 /** Where one step of a run stands, as its own records say (see RunLog.graph). */
@@ -237,6 +239,15 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
   const pipeline = template.pipeline;
   const { needs } = resolveNeeds(pipeline.steps);
   const views: StepView[] = [...steps];
+  const records: GraphRecord[] = [];
+  // A re-run's steps carried over from the run it re-runs end at once, as they ended there.
+  pipeline.steps.forEach((s, j) => {
+    if (!s.reused || views[j].state !== 'waiting') return;
+    const from: StepEnded = { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status: 'succeeded', ...(s.reused.message !== undefined ? { message: s.reused.message } : {}), ...(s.reused.data ? { data: s.reused.data } : {}), reusedFrom: s.reused.from, at };
+    const done = stepDone(template.runId, from);
+    views[j] = { state: 'succeeded', done, doneSeq: 0 };
+    records.push({ kind: 'done', done });
+  });
   const cancelled = views.some((v) => v.done?.cancelled);
   const failFast = pipeline.failFast !== false;
   const condition = (i: number, states: readonly GraphStepState[]) => {
@@ -248,7 +259,6 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
     return evaluateCondition(pipeline.steps[i].when!.expr!, conditionInputs(template, known));
   };
   const plan = planGraph(pipeline.steps, needs, views.map((v) => v.state), { failFast, cancelled, condition });
-  const records: GraphRecord[] = [];
   const ends: Array<[number, 'skipped' | 'failed', string | undefined]> = [
     ...[...plan.failed].map(([j, why]) => [j, 'failed', why] as [number, 'failed', string]),
     ...plan.skipped.map((j) => [j, 'skipped', plan.reasons.get(j)] as [number, 'skipped', string | undefined]),

@@ -84,6 +84,7 @@ export function planTransition(msg: StepMessage, outcome: StepOutcome, by: Ended
     status: by.as ?? outcome.status,
     ...strip(own),
     ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs })),
+    ...(msg.machine && !by.as ? { pin: msg.machine } : {}),
     at: by.at,
   };
   const skipped = plan.skipped.length ? { skipped: plan.skipped } : {};

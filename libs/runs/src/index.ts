@@ -7,3 +7,4 @@ export * from './graph';
 export * from './matrix';
 export * from './conditions';
 export * from './outputs';
+export * from './rerun';

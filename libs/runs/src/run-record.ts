@@ -78,8 +78,8 @@ export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
   const ended = (runId: string, from: StepEnded | undefined, skipped: number[] | undefined, steps: { id: string }[] | undefined): RunEvent[] => {
     const out: RunEvent[] = [];
     if (from) {
-      const { stepId, stepIndex, attempt, status, message, data, agent, machine, durationMs, at } = from;
-      out.push({ ...base, runId, scope: 'step', kind: status, stepId, stepIndex, attempt, message, data, agent, machine, durationMs, at });
+      const { stepId, stepIndex, attempt, status, message, data, agent, machine, durationMs, pin, reusedFrom, at } = from;
+      out.push({ ...base, runId, scope: 'step', kind: status, stepId, stepIndex, attempt, message, data, agent, machine, durationMs, pin, reusedFrom, at });
     }
     for (const j of skipped ?? []) {
       const id = steps?.[j]?.id;
@@ -166,6 +166,8 @@ export function applyEvent(run: Run, e: RunEvent): Run {
       if (e.data !== undefined) step.data = e.data;
       else delete step.data;
       if (TERMINAL_STEP.includes(step.status)) step.finishedAt = e.at;
+      if (e.pin) step.pin = e.pin;
+      if (e.reusedFrom) step.reusedFrom = e.reusedFrom;
     }
     // A step whose start was not recorded (it ended before its start went out) started its
     // duration before it ended.

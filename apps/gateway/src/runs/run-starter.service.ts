@@ -46,8 +46,8 @@ export class RunStarter {
     }
   }
 
-  async start(runId: string, pipeline: Pipeline, resource: Resource): Promise<Run> {
-    const run = newRun(runId, pipeline, resource);
+  async start(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf'> = {}): Promise<Run> {
+    const run = { ...newRun(runId, pipeline, resource), ...links };
     const first = firstStepMessage(run, resource);
     // The start is idempotent (fenced on an empty log, recognised by its id when its answer was
     // lost), so it is tried again rather than answered 503: a client told to send its request

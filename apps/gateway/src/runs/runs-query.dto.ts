@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
 import { NAME_PATTERN, NAME_RULE, type RunStatus } from '@conveyor/contracts';
 
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -34,4 +34,12 @@ export class RunsQueryDto {
   @Min(1)
   @Max(500)
   limit?: number;
+}
+
+/** `POST /runs/:id/rerun`: the whole run again, or (`failed: true`) only what did not succeed. */
+export class RerunDto {
+  @ApiPropertyOptional({ description: 'run only the steps that failed, were cancelled or skipped (and what needs them); carry the others over' })
+  @IsOptional()
+  @IsBoolean()
+  failed?: boolean;
 }

@@ -1,10 +1,10 @@
-import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { Run } from '@conveyor/contracts';
 import { setEtag } from '../common/etag';
 import { RunIdPipe } from '../common/params';
-import { RunsQueryDto } from './runs-query.dto';
+import { RerunDto, RunsQueryDto } from './runs-query.dto';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
@@ -31,6 +31,16 @@ export class RunsController {
     const found = await this.service.get(id);
     setEtag(res, found.revision);
     return found.value;
+  }
+
+  @Post(':id/rerun')
+  @HttpCode(201)
+  @ApiOperation({
+    summary: 'Run again: the same resource version and the pipeline as it ran (409 if it has not ended)',
+    description: 'Body `{"failed": true}` runs only the steps that failed, were cancelled or skipped, what needs them, and what made the machine state they need; the others are carried over with their outputs (`reusedFrom`).',
+  })
+  rerun(@Param('id', RunIdPipe) id: string, @Body() body: RerunDto): Promise<{ runid: string }> {
+    return this.service.rerun(id, body?.failed === true);
   }
 
   @Post(':id/cancel')

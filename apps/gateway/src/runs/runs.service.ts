@@ -1,9 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { type Run, type RunStatus, isTerminalRunStatus } from '@conveyor/contracts';
+import { type Pipeline, type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { isLine, planTransition } from '@conveyor/runs';
-import { ConflictError, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
+import { isLine, planRerun, planTransition } from '@conveyor/runs';
+import { ConflictError, NotFoundError, ResourcesStore, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
+import { RunStarter } from './run-starter.service';
 
 export interface RunFilter {
   pipeline?: string;
@@ -22,6 +23,8 @@ export class RunsService {
     private readonly runs: RunsStore,
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     @Inject(BUCKETS) private readonly buckets: Buckets,
+    private readonly starter: RunStarter,
+    private readonly resources: ResourcesStore,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -70,6 +73,30 @@ export class RunsService {
    * same fenced record an agent would, and the run goes on to its cleanup. An agent that claims
    * the step meanwhile wins, and the stop order stops it.
    */
+  /**
+   * A new run of the same resource version and the pipeline as it ran (not as it is now); with
+   * `failedOnly`, only what did not succeed and what needs it runs (see planRerun), the rest
+   * is carried over with its outputs. The two run records link each other (`rerunOf`, `reruns`).
+   */
+  async rerun(id: string, failedOnly: boolean): Promise<{ runid: string }> {
+    const old = (await this.runs.require(id)).value;
+    if (!isTerminalRunStatus(old.status)) throw new ConflictError(`run ${id} has not ended (${old.status}); wait for it or cancel it first`);
+    const steps = planRerun(old, failedOnly);
+    if (!steps) throw new ConflictError(`run ${id} has no step that failed, was cancelled or skipped; re-run it whole instead`);
+    const resource = await this.resources.version(old.resource.type, old.resource.name, old.resource.version);
+    if (!resource) throw new NotFoundError(`version ${old.resource.version} of resource ${old.resource.type}/${old.resource.name} is no longer stored; it cannot be re-run`);
+    const now = new Date().toISOString();
+    const pipeline: Pipeline = { name: old.pipeline.name, description: '', resource: old.pipeline.resource, steps, ...(old.pipeline.failFast !== undefined ? { failFast: old.pipeline.failFast } : {}), createdAt: now, updatedAt: now };
+    const runid = newRunId();
+    this.starter.checkFits(pipeline, resource);
+    await this.starter.start(runid, pipeline, resource, { rerunOf: id });
+    // The gateway's projector may have made the record first, from the run's first record.
+    await this.runs.mutate(runid, (r) => (r.rerunOf ? undefined : { ...r, rerunOf: id }));
+    await this.runs.mutate(id, (r) => ({ ...r, reruns: [...(r.reruns ?? []), runid] }));
+    this.log.log(`run ${runid} re-runs run ${id}${failedOnly ? ` (failed steps only: ${steps.filter((s) => !s.reused).map((s) => s.id).join(', ')})` : ''}`);
+    return { runid };
+  }
+
   /**
    * The same for a graph: the first of its steps whose work waits unstarted is skipped with the
    * run's cancel, and the same batch skips every other waiting step and readies the cleanup
