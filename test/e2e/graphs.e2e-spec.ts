@@ -5,6 +5,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { Run, StepDone } from '@conveyor/contracts';
 import { NatsServer } from '../support/nats-server';
+import { waitFor } from '../support/processes';
 import { TestSystem } from '../support/system';
 
 jest.setTimeout(120_000);
@@ -305,5 +306,50 @@ describe('pipelines as graphs', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('approvals: a step waits for a person; approve lets the run go on, reject fails it, a second decision is a 409, and the wait times out', async () => {
+    const steps = [
+      { id: 'build', driver: 'alpha' },
+      { id: 'gate', driver: 'approval', approval: true, timeout: 600 },
+      { id: 'deploy', driver: 'beta' },
+      { id: 'stop', driver: 'cleanup', always: true },
+    ];
+    const post = (path: string, body: object = {}) => fetch(`${sys.api.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const waiting = async (id: string) => {
+      return waitFor(`run ${id} to wait for approval`, async () => ((await sys.api.run(id)).steps[1].status === 'waiting' ? true : undefined), 15_000, 50);
+    };
+
+    const approved = await sys.run(steps);
+    await waiting(approved);
+    expect((await post(`/runs/${approved}/steps/build/approve`)).status).toBe(409);
+    const ok = await post(`/runs/${approved}/steps/gate/approve`, { comment: 'ship it' });
+    expect(ok.status).toBe(200);
+    const twice = await post(`/runs/${approved}/steps/gate/reject`);
+    expect(twice.status).toBe(409);
+    expect(((await twice.json()) as { message: string }).message).toMatch(/is not waiting for a decision \(it ended succeeded: approved by an unauthenticated caller/);
+    const run = await sys.waitForRun(approved);
+    expect(run.status).toBe('succeeded');
+    expect(step(run, 'gate').message).toMatch(/^approved by an unauthenticated caller .* at \d{4}-.*: ship it$/);
+    expect(step(run, 'gate').waitingSince).toBeDefined();
+    expect(starts(approved, 'deploy')).toHaveLength(1);
+
+    const rejected = await sys.run(steps);
+    await waiting(rejected);
+    expect((await post(`/runs/${rejected}/steps/gate/reject`, { comment: 'not today' })).status).toBe(200);
+    const no = await sys.waitForRun(rejected);
+    expect(no.status).toBe('failed');
+    expect(no.steps.map((s) => [s.id, s.status])).toEqual([['build', 'succeeded'], ['gate', 'failed'], ['deploy', 'skipped'], ['stop', 'succeeded']]);
+    expect(no.message).toMatch(/^step "step 2" failed: rejected by .*: not today$/);
+
+    const late = await sys.run([{ id: 'gate', driver: 'approval', approval: true, timeout: 1 }, { id: 'deploy', driver: 'beta' }]);
+    const timedOut = await sys.waitForRun(late, undefined, 20_000);
+    expect(timedOut.status).toBe('failed');
+    expect(step(timedOut, 'gate').message).toBe('no one approved or rejected it within 1s (approval timed out)');
+    expect(starts(late, 'deploy')).toHaveLength(0);
+
+    const reserved = await post('/pipelines', { name: 'uses-approval', resource: 'thing', steps: [{ id: 'a', name: 'a', driver: 'approval' }] });
+    expect(reserved.status).toBe(400);
+    expect(((await reserved.json()) as { message: string }).message).toBe('steps.0.driver "approval" is reserved for approval steps (set "approval": true)');
   });
 });

@@ -58,6 +58,8 @@ export interface ConveyorConfig {
   driverGraceMs: number;
   /** How often the gateway looks for runs that have not ended and have no work in flight (see RunReconciler). */
   reconcileIntervalMs: number;
+  /** How long an approval step waits for a person when its own `timeout` does not say. */
+  approvalTimeoutMs: number;
   /**
    * (container-start) How long the build machine's janitor leaves a run's container and
    * workspace after the run ended, vanished or moved to another machine; undefined: no janitor.
@@ -144,6 +146,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     machineConsumerTtlMs: duration(env, 'CONVEYOR_MACHINE_CONSUMER_TTL', '24h'),
     driverGraceMs: duration(env, 'CONVEYOR_DRIVER_GRACE', '5m'),
     reconcileIntervalMs: duration(env, 'CONVEYOR_RECONCILE_INTERVAL', '30s'),
+    approvalTimeoutMs: duration(env, 'CONVEYOR_APPROVAL_TIMEOUT', '24h'),
     janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
   };
 }

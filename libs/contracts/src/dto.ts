@@ -134,6 +134,11 @@ export class PipelineStepDto {
   @IsObject()
   when?: StepWhen;
 
+  @ApiPropertyOptional({ description: 'a person approves (POST /runs/:id/steps/:stepId/approve) or rejects it; waits until then, or its timeout' })
+  @IsOptional()
+  @IsBoolean()
+  approval?: boolean;
+
   @ApiPropertyOptional({ description: "of a matrix step's expansions, at most this many run at once" })
   @IsOptional()
   @IsInt()

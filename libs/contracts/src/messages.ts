@@ -123,7 +123,7 @@ export interface RunEnd {
   at: string;
 }
 
-export type StepEventKind = 'started' | 'succeeded' | 'failed' | 'retrying' | 'released' | 'skipped' | 'cancelled';
+export type StepEventKind = 'started' | 'waiting' | 'succeeded' | 'failed' | 'retrying' | 'released' | 'skipped' | 'cancelled';
 export type RunEventKind = 'succeeded' | 'failed' | 'cancelled';
 
 /**

@@ -35,6 +35,12 @@ export interface PipelineStep {
   matrixOf?: string;
   /** When the step runs: on the outcome so far, and on a CEL expression over the run's inputs; skipped (with the reason) otherwise. */
   when?: StepWhen;
+  /**
+   * The step is a person's decision, not a driver's: it waits (`waiting`) until someone with the
+   * write role approves it (it succeeds) or rejects it (it fails), or its `timeout` (seconds,
+   * default CONVEYOR_APPROVAL_TIMEOUT) passes; its `driver` is not used.
+   */
+  approval?: boolean;
   /** In a re-run's pipeline: the step is not run again but carried over from that run, with its outcome (POST /runs/:id/rerun). */
   reused?: { from: string; message?: string; data?: JsonObject };
 }
@@ -79,7 +85,7 @@ export interface Resource {
 }
 
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type StepStatus = 'pending' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+export type StepStatus = 'pending' | 'waiting' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 export function isTerminalRunStatus(status: RunStatus): boolean {
@@ -100,6 +106,8 @@ export interface StepRun {
   pin?: string;
   /** Not run again: carried over, with its outcome, from this run (a re-run of what failed). */
   reusedFrom?: string;
+  /** An approval step: when it began to wait for a person. */
+  waitingSince?: string;
   status: StepStatus;
   /** Attempts started so far (a redelivery after a crash counts as an attempt). */
   attempts: number;

@@ -8,6 +8,9 @@ export const ANY_MACHINE = 'any';
 /** The gateway's durable consumer of the runs stream (its projector); no driver may be named so. */
 export const PROJECTOR_CONSUMER = 'gateway-runs';
 
+/** The driver token of an approval step's work (a person's decision: no consumer reads it); no driver may be named so. */
+export const APPROVAL_DRIVER = 'approval';
+
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
@@ -133,6 +136,7 @@ export class Subjects {
   consumer(driver: string, machine?: string): string {
     assertToken('driver', driver);
     if (driver === PROJECTOR_CONSUMER) throw new Error(`the driver name "${driver}" is reserved: it is the gateway's consumer of ${this.runsStream}`);
+    if (driver === APPROVAL_DRIVER) throw new Error(`the driver name "${driver}" is reserved: approval steps' work waits on it for a person, not a driver`);
     if (machine === undefined) return driver;
     assertToken('machine', machine);
     return `${driver}_${machine}`;

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { headers as natsHeaders, InvalidArgumentError, PermissionViolationError, type MsgHdrs } from '@nats-io/transport-node';
 import { JetStreamApiError, type StoredMsg } from '@nats-io/jetstream';
 import {
+  APPROVAL_DRIVER,
   Headers,
   MESSAGE_VERSION,
   decodeRunRecord,
@@ -290,9 +291,11 @@ export class RunLog {
           if (r.kind === 'done') return this.writeDone(r.done, `${runId}.${r.done.from.stepIndex}.skip`, g.steps[r.done.from.stepIndex].headSeq);
           if (r.kind !== 'work') return undefined;
           const step = r.msg.pipeline.steps[r.msg.stepIndex];
-          this.consumerOf(step.driver, r.msg.machine);
+          // An approval step's work waits for a person: on a subject no driver's consumer reads.
+          const driver = step.approval ? APPROVAL_DRIVER : step.driver;
+          if (!step.approval) this.consumerOf(step.driver, r.msg.machine);
           try {
-            return await this.append(runId, s.work(runId, step.id, step.driver, r.msg.machine), r.msg, MsgIds.work(runId, r.msg.stepIndex, r.msg.mode), this.headersOf(r.msg), 0, undefined, s.stepLog(runId, step.id));
+            return await this.append(runId, s.work(runId, step.id, driver, step.approval ? undefined : r.msg.machine), r.msg, MsgIds.work(runId, r.msg.stepIndex, r.msg.mode), this.headersOf(r.msg), 0, undefined, s.stepLog(runId, step.id));
           } catch (err) {
             if (!(err instanceof UnstorableRecordError)) throw err;
             // Its work would never reach an agent (the outputs it carries outgrew the server's

@@ -21,6 +21,8 @@ export interface GraphStep {
   when?: { status?: Array<'success' | 'failure' | 'always'>; expr?: string };
   /** Carried over from an earlier run (a re-run of what failed): ends at once as it ended there. */
   reused?: unknown;
+  /** A person's decision: its work waits for them, not for a driver. */
+  approval?: boolean;
 }
 
 export interface GraphProblem {
@@ -197,7 +199,7 @@ function ancestorsOf(needs: readonly number[][], i: number): number[] {
 /** A straight line (every step needs the one before it): runs as it always did, one record per hand-off. */
 export function isLine(steps: readonly GraphStep[]): boolean {
   // A condition is planned by the graph's planner (a line's hand-off knows none).
-  return steps.every((s) => !s.when && !s.reused) && steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
+  return steps.every((s) => !s.when && !s.reused && !s.approval) && steps.every((s, i) => s.needs === undefined || (i === 0 ? s.needs.length === 0 : s.needs.length === 1 && s.needs[0] === steps[i - 1].id));
 }
 
 /** Where one step of a run stands, as its own records say (see RunLog.graph). */

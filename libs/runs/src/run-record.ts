@@ -71,9 +71,9 @@ export function firstStepMessage(run: Run, resource: Resource): StepMessage {
  * The facts a record of a run's log says, in the form the fold applies: a work record says
  * how the step before it ended and which steps were skipped; a claim, that an attempt
  * started; the end, how the last step and the run ended. `seq` is the record's stream
- * sequence.
+ * sequence, `storedAt` when the server stored it.
  */
-export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
+export function recordEvents(record: RunRecord, seq: number, storedAt?: string): RunEvent[] {
   const base = { v: MESSAGE_VERSION, seq } as const;
   const ended = (runId: string, from: StepEnded | undefined, skipped: number[] | undefined, steps: { id: string }[] | undefined): RunEvent[] => {
     const out: RunEvent[] = [];
@@ -90,7 +90,11 @@ export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
   switch (record.kind) {
     case 'work': {
       const m = record.msg;
-      return ended(m.runId, m.from, m.skipped, m.pipeline.steps);
+      const out = ended(m.runId, m.from, m.skipped, m.pipeline.steps);
+      const step = m.pipeline.steps[m.stepIndex];
+      // An approval step's work: it waits for a person from now on.
+      if (step?.approval) out.push({ ...base, runId: m.runId, scope: 'step', kind: 'waiting', stepId: step.id, stepIndex: m.stepIndex, attempt: 0, at: storedAt ?? m.createdAt });
+      return out;
     }
     case 'done':
       return ended(record.done.runId, record.done.from, undefined, undefined);
@@ -119,7 +123,7 @@ export function recordEvents(record: RunRecord, seq: number): RunEvent[] {
  * started again under the same number: same phase, later record.
  */
 const PHASE: Record<string, number> = {
-  pending: 1, released: 1, running: 1, started: 1, retrying: 2, failed: 2, succeeded: 2, cancelled: 2, skipped: 3,
+  pending: 1, released: 1, waiting: 1, running: 1, started: 1, retrying: 2, failed: 2, succeeded: 2, cancelled: 2, skipped: 3,
 };
 
 const ENDS = ['succeeded', 'failed', 'skipped', 'cancelled'];
@@ -159,6 +163,7 @@ export function applyEvent(run: Run, e: RunEvent): Run {
     if (e.kind === 'started' && (!step.startedAt || e.at < step.startedAt)) step.startedAt = e.at;
     if (won) {
       step.status = e.kind === 'started' ? 'running' : e.kind === 'released' ? 'pending' : (e.kind as StepStatus);
+      if (e.kind === 'waiting') step.waitingSince = e.at;
       if (e.seq !== undefined) step.seq = e.seq;
       // The winning event says everything about the step's message and data.
       if (e.message !== undefined) step.message = e.message;

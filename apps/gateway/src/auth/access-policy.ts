@@ -6,7 +6,14 @@ import type { Role } from '@conveyor/auth';
  * case or slash tricks in a request cannot change the answer. Anything not listed needs
  * admin for a change and read for a read.
  */
-const WRITE_ROUTES = new Set(['POST /resources', 'PUT /resources/:type/:name', 'POST /runs/:id/cancel']);
+const WRITE_ROUTES = new Set([
+  'POST /resources',
+  'PUT /resources/:type/:name',
+  'POST /runs/:id/cancel',
+  'POST /runs/:id/rerun',
+  'POST /runs/:id/steps/:stepId/approve',
+  'POST /runs/:id/steps/:stepId/reject',
+]);
 
 export function requiredRole(method: string, routePath: string): Role {
   const m = method.toUpperCase();

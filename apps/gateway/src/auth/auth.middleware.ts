@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Role, TokenAuthenticator } from '@conveyor/auth';
 
 /** The role the middleware found for a request; read by the RolesGuard. */
 export interface AuthenticatedRequest extends Request {
   conveyorRole?: Role;
+  /** Who made the request, for the record (an approval): the token's role and the start of its SHA-256, never the token. */
+  conveyorCaller?: string;
 }
 
 /** Paths open without a token (exact: anything else, e.g. `/HEALTH/`, needs one). */
@@ -36,6 +39,7 @@ export function authMiddleware(auth: TokenAuthenticator) {
       return;
     }
     req.conveyorRole = role;
+    req.conveyorCaller = `a ${role} token (sha256:${createHash('sha256').update(token!, 'utf8').digest('hex').slice(0, 12)})`;
     next();
   };
 }

@@ -1,5 +1,5 @@
 import { BadRequestException, type PipeTransform } from '@nestjs/common';
-import { NAME_PATTERN, NAME_RULE, RUN_ID_PATTERN } from '@conveyor/contracts';
+import { NAME_PATTERN, NAME_RULE, RUN_ID_PATTERN, STEP_ID_PATTERN } from '@conveyor/contracts';
 
 /**
  * Names in paths become KV keys and NATS subject tokens; anything outside NAME_PATTERN
@@ -21,6 +21,13 @@ export class RunIdPipe implements PipeTransform<string, string> {
     if (typeof value !== 'string' || !RUN_ID_PATTERN.test(value)) {
       throw new BadRequestException(`run id ${JSON.stringify(String(value))} is not valid: a run id is 26 lowercase letters and digits`);
     }
+    return value;
+  }
+}
+
+export class StepIdPipe implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (typeof value !== 'string' || !STEP_ID_PATTERN.test(value)) throw new BadRequestException(`step id ${JSON.stringify(String(value))} is not valid`);
     return value;
   }
 }

@@ -1,5 +1,5 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import { PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
+import { APPROVAL_DRIVER, PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
 import { conditionProblem, expandMatrices, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
@@ -57,6 +57,7 @@ export class PipelinesService {
     const seen = new Set<string>();
     for (const [i, step] of dto.steps.entries()) {
       if (seen.has(step.id)) throw new BadRequestException(`steps.${i}.id "${step.id}" is used by an earlier step; step ids must be unique`);
+      if (step.driver === APPROVAL_DRIVER && !step.approval) throw new BadRequestException(`steps.${i}.driver "${step.driver}" is reserved for approval steps (set "approval": true)`);
       if (step.driver === PROJECTOR_CONSUMER) throw new BadRequestException(`steps.${i}.driver "${step.driver}" is reserved (the gateway's consumer of the runs stream has that name); name the driver otherwise`);
       seen.add(step.id);
     }
@@ -89,6 +90,7 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.matrix !== undefined) step.matrix = s.matrix;
     if (s.maxParallel !== undefined) step.maxParallel = s.maxParallel;
     if (s.when !== undefined) step.when = s.when;
+    if (s.approval !== undefined) step.approval = s.approval;
     return step;
   });
   return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), createdAt, updatedAt };

@@ -154,7 +154,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       const record = decoded.value;
       const runId = runIdOf(record);
       const group = byRun.get(runId) ?? { events: [], msgs: [], records: [] };
-      group.events.push(...recordEvents(record, m.seq));
+      group.events.push(...recordEvents(record, m.seq, new Date(m.info.timestampNanos / 1e6).toISOString()));
       group.msgs.push(m);
       group.records.push(record);
       if (record.kind === 'end') group.end = record.end;

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { NAME_PATTERN, NAME_RULE, type RunStatus } from '@conveyor/contracts';
 
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -42,4 +42,13 @@ export class RerunDto {
   @IsOptional()
   @IsBoolean()
   failed?: boolean;
+}
+
+/** An approval step's approve or reject: an optional comment, recorded with the decision. */
+export class DecisionDto {
+  @ApiPropertyOptional({ description: 'recorded with the decision' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  comment?: string;
 }

@@ -1,10 +1,11 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { Run } from '@conveyor/contracts';
 import { setEtag } from '../common/etag';
-import { RunIdPipe } from '../common/params';
-import { RerunDto, RunsQueryDto } from './runs-query.dto';
+import { RunIdPipe, StepIdPipe } from '../common/params';
+import { DecisionDto, RerunDto, RunsQueryDto } from './runs-query.dto';
+import type { AuthenticatedRequest } from '../auth/auth.middleware';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
@@ -43,10 +44,29 @@ export class RunsController {
     return this.service.rerun(id, body?.failed === true);
   }
 
+  @Post(':id/steps/:stepId/approve')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Approve an approval step that waits: it succeeds and the run goes on (409 if it is not waiting)' })
+  approve(@Param('id', RunIdPipe) id: string, @Param('stepId', StepIdPipe) stepId: string, @Body() body: DecisionDto, @Req() req: AuthenticatedRequest): Promise<Run> {
+    return this.service.decide(id, stepId, true, callerOf(req), body?.comment);
+  }
+
+  @Post(':id/steps/:stepId/reject')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Reject an approval step that waits: it fails, and the run with it (its cleanup steps run; 409 if it is not waiting)' })
+  reject(@Param('id', RunIdPipe) id: string, @Param('stepId', StepIdPipe) stepId: string, @Body() body: DecisionDto, @Req() req: AuthenticatedRequest): Promise<Run> {
+    return this.service.decide(id, stepId, false, callerOf(req), body?.comment);
+  }
+
   @Post(':id/cancel')
   @HttpCode(202)
   @ApiOperation({ summary: 'Ask a run to stop: the running step is aborted and cleanup steps run (409 if it already ended)' })
   cancel(@Param('id', RunIdPipe) id: string): Promise<Run> {
     return this.service.cancel(id);
   }
+}
+
+/** Who decided, for the record: the caller's token (its role and fingerprint), or nobody known when the API has no tokens. */
+function callerOf(req: AuthenticatedRequest): string {
+  return req.conveyorCaller ?? `an unauthenticated caller from ${req.ip ?? 'an unknown address'} (the API has no tokens)`;
 }

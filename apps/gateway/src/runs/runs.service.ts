@@ -98,6 +98,33 @@ export class RunsService {
   }
 
   /**
+   * A person's decision on an approval step that waits: approved, it succeeds; rejected, it fails
+   * (and the run with it, its cleanup steps running). Written as the step's end, fenced on the
+   * step's own records, so of two decisions (or a decision and the timeout) exactly one counts;
+   * the other is a 409. Who decided (the token's role and fingerprint) and when are recorded.
+   */
+  async decide(id: string, stepId: string, approve: boolean, who: string, comment?: string): Promise<Run> {
+    const run = (await this.runs.require(id)).value;
+    const index = run.pipeline.steps.findIndex((s) => s.id === stepId);
+    if (index < 0) throw new NotFoundError(`run ${id} has no step "${stepId}"`);
+    if (!run.pipeline.steps[index].approval) throw new ConflictError(`step "${stepId}" of run ${id} is not an approval step`);
+    const g = await this.runLog.graph(id, run.pipeline.steps);
+    const v = g.steps[index];
+    if (g.ended || v.state !== 'ready') {
+      throw new ConflictError(`step "${stepId}" of run ${id} is not waiting for a decision (${v.done ? `it ended ${v.state}${v.done.from.message ? `: ${v.done.from.message}` : ''}` : g.ended ? 'the run has ended' : 'it is not ready yet'})`);
+    }
+    const work = await this.runLog.stepWork(id, stepId);
+    if (!work?.msg) throw new ConflictError(`step "${stepId}" of run ${id} has no readable work to decide on`);
+    const at = new Date().toISOString();
+    const said = `${approve ? 'approved' : 'rejected'} by ${who} at ${at}${comment ? `: ${comment}` : ''}`;
+    const outcome = approve ? { status: 'succeeded' as const, output: { success: true, message: said, data: { approvedBy: who, at } } } : { status: 'failed' as const, output: { success: false, message: said } };
+    const r = await this.runLog.endStep(work.msg, outcome, { attempt: 1, agent: 'gateway', at }, v.headSeq);
+    if (!r.stored) throw new ConflictError(`step "${stepId}" of run ${id} was decided meanwhile`);
+    this.log.log(`run ${id}: step ${stepId} ${said}`);
+    return (await this.runs.require(id)).value;
+  }
+
+  /**
    * The same for a graph: the first of its steps whose work waits unstarted is skipped with the
    * run's cancel, and the same batch skips every other waiting step and readies the cleanup
    * steps (see planGraphTransition). Steps running meanwhile are stopped by the stop order.
