@@ -352,4 +352,38 @@ describe('pipelines as graphs', () => {
     expect(reserved.status).toBe(400);
     expect(((await reserved.json()) as { message: string }).message).toBe('steps.0.driver "approval" is reserved for approval steps (set "approval": true)');
   });
+
+  it('concurrency groups: runs of one group run one at a time in order, queued with the reason; a queued run can be cancelled; cancelInProgress cancels the running one', async () => {
+    const make = async (name: string, concurrency: object, sleepMs: number) => {
+      await sys.api.ok('POST', '/pipelines', { name, resource: 'thing', concurrency, steps: [{ id: 'work', name: 'work', driver: 'alpha', config: { sleepMs } }, { id: 'tidy', name: 'tidy', driver: 'cleanup', always: true }] });
+    };
+    await make('grouped', { group: 'deploy-${{ resource.name }}' }, 700);
+    const first = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'site', resource: 'thing', pipeline: 'grouped', spec: { n: 1 } })).runid;
+    const second = (await sys.api.ok<{ runid: string }>('PUT', '/resources/thing/site', { spec: { n: 2 } })).runid;
+    const third = (await sys.api.ok<{ runid: string }>('PUT', '/resources/thing/site', { spec: { n: 3 } })).runid;
+    const fourth = (await sys.api.ok<{ runid: string }>('PUT', '/resources/thing/site', { spec: { n: 4 } })).runid;
+    const queued = await sys.api.run(second);
+    expect(queued).toMatchObject({ status: 'queued', group: 'deploy-site', message: `queued: run ${first} of concurrency group "deploy-site" is running` });
+    expect((await sys.api.run(third)).message).toMatch(/\(1 queued before this one\)$/);
+    // A queued run is cancelled where it waits: it never starts.
+    await sys.api.ok('POST', `/runs/${third}/cancel`);
+    const cancelled = await sys.waitForRun(third, ['cancelled'], 5_000);
+    expect(cancelled.message).toBe('the run was cancelled while it waited for its concurrency group');
+    const runs = [await sys.waitForRun(first), await sys.waitForRun(second), await sys.waitForRun(fourth)];
+    expect(runs.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    for (let i = 1; i < runs.length; i++) expect(Date.parse(runs[i].startedAt!)).toBeGreaterThanOrEqual(Date.parse(runs[i - 1].finishedAt!));
+    expect(starts(third, 'work')).toHaveLength(0);
+
+    await make('latest-wins', { group: '${{ pipeline }}', cancelInProgress: true }, 20_000);
+    const old = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'lw', resource: 'thing', pipeline: 'latest-wins', spec: {} })).runid;
+    await waitFor('the first run to start its step', () => (starts(old, 'work').length ? true : undefined), 10_000, 50);
+    await sys.api.ok('POST', '/pipelines', { name: 'latest-wins-fast', resource: 'thing', concurrency: { group: 'latest-wins', cancelInProgress: true }, steps: [{ id: 'work', name: 'work', driver: 'alpha' }] });
+    const latest = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'lw2', resource: 'thing', pipeline: 'latest-wins-fast', spec: {} })).runid;
+    expect((await sys.waitForRun(old, undefined, 15_000)).status).toBe('cancelled');
+    expect((await sys.waitForRun(latest, undefined, 15_000)).status).toBe('succeeded');
+
+    const bad = await fetch(`${sys.api.baseUrl}/pipelines`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bad-group', resource: 'thing', concurrency: { group: '${{ secrets.x }}' }, steps: [{ id: 'a', name: 'a', driver: 'alpha' }] }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toBe('concurrency.group: ${{ secrets.x }} is not one of pipeline, resource.name, resource.type, resource.spec.<key>');
+  });
 });

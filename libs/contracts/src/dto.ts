@@ -147,6 +147,18 @@ export class PipelineStepDto {
   maxParallel?: number;
 }
 
+export class ConcurrencyDto {
+  @ApiProperty({ example: '${{ resource.name }}', description: 'template over ${{ pipeline }}, ${{ resource.name }}, ${{ resource.type }}, ${{ resource.spec.<key> }}' })
+  @IsString()
+  @MaxLength(256)
+  group!: string;
+
+  @ApiPropertyOptional({ description: 'a new run cancels the running one (and those queued) instead of queueing' })
+  @IsOptional()
+  @IsBoolean()
+  cancelInProgress?: boolean;
+}
+
 export class PipelineDto {
   @ApiProperty({ example: 'flutter-pipeline' })
   @IsString()
@@ -176,6 +188,12 @@ export class PipelineDto {
   @IsOptional()
   @IsBoolean()
   failFast?: boolean;
+
+  @ApiPropertyOptional({ type: () => ConcurrencyDto, description: 'at most one run of a group runs at a time; later ones queue, or cancel the running one' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ConcurrencyDto)
+  concurrency?: ConcurrencyDto;
 }
 
 export class PipelineUpdateDto {
@@ -208,6 +226,12 @@ export class PipelineUpdateDto {
   @IsOptional()
   @IsBoolean()
   failFast?: boolean;
+
+  @ApiPropertyOptional({ type: () => ConcurrencyDto, description: 'at most one run of a group runs at a time; later ones queue, or cancel the running one' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ConcurrencyDto)
+  concurrency?: ConcurrencyDto;
 }
 
 export class ResourceDto {

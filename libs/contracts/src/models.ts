@@ -66,6 +66,8 @@ export interface Pipeline {
   steps: PipelineStep[];
   /** A step that fails for good stops the run's other running steps (default true). */
   failFast?: boolean;
+  /** At most one run of a group runs at a time; later ones queue in order, or cancel the running one. */
+  concurrency?: Concurrency;
   createdAt: string;
   updatedAt: string;
 }
@@ -131,6 +133,13 @@ export interface PipelineSnapshot {
   failFast?: boolean;
 }
 
+export interface Concurrency {
+  /** A template over the run's resource: `${{ resource.name }}`, `${{ resource.type }}`, `${{ resource.spec.<key> }}`, `${{ pipeline }}`. */
+  group: string;
+  /** A new run cancels the one running (and those queued) instead of queueing behind it. */
+  cancelInProgress?: boolean;
+}
+
 export interface ResourceRef {
   /** The resource definition's name. */
   type: string;
@@ -147,6 +156,8 @@ export interface Run {
   steps: StepRun[];
   /** Set by `POST /runs/:id/cancel`; drivers check it before starting a step. */
   cancelRequested: boolean;
+  /** The concurrency group the run belongs to (its pipeline's `concurrency.group`, filled in). */
+  group?: string;
   /** The run this one re-runs (POST /runs/:id/rerun), and the runs that re-ran this one. */
   rerunOf?: string;
   reruns?: string[];

@@ -62,7 +62,7 @@ export class Subjects {
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
 
-  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs'): string {
+  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 

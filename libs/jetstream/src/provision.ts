@@ -35,6 +35,11 @@ export function openAgentsBucket(ctx: JetStreamContext): Promise<KV> {
  * record, removed at its end) so that its reconciler looks at those runs only, not at every run
  * kept. Kept as long as runs' logs: a run whose log is gone is failed, and its key goes with it.
  */
+/** Concurrency groups: by group, the run that holds it and the runs queued behind it, in order (see the gateway's RunAdmission). */
+export function openGroupsBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('groups'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File });
+}
+
 export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('open-runs'), {
     history: 1,

@@ -8,3 +8,4 @@ export * from './matrix';
 export * from './conditions';
 export * from './outputs';
 export * from './rerun';
+export * from './concurrency';

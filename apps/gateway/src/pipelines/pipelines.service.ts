@@ -1,6 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { APPROVAL_DRIVER, PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
-import { conditionProblem, expandMatrices, resolveNeeds } from '@conveyor/runs';
+import { conditionProblem, expandMatrices, groupTemplateProblem, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
 
@@ -71,6 +71,8 @@ export class PipelinesService {
       const bad = step.when && conditionProblem(step.when);
       if (bad) throw new BadRequestException(`steps.${i} ("${step.id}") ${bad}`);
     }
+    const group = dto.concurrency && groupTemplateProblem(dto.concurrency.group);
+    if (group) throw new BadRequestException(group);
     // The run's steps are the expansion: its limits and ids are checked now, not when a run starts.
     refuse(expandMatrices(dto.steps).problems);
     if (!(await this.definitions.get(dto.resource))) {
@@ -93,5 +95,6 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.approval !== undefined) step.approval = s.approval;
     return step;
   });
-  return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), createdAt, updatedAt };
+  const concurrency = dto.concurrency && { group: dto.concurrency.group, ...(dto.concurrency.cancelInProgress !== undefined ? { cancelInProgress: dto.concurrency.cancelInProgress } : {}) };
+  return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), ...(concurrency ? { concurrency } : {}), createdAt, updatedAt };
 }

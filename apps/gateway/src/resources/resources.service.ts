@@ -3,6 +3,7 @@ import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type R
 import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { RunStarter } from '../runs/run-starter.service';
+import { RunAdmission } from '../runs/run-admission.service';
 import { SecretsService } from '../secrets/secrets.service';
 
 /** Conveyor CI's answer to a resource write. */
@@ -24,6 +25,7 @@ export class ResourcesService {
     private readonly pipelines: PipelinesStore,
     private readonly schemas: JsonSchemaService,
     private readonly runs: RunStarter,
+    private readonly admission: RunAdmission,
     private readonly secrets: SecretsService,
   ) {}
 
@@ -125,7 +127,7 @@ export class ResourcesService {
     const what = `resource "${saved.name}" ${verb} (version ${saved.version})`;
     if (!pipeline || !saved.runid) return { name: saved.name, message: what, version: saved.version };
     try {
-      await this.runs.start(saved.runid, pipeline, saved);
+      await this.admission.start(saved.runid, pipeline, saved);
     } catch (err) {
       this.log.error(`${what}, but run ${saved.runid} could not be started: ${(err as Error).message}`);
       throw new ServiceUnavailableException(

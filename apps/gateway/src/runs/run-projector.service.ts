@@ -1,13 +1,14 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { PROJECTOR_CONSUMER, decodeRunRecord, runIdOf, type LogsEnd, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
+import { PROJECTOR_CONSUMER, decodeRunRecord, runIdOf, type LogsEnd, type Run, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
 import { JETSTREAM, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
+import { RunAdmission } from './run-admission.service';
 
 const RESTART_DELAY_MS = 1000;
 /**
@@ -37,6 +38,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     private readonly runs: RunsStore,
     private readonly metrics: MetricsService,
+    private readonly admission: RunAdmission,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -163,7 +165,9 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     await Promise.all(
       [...byRun].map(async ([runId, { events, msgs, records, end }]) => {
         try {
-          await this.foldRun(runId, events, records);
+          const run = await this.foldRun(runId, events, records);
+          // Its concurrency group goes to the next run waiting for it (the group's check does it if this does not).
+          if (end && run.group) await this.admission.release(run.group, runId).catch((err) => this.log.warn(`run ${runId}: could not hand its concurrency group "${run.group}" on: ${(err as Error).message} (the group check will)`));
           // The open-runs index: entered at a run's first record, left at its end. A first record
           // redelivered after the end enters it again; the reconciler removes such a key.
           if (end) await this.openRuns.delete(runId);
@@ -190,14 +194,14 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** One compare-and-set write for all of a run's facts in the batch; the record is made from the run's first step when missing. */
-  private async foldRun(runId: string, events: RunEvent[], records: RunRecord[]): Promise<void> {
+  private async foldRun(runId: string, events: RunEvent[], records: RunRecord[]): Promise<Run> {
     const apply = () =>
       this.runs.mutate(runId, (run) => {
         const next = events.reduce(applyEvent, run);
         return next === run ? undefined : next;
       });
     try {
-      await apply();
+      return await apply();
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // The gateway that started the run stopped before writing its record.
@@ -206,7 +210,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       await this.runs.create(runId, runFromFirstWork(first.msg)).catch((e) => {
         if (!(e instanceof ConflictError)) throw e;
       });
-      await apply();
+      return apply();
     }
   }
 }

@@ -46,7 +46,7 @@ export class RunStarter {
     }
   }
 
-  async start(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf'> = {}): Promise<Run> {
+  async start(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf' | 'group'> = {}): Promise<Run> {
     const run = { ...newRun(runId, pipeline, resource), ...links };
     const first = firstStepMessage(run, resource);
     // The start is idempotent (fenced on an empty log, recognised by its id when its answer was

@@ -4,13 +4,14 @@ import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
 import { RunReconciler } from './run-reconciler.service';
 import { RunStarter } from './run-starter.service';
+import { RunAdmission } from './run-admission.service';
 import { RunsController } from './runs.controller';
 import { RunsService } from './runs.service';
 
 @Module({
   imports: [MetricsModule],
   controllers: [RunsController],
-  providers: [RunsService, RunStarter, RunProjector, RunReconciler, StalledWorkWatchdog],
-  exports: [RunStarter],
+  providers: [RunsService, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
+  exports: [RunStarter, RunAdmission],
 })
 export class RunsModule {}

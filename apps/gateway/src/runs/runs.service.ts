@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { type Pipeline, type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { isLine, planRerun, planTransition } from '@conveyor/runs';
 import { ConflictError, NotFoundError, ResourcesStore, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
 import { RunStarter } from './run-starter.service';
+import { RunAdmission } from './run-admission.service';
 
 export interface RunFilter {
   pipeline?: string;
@@ -25,6 +27,7 @@ export class RunsService {
     @Inject(BUCKETS) private readonly buckets: Buckets,
     private readonly starter: RunStarter,
     private readonly resources: ResourcesStore,
+    private readonly moduleRef: ModuleRef,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -56,6 +59,12 @@ export class RunsService {
     const ended = (r: Run) => new ConflictError(`run ${id} already ended (${r.status}); there is nothing to cancel`);
     const before = await this.runs.require(id);
     if (isTerminalRunStatus(before.value.status)) throw ended(before.value);
+    // A run waiting for its concurrency group never started: it ends where it waits.
+    const admission = this.moduleRef.get(RunAdmission, { strict: false });
+    if (await admission.isQueued(before.value)) {
+      await admission.cancel(id, 'the run was cancelled while it waited for its concurrency group');
+      return (await this.runs.require(id)).value;
+    }
     const run = await this.runs.mutate(id, (r) => (isTerminalRunStatus(r.status) || r.cancelRequested ? undefined : { ...r, cancelRequested: true }));
     if (isTerminalRunStatus(run.status)) throw ended(run);
     // Durable first (agents watch this bucket, so a step still queued is skipped when it
@@ -89,7 +98,7 @@ export class RunsService {
     const pipeline: Pipeline = { name: old.pipeline.name, description: '', resource: old.pipeline.resource, steps, ...(old.pipeline.failFast !== undefined ? { failFast: old.pipeline.failFast } : {}), createdAt: now, updatedAt: now };
     const runid = newRunId();
     this.starter.checkFits(pipeline, resource);
-    await this.starter.start(runid, pipeline, resource, { rerunOf: id });
+    await this.moduleRef.get(RunAdmission, { strict: false }).start(runid, pipeline, resource, { rerunOf: id });
     // The gateway's projector may have made the record first, from the run's first record.
     await this.runs.mutate(runid, (r) => (r.rerunOf ? undefined : { ...r, rerunOf: id }));
     await this.runs.mutate(id, (r) => ({ ...r, reruns: [...(r.reruns ?? []), runid] }));
