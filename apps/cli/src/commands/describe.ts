@@ -3,6 +3,7 @@ import type { GatewayClient } from '../client';
 import { CliError } from '../errors';
 import { formatDuration, paint, printStructured, STATUS_COLOR, table, useColor, type OutputFormat } from '../output';
 import { runDuration } from './get';
+import { isLine } from '@conveyor/runs';
 
 /** `conveyor describe run ID`: the run, then each step's status, attempts, agent and timing. */
 export async function describe(client: GatewayClient, kind: string, id: string, format: OutputFormat): Promise<void> {
@@ -33,5 +34,34 @@ export function describeRun(run: Run, color: boolean): string {
       st.message,
     ]),
   );
+  if (!isLine(run.steps)) s += `\nGraph:\n${graphTree(run, color)}`;
   return s;
+}
+
+/**
+ * The run's steps as a tree of what needs what: each step under the first step it needs (the
+ * others it needs named beside it), steps that need none at the top.
+ */
+export function graphTree(run: Run, color: boolean): string {
+  const steps = run.steps;
+  const children = new Map<string, string[]>();
+  for (const st of steps) if (st.needs.length) children.set(st.needs[0], [...(children.get(st.needs[0]) ?? []), st.id]);
+  const byId = new Map(steps.map((st) => [st.id, st]));
+  const lines: string[] = [];
+  const walk = (id: string, prefix: string, last: boolean, top: boolean) => {
+    const st = byId.get(id)!;
+    const also = st.needs.slice(1);
+    const notes = [
+      also.length ? `also needs ${also.join(', ')}` : '',
+      st.matrix ? Object.entries(st.matrix).map(([k, v]) => `${k}=${v}`).join(' ') : '',
+      st.reusedFrom ? `carried over from ${st.reusedFrom}` : '',
+      st.always ? 'always' : '',
+    ].filter(Boolean);
+    const branch = top ? '' : last ? '└─ ' : '├─ ';
+    lines.push(`  ${prefix}${branch}${st.id} ${paint(st.status, STATUS_COLOR[st.status] ?? 0, color)}${notes.length ? `  (${notes.join('; ')})` : ''}`);
+    const kids = children.get(id) ?? [];
+    kids.forEach((k, i) => walk(k, top ? prefix : prefix + (last ? '   ' : '│  '), i === kids.length - 1, false));
+  };
+  for (const st of steps) if (!st.needs.length) walk(st.id, '', true, true);
+  return lines.join('\n') + '\n';
 }
