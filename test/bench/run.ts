@@ -93,6 +93,85 @@ async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]
 
 interface Clock { enteredAt: number; leftAt: number }
 
+const FAN = 8;
+const GRAPH_RUNS = Number(process.env.BENCH_GRAPH_RUNS ?? 100);
+
+/**
+ * A graph: one step, then FAN no-op steps side by side, then one that needs them all. Its
+ * critical path is two hand-offs (fan-out, fan-in) of no-op steps: the time from the first
+ * step's return to the join's entry, against two line hand-offs measured in the same run.
+ * Clocks are read from the steps' `done` records. Then the throughput of such runs.
+ */
+async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fanOuts: number[]; fanIns: number[]; perSecond: number; correct: number }> {
+  const drivers = [
+    await startTestDriver(['bench-root', 'bench-join'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: 'bench-graph-1', CONVEYOR_CONCURRENCY: '16' }),
+    await startTestDriver(['bench-fan'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: 'bench-graph-2', CONVEYOR_CONCURRENCY: '16' }),
+  ];
+  const nc = await connect({ servers: nats.url });
+  const clocks = new Map<string, { steps: Map<string, Clock>; done?: () => void }>();
+  nc.subscribe('conveyor.steps.*.*.done', {
+    callback: (_err, m) => {
+      const d = m.json<{ runId: string; from: { stepId: string; data?: Clock } }>();
+      if (!d.from.data) return;
+      let c = clocks.get(d.runId);
+      if (!c) clocks.set(d.runId, (c = { steps: new Map() }));
+      c.steps.set(d.from.stepId, d.from.data);
+      if (c.steps.has('join')) c.done?.();
+    },
+  });
+  await nc.flush();
+  const config = { clock: true };
+  const fan = Array.from({ length: FAN }, (_, i) => `f${i + 1}`);
+  await api.ok('POST', '/pipelines', {
+    name: 'graph',
+    resource: 'bench',
+    steps: [
+      { id: 'root', name: 'root', driver: 'bench-root', config },
+      ...fan.map((id) => ({ id, name: id, driver: 'bench-fan', needs: ['root'], config })),
+      { id: 'join', name: 'join', driver: 'bench-join', needs: fan, config },
+    ],
+  });
+  const paths: number[] = [];
+  const fanOuts: number[] = [];
+  const fanIns: number[] = [];
+  try {
+    for (let i = 0; i < GRAPH_RUNS + WARM_UP; i++) {
+      const { runid } = await api.ok<{ runid: string }>('POST', '/resources', { name: `g-${i}`, resource: 'bench', pipeline: 'graph', spec: {} });
+      const c = clocks.get(runid) ?? { steps: new Map<string, Clock>() };
+      clocks.set(runid, c);
+      if (!c.steps.has('join')) {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`graph run ${runid} did not finish in 10 s`)), 10_000);
+          c.done = () => { clearTimeout(t); resolve(); };
+        });
+      }
+      const root = c.steps.get('root')!;
+      const join = c.steps.get('join')!;
+      const fans = fan.map((id) => c.steps.get(id)!);
+      paths.push(join.enteredAt - root.leftAt);
+      fanOuts.push(Math.max(...fans.map((f) => f.enteredAt)) - root.leftAt);
+      fanIns.push(join.enteredAt - Math.max(...fans.map((f) => f.leftAt)));
+    }
+    // Throughput: GRAPH_RUNS more, 16 at a time.
+    const start = now();
+    const ids: string[] = [];
+    await Promise.all(Array.from({ length: 16 }, async (_, lane) => {
+      for (let i = lane; i < GRAPH_RUNS; i += 16) ids.push((await api.ok<{ runid: string }>('POST', '/resources', { name: `gt-${i}`, resource: 'bench', pipeline: 'graph', spec: {} })).runid);
+    }));
+    const wanted = new Set(ids);
+    const finished = await waitFor('graph throughput runs', async () => {
+      const runs = await api.ok<Array<{ id: string; status: string }>>('GET', `/runs?pipeline=graph&limit=${GRAPH_RUNS + WARM_UP + GRAPH_RUNS}`);
+      const ended = runs.filter((r) => wanted.has(r.id) && r.status !== 'queued' && r.status !== 'running');
+      return ended.length === ids.length ? ended : undefined;
+    }, 300_000, 100);
+    const perSecond = ids.length / ((now() - start) / 1000);
+    return { paths: warm(paths), fanOuts: warm(fanOuts), fanIns: warm(fanIns), perSecond, correct: finished.filter((r) => r.status === 'succeeded').length };
+  } finally {
+    await nc.close();
+    await Promise.all(drivers.map((d) => d.stop('SIGTERM')));
+  }
+}
+
 async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{ perSecond: number; correct: number }> {
   const procs: AppProcess[] = [];
   for (let i = 0; i < copies; i++) {
@@ -159,6 +238,15 @@ async function main(): Promise<void> {
       ['trigger median (ms)', trigger.median.toFixed(2), '-', `target < 10 ms`],
       ['trigger p99 (ms)', trigger.p99.toFixed(2), '-', '-'],
       ['run record lag median / p99 (ms)', `${lag.median.toFixed(2)} / ${lag.p99.toFixed(2)}`, '-', `end record on the wire -> GET /runs/:id ended, ${lag.n} runs (target p99 <= 1000 ms)`],
+    );
+
+    process.stdout.write(`graph 1 -> ${FAN} -> 1 x${GRAPH_RUNS}, then its throughput ... `);
+    const g = await graph(api, nats);
+    console.log('done');
+    const path = summary(g.paths);
+    results.push(
+      [`graph 1 -> ${FAN} -> 1: first step's return to the join's entry, median / p99 (ms)`, `${path.median.toFixed(2)} / ${path.p99.toFixed(2)}`, (2 * handoff.median).toFixed(2), `${(path.median / (2 * handoff.median)).toFixed(2)}x two line hand-offs (its critical path); fan-out ${summary(g.fanOuts).median.toFixed(2)} ms to the last of ${FAN}, fan-in ${summary(g.fanIns).median.toFixed(2)} ms`],
+      [`graph runs/s (${FAN + 2} no-op steps each)`, g.perSecond.toFixed(1), '-', `${g.correct}/${GRAPH_RUNS} succeeded; ${(g.perSecond * (FAN + 2)).toFixed(0)} steps/s`],
     );
 
     const tp: Record<number, { perSecond: number; correct: number }> = {};

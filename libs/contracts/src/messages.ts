@@ -94,10 +94,9 @@ export interface StepRecord {
 
 /**
  * `<prefix>.steps.<run>.<step>.done`: how one step of a graph pipeline ended (a pipeline
- * whose steps are a straight line records that in the next step's work, `from`). Written in
- * one atomic batch with the work of the steps it readies, the ends of the steps it skips and,
- * when it is the last, the run's end; the batch is fenced on the whole run's log, so a step
- * that needs several others is readied by exactly one of them.
+ * whose steps are a straight line records that in the next step's work, `from`). Fenced on
+ * the step's own records; what follows from it (the work it readies, the steps it skips, the
+ * run's end) is written next, each record fenced on its own step (see RunLog.settle).
  */
 export interface StepDone {
   v: typeof MESSAGE_VERSION;

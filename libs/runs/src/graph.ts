@@ -3,7 +3,7 @@ import { MESSAGE_VERSION, type RunEnd, type StepDone, type StepEnded, type StepM
 
 /**
  * Pipelines as graphs, the pure part: which steps a step needs, whether a pipeline's graph is
- * sound, and what follows when a step ends (the records one fenced batch writes). The run
+ * sound, and what follows when a step ends (the records that a step's end leads to). The run
  * log (libs/run-log) reads a run's state and writes what this plans.
  */
 

@@ -116,6 +116,6 @@ export const MsgIds = {
   /** One agent's record about one delivery of a step (a released attempt is claimed again under the same number, by another delivery). */
   stepRecord: (runId: string, stepIndex: number, kind: string, attempt: number, agent: string, delivery: number) => `${runId}.${stepIndex}.${kind}.${attempt}.${agent}.${delivery}`,
   end: (runId: string) => `${runId}.end`,
-  /** The end of a graph's step by one writer (an agent's attempt, or the gateway), written in an atomic batch. */
+  /** The end of a graph's step by one writer (an agent's attempt, or the gateway): its `done` record. */
   stepEnd: (runId: string, stepIndex: number, attempt: number, writer: string, at: string) => `${runId}.${stepIndex}.done.${attempt}.${writer}.${at}`,
 };

@@ -15,7 +15,8 @@ export interface MessageProcessor {
   /**
    * `extras` are the handler's options (the second argument of `@EventPattern`). `fresh`: this is
    * the message's first delivery, it was stored after the consumer delivering it was made (both
-   * on the server's clock), and the connection has been up and steady for two ack waits: so no consumer
+   * on the server's clock), the connection has been steady for two ack waits, and (for two ack
+   * waits after this process connected) it was stored after the process connected: so no consumer
    * delivered it before — unlike the kept messages a consumer an operator recreated delivers
    * again, or work a restarted nats-server forgot it had delivered.
    */
@@ -65,6 +66,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
    * agents still hold, and those agents need a moment to reconnect and say so (a heartbeat).
    */
   private settling = { upToSeq: 0, until: 0 };
+  /** Work stored before this process connected, judged (not fresh) until `until`. */
+  private beforeConnect = { upToSeq: Number.MAX_SAFE_INTEGER, until: Number.POSITIVE_INFINITY };
 
   constructor(private readonly options: JetStreamServerOptions) {
     super();
@@ -75,8 +78,11 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       const { config } = this.options;
       this.ctx = await connectJetStream(config);
       // A process that just connected cannot tell whether the server restarted a moment before
-      // (and forgot deliveries of work another agent still holds): judged like a reconnect.
-      this.unsteadySince = Date.now();
+      // (and forgot deliveries of work another agent still holds): work stored before it
+      // connected is judged for two ack waits, like after a reconnect. Work stored since is not:
+      // the server that stored it has been up since before this process connected.
+      const atConnect = await this.ctx.jsm.streams.info(this.ctx.subjects.runsStream).catch(() => undefined);
+      this.beforeConnect = { upToSeq: atConnect?.state.last_seq ?? Number.MAX_SAFE_INTEGER, until: Date.now() + 2 * config.steps.ackWaitMs };
       void (async () => {
         for await (const s of this.ctx!.nc.status()) {
           if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
@@ -196,7 +202,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         !remade &&
         msg.info.deliveryCount === 1 &&
         msg.info.timestampNanos / 1e6 >= source.createdMs &&
-        Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs;
+        Date.now() - this.unsteadySince > 2 * this.options.config.steps.ackWaitMs &&
+        (msg.seq > this.beforeConnect.upToSeq || Date.now() > this.beforeConnect.until);
       const job = this.options.processor.process(msg, pattern, served.invoke, handler.extras ?? {}, fresh).catch((err) => {
         this.log.error(`processing a message of "${pattern}" failed: ${(err as Error).stack ?? err}`);
       });
