@@ -44,7 +44,7 @@ export interface ChaosOptions {
   seed: number;
   /** Keep the working directory (journal, process logs) even when every target is met (CHAOS_KEEP=1). */
   keep: boolean;
-  /** Run the graph pipeline (fan-out to 8, fan-in to 1, 4 side by side, cleanup) instead of the 4-step line. */
+  /** Run the graph pipeline (fan-out to 8, fan-in to 1, a matrix of 4, cleanup) instead of the 4-step line. */
   graph?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
@@ -122,7 +122,7 @@ export const PIPELINE_BODY = {
 
 /**
  * The graph pipeline (CHAOS_GRAPH=1): a start, a fan-out to 8 steps (one failing its first
- * attempt and retried), a fan-in step that needs all 8, then 4 steps side by side, and a
+ * attempt and retried), a fan-in step that needs all 8, then a matrix of 4 (m-1 … m-4), and a
  * cleanup step that needs them. Kills land on every kind of step; a fan-in that started twice
  * shows in the journal as a step started twice.
  */
@@ -139,8 +139,8 @@ export const GRAPH_PIPELINE_BODY = {
       ...(i === 0 ? { retries: 1, config: { sleepMs: 150, failTimes: 1 } } : { config: { sleepMs: 100 + 20 * i } }),
     })),
     { id: 'join', name: 'join', driver: 'chaos-check', needs: Array.from({ length: 8 }, (_, i) => `w${i + 1}`), config: { sleepMs: 100 } },
-    ...Array.from({ length: 4 }, (_, i) => ({ id: `m${i + 1}`, name: `side ${i + 1}`, driver: i % 2 ? 'chaos-work' : 'chaos-check', needs: ['join'], config: { sleepMs: 120 } })),
-    { id: 'stop', name: 'stop', driver: 'chaos-stop', needs: ['m1', 'm2', 'm3', 'm4'], always: true, config: { sleepMs: 50 } },
+    { id: 'm', name: 'shard', driver: 'chaos-work', needs: ['join'], matrix: { shard: [1, 2, 3, 4] }, config: { sleepMs: 120 } },
+    { id: 'stop', name: 'stop', driver: 'chaos-stop', needs: ['m'], always: true, config: { sleepMs: 50 } },
   ],
 };
 

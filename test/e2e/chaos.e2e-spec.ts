@@ -94,7 +94,7 @@ describe('chaos, short', () => {
 });
 
 /**
- * The same faults on the graph pipeline (CHAOS_GRAPH=1: fan-out to 8, a fan-in, 4 side by side,
+ * The same faults on the graph pipeline (CHAOS_GRAPH=1: fan-out to 8, a fan-in, a matrix of 4,
  * cleanup): no fan-in started twice, no run lost or stuck.
  */
 describe('chaos on a graph pipeline, short', () => {
