@@ -23,8 +23,12 @@ export class StepRecords {
     private readonly runLog: RunLog,
     /** An agent's last heartbeat (undefined when it is gone), to tell a dead claimant from a live one. */
     private readonly heartbeatOf: (agent: string) => Promise<Heartbeat | undefined>,
-    /** Whether any agent (this one, or a live one by its last beat) says it runs a step. */
-    private readonly runByAnyone: (runId: string, stepId: string) => Promise<boolean>,
+    /**
+     * Whether any agent may be running a step: this one, a live one whose last beat lists it, or
+     * a live agent of its driver that has not beaten since the work was stored (server clock):
+     * one cut off by a nats-server restart that forgot the delivery may hold it and not know yet.
+     */
+    private readonly runByAnyone: (runId: string, stepId: string, driver: string, workStoredAt: number) => Promise<boolean>,
   ) {}
 
   /**
@@ -32,7 +36,7 @@ export class StepRecords {
    * claimed and still runs (as its heartbeat says: a nats-server that lost its consumers'
    * state redelivers such work) is not taken over: `wait`.
    */
-  async judge(msg: StepMessage, workSeq: number): Promise<Delivery | { run: false; wait: true; why: string } | undefined> {
+  async judge(msg: StepMessage, workSeq: number, workStoredAt = 0): Promise<Delivery | { run: false; wait: true; why: string } | undefined> {
     const stepId = msg.pipeline.steps[msg.stepIndex].id;
     return this.patiently(`read run ${msg.runId}`, async () => {
       const head = await this.runLog.stepHead(msg);
@@ -48,8 +52,8 @@ export class StepRecords {
       }
       // Unclaimed and no start recorded, yet delivered again: a restarted nats-server forgets
       // deliveries, and a fast step's start may not have been recorded. Whoever runs it says so.
-      if (judged.run && !judged.takeover && !claimant && (await this.runByAnyone(msg.runId, stepId))) {
-        return { run: false, wait: true, why: 'an agent is still running it (a redelivery of work in hand)' } as const;
+      if (judged.run && !judged.takeover && !claimant && (await this.runByAnyone(msg.runId, stepId, msg.pipeline.steps[msg.stepIndex].driver, workStoredAt))) {
+        return { run: false, wait: true, why: 'an agent may still be running it (a redelivery of work in hand, or an agent not heard from since it was stored)' } as const;
       }
       return judged;
     });
@@ -60,15 +64,15 @@ export class StepRecords {
    * judged again after a refusal. Undefined when NATS did not answer in time; `run: false` when
    * the step is not to be run (`why` says why; `wait` when another agent still runs it).
    */
-  async claim(msg: StepMessage, workSeq: number, by: RecordWriter): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string; wait?: true } | undefined> {
-    let judged = await this.judge(msg, workSeq);
+  async claim(msg: StepMessage, workSeq: number, by: RecordWriter, workStoredAt = 0): Promise<{ attempt: number; seq: number; takeover: boolean } | { run: false; why: string; wait?: true } | undefined> {
+    let judged = await this.judge(msg, workSeq, workStoredAt);
     for (let i = 0; judged && i < MAX_REFUSALS; i++) {
       if (!judged.run) return judged;
       const d = judged;
       const r = await this.patiently(`claim run ${msg.runId}`, () => this.runLog.step('claim', msg, d.attempt, by, d.expect));
       if (r === undefined) return undefined;
       if (r.stored) return { attempt: d.attempt, seq: r.seq, takeover: d.takeover };
-      judged = await this.judge(msg, workSeq);
+      judged = await this.judge(msg, workSeq, workStoredAt);
     }
     return judged && !judged.run ? judged : undefined;
   }

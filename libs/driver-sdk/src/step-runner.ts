@@ -10,7 +10,7 @@ import {
   type StepOutput,
 } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
-import { liveAgents, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
+import { listKeys, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
@@ -89,11 +89,21 @@ export class StepRunner implements MessageProcessor {
         if (!e || e.operation !== 'PUT') return undefined;
         return { storedAt: e.created.getTime(), running: e.json<AgentInfo>().running };
       },
-      // Whether another delivery runs the step: here (besides the one asking), or on another
-      // live agent by its last beat.
-      async (runId, stepId) =>
-        this.active.count(runId, stepId) > 1 ||
-        (await liveAgents(agents)).some((a) => a.id !== this.config.agent.id && a.running.some((r) => r.runId === runId && r.stepId === stepId)),
+      // Whether another delivery may run the step: here (besides the one asking), on another live
+      // agent by its last beat, or on a live agent of its driver not heard from since the work was
+      // stored (both on the server's clock).
+      async (runId, stepId, driver, workStoredAt) => {
+        if (this.active.count(runId, stepId) > 1) return true;
+        for (const key of await listKeys(agents)) {
+          if (key === this.config.agent.id) continue;
+          const e = await agents.get(key);
+          if (!e || e.operation !== 'PUT') continue;
+          const a = e.json<AgentInfo>();
+          if (a.running.some((r) => r.runId === runId && r.stepId === stepId)) return true;
+          if (a.drivers.includes(driver) && e.created.getTime() < workStoredAt) return true;
+        }
+        return false;
+      },
     );
     const buckets = await openBuckets(ctx);
     this.secrets = new SecretsStore(await openSecretsBucket(ctx), this.config.secretKey);
@@ -144,7 +154,7 @@ export class StepRunner implements MessageProcessor {
       // A fresh delivery (see MessageProcessor) is not claimed: its own message is the end of the
       // run's log unless a gateway moved the run past it (and withdrew it), and its hand-off is
       // fenced on that message. Its start is recorded beside the log, for a takeover to count.
-      const claimed = fresh ? ({ attempt: 1, seq: m.seq, takeover: false } as const) : await this.records.claim(msg, m.seq, by);
+      const claimed = fresh ? ({ attempt: 1, seq: m.seq, takeover: false } as const) : await this.records.claim(msg, m.seq, by, m.info.timestampNanos / 1e6);
       if (!claimed) return m.nak(5_000);
       if (!('attempt' in claimed)) {
         this.log.log(`run ${msg.runId}: step ${step.id} not run: ${claimed.why}`);
@@ -251,7 +261,7 @@ export class StepRunner implements MessageProcessor {
     let expect = first?.expect;
     for (let i = 0; i < 3; i++) {
       if (expect === undefined) {
-        const judged = await this.records.judge(msg, m.seq);
+        const judged = await this.records.judge(msg, m.seq, m.info.timestampNanos / 1e6);
         if (!judged) return m.nak(5_000);
         if (!judged.run) return 'wait' in judged ? m.nak(this.config.agent.heartbeatMs) : ackAck(m);
         expect = judged.expect;
