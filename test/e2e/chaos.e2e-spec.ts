@@ -1,4 +1,4 @@
-import { DEFAULT_OPTIONS, formatReport, runChaos, stopAllChaos } from '../chaos/chaos';
+import { DEFAULT_OPTIONS, formatReport, runChaos, stopAllChaos, type ChaosOptions } from '../chaos/chaos';
 import { analyseJournal, parseJournal } from '../chaos/journal';
 
 // The suite bounds itself; this only catches a hang. afterAll stops whatever is left.
@@ -64,32 +64,37 @@ describe('chaos journal rules', () => {
 });
 
 /**
+ * Runs the chaos suite in short (an agent SIGKILLed every ~1.5 s, the gateway once, nats-server
+ * once) and checks that the faults really happened and every run was started, so the targets
+ * are not met vacuously, and that every target was met.
+ */
+async function shortChaos(options: Partial<ChaosOptions> & { runs: number; rate: number }): Promise<void> {
+  const progress: string[] = [];
+  const report = await runChaos({
+    ...DEFAULT_OPTIONS,
+    killEveryMs: 1500,
+    ackWaitMs: 3000,
+    settleMs: 4000,
+    seed: Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1e9)),
+    log: (line) => progress.push(line),
+    ...options,
+  });
+  const text = formatReport(report);
+  if (report.missed.length) console.log(`${progress.join('\n')}\n\n${text}`);
+  const kinds = report.faults.map((f) => f.kind);
+  expect(kinds.filter((k) => k === 'agent').length).toBeGreaterThanOrEqual(5);
+  expect(kinds).toEqual(expect.arrayContaining(['gateway', 'nats']));
+  expect(report.figures.runsStarted).toBe(options.runs);
+  expect(report.missed).toEqual([]);
+}
+
+/**
  * The chaos suite (npm run chaos) in short: 60 runs of the 4-step test pipeline at 4 a second
- * on a real nats-server, the gateway and four agents as processes of their own, while an agent
- * is SIGKILLed every ~1.5 s, the gateway once and nats-server once; every target must be met.
+ * on a real nats-server, the gateway and four agents as processes of their own; every target must be met.
  */
 describe('chaos, short', () => {
   it('loses no run, leaves none stuck, starts and completes no step twice, and ends every run soon after the last fault', async () => {
-    const progress: string[] = [];
-    const report = await runChaos({
-      ...DEFAULT_OPTIONS,
-      runs: 60,
-      rate: 4,
-      killEveryMs: 1500,
-      ackWaitMs: 3000,
-      settleMs: 4000,
-      seed: Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1e9)),
-      log: (line) => progress.push(line),
-    });
-    const text = formatReport(report);
-    if (report.missed.length) console.log(`${progress.join('\n')}\n\n${text}`);
-
-    // The faults really happened, and every run was started: the targets are not met vacuously.
-    const kinds = report.faults.map((f) => f.kind);
-    expect(kinds.filter((k) => k === 'agent').length).toBeGreaterThanOrEqual(5);
-    expect(kinds).toEqual(expect.arrayContaining(['gateway', 'nats']));
-    expect(report.figures.runsStarted).toBe(60);
-    expect(report.missed).toEqual([]);
+    await shortChaos({ runs: 60, rate: 4 });
   });
 });
 
@@ -102,25 +107,6 @@ describe('chaos, short', () => {
  */
 describe('chaos on a graph pipeline, short', () => {
   it('starts every fan-in step once and loses no run while agents, the gateway and nats-server are killed', async () => {
-    const progress: string[] = [];
-    const report = await runChaos({
-      ...DEFAULT_OPTIONS,
-      graph: true,
-      natsSignal: 'SIGTERM',
-      runs: 40,
-      rate: 2,
-      killEveryMs: 1500,
-      ackWaitMs: 3000,
-      settleMs: 4000,
-      seed: Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1e9)),
-      log: (line) => progress.push(line),
-    });
-    const text = formatReport(report);
-    if (report.missed.length) console.log(`${progress.join('\n')}\n\n${text}`);
-    const kinds = report.faults.map((f) => f.kind);
-    expect(kinds.filter((k) => k === 'agent').length).toBeGreaterThanOrEqual(5);
-    expect(kinds).toEqual(expect.arrayContaining(['gateway', 'nats']));
-    expect(report.figures.runsStarted).toBe(40);
-    expect(report.missed).toEqual([]);
+    await shortChaos({ graph: true, natsSignal: 'SIGTERM', runs: 40, rate: 2 });
   });
 });

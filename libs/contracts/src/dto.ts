@@ -159,12 +159,8 @@ export class ConcurrencyDto {
   cancelInProgress?: boolean;
 }
 
-export class PipelineDto {
-  @ApiProperty({ example: 'flutter-pipeline' })
-  @IsString()
-  @Matches(NAME_PATTERN, nameMessage)
-  name!: string;
-
+/** What a pipeline is made of, created or replaced alike (the two differ only in `name`). */
+class PipelineBodyDto {
   @ApiPropertyOptional()
   @IsOptional()
   @IsString()
@@ -196,42 +192,19 @@ export class PipelineDto {
   concurrency?: ConcurrencyDto;
 }
 
-export class PipelineUpdateDto {
+export class PipelineDto extends PipelineBodyDto {
+  @ApiProperty({ example: 'flutter-pipeline' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+}
+
+export class PipelineUpdateDto extends PipelineBodyDto {
   @ApiPropertyOptional()
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, nameMessage)
   name?: string;
-
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @MaxLength(LIMITS.descriptionLength)
-  description?: string;
-
-  @ApiProperty()
-  @IsString()
-  @Matches(NAME_PATTERN, nameMessage)
-  resource!: string;
-
-  @ApiProperty({ type: [PipelineStepDto] })
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(LIMITS.maxSteps)
-  @ValidateNested({ each: true })
-  @Type(() => PipelineStepDto)
-  steps!: PipelineStepDto[];
-
-  @ApiPropertyOptional({ description: 'a step that fails for good stops the other running steps (default true)' })
-  @IsOptional()
-  @IsBoolean()
-  failFast?: boolean;
-
-  @ApiPropertyOptional({ type: () => ConcurrencyDto, description: 'at most one run of a group runs at a time; later ones queue, or cancel the running one' })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => ConcurrencyDto)
-  concurrency?: ConcurrencyDto;
 }
 
 export class ResourceDto {
