@@ -1,4 +1,4 @@
-import { isLine, planGraph, planGraphTransition, resolveNeeds, type GraphRecord, type GraphStep, type GraphStepState, type GraphFollowUp, type StepView } from './graph';
+import { isLine, planGraph, planGraphFollowUp, resolveNeeds, stepDone, type GraphRecord, type GraphStep, type GraphStepState, type GraphFollowUp, type StepView } from './graph';
 import { conditionInputs, conditionProblem, evaluateCondition } from './conditions';
 
 const ids = (steps: GraphStep[], idx: number[]) => idx.map((i) => steps[i].id);
@@ -67,7 +67,7 @@ describe('planGraph', () => {
   });
 });
 
-describe('planGraphTransition', () => {
+describe('planGraphFollowUp: what follows a step\'s end', () => {
   const pipeline = {
     name: 'p',
     resource: 'thing',
@@ -87,43 +87,46 @@ describe('planGraphTransition', () => {
     done: { v: 1, kind: 'done', runId: 'r1', from: ended(stepIndex, status, { data: extra.data, message: extra.message }), ...(extra.pin ? { pin: extra.pin } : {}), at },
     doneSeq: stepIndex + 1,
   });
+  // The run's state once the step's own `done` is stored, as its writer reads it before settling.
+  const afterEnd = (views: StepView[], e: ReturnType<typeof ended>, opts: { cancelled?: boolean; pin?: string } = {}) =>
+    planGraphFollowUp({ ...template, stepIndex: e.stepIndex }, views.map((v, j) => (j === e.stepIndex ? { state: e.status, done: stepDone('r1', e, opts), doneSeq: 99 } : v)), at);
   const kinds = (t: GraphFollowUp) => t.records.map((r) => (r.kind === 'work' ? `work ${r.msg.pipeline.steps[r.msg.stepIndex].id}` : r.kind === 'done' ? `done ${r.done.from.stepId} ${r.done.from.status}` : `end ${r.end.status}`));
 
   it('the first step readies both tests, with its output and its machine pin', () => {
-    const t = planGraphTransition(template, [{ state: 'running' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }], ended(0, 'succeeded', { data: { id: 'c1' } }), { pin: 'm1' });
-    expect(kinds(t)).toEqual(['done start succeeded', 'work t1', 'work t2']);
-    const work = t.records[1] as Extract<GraphRecord, { kind: 'work' }>;
+    const t = afterEnd([{ state: 'running' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }], ended(0, 'succeeded', { data: { id: 'c1' } }), { pin: 'm1' });
+    expect(kinds(t)).toEqual(['work t1', 'work t2']);
+    const work = t.records[0] as Extract<GraphRecord, { kind: 'work' }>;
     expect(work.msg).toMatchObject({ stepIndex: 1, mode: 'normal', machine: 'm1', outputs: { start: { success: true, data: { id: 'c1' } } } });
     expect(work.msg.from).toBeUndefined();
   });
 
   it('of two tests, only the one that ends last readies the fan-in', () => {
-    const first = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded', { pin: 'm1' }), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'succeeded'));
-    expect(kinds(first)).toEqual(['done t1 succeeded']);
-    const last = planGraphTransition({ ...template, stepIndex: 2 }, [done(0, 'succeeded', { pin: 'm1' }), done(1, 'succeeded'), { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(2, 'succeeded'));
-    expect(kinds(last)).toEqual(['done t2 succeeded', 'work deploy']);
-    expect((last.records[1] as Extract<GraphRecord, { kind: 'work' }>).msg.machine).toBe('m1');
+    const first = afterEnd([done(0, 'succeeded', { pin: 'm1' }), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'succeeded'));
+    expect(kinds(first)).toEqual([]);
+    const last = afterEnd([done(0, 'succeeded', { pin: 'm1' }), done(1, 'succeeded'), { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(2, 'succeeded'));
+    expect(kinds(last)).toEqual(['work deploy']);
+    expect((last.records[0] as Extract<GraphRecord, { kind: 'work' }>).msg.machine).toBe('m1');
   });
 
   it('a failure with fail-fast skips what depends on it, asks to stop the running sibling, and readies cleanup only once that ended', () => {
-    const t = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded'), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'failed', { message: 'boom' }));
-    expect(kinds(t)).toEqual(['done t1 failed', 'done deploy skipped']);
+    const t = afterEnd([done(0, 'succeeded'), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'failed', { message: 'boom' }));
+    expect(kinds(t)).toEqual(['done deploy skipped']);
     expect(t.cancel).toEqual([2]);
     expect(t.failFast).toBe(true);
-    const after = planGraphTransition({ ...template, stepIndex: 2 }, [done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), { state: 'running' }, { state: 'skipped', doneSeq: 9 }, { state: 'waiting' }], ended(2, 'cancelled'));
-    expect(kinds(after)).toEqual(['done t2 cancelled', 'work stop']);
-    expect((after.records[1] as Extract<GraphRecord, { kind: 'work' }>).msg).toMatchObject({ mode: 'cleanup', outcome: { status: 'failed', stepId: 't1', message: 'step "test 1" failed: boom' } });
+    const after = afterEnd([done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), { state: 'running' }, { state: 'skipped', doneSeq: 9 }, { state: 'waiting' }], ended(2, 'cancelled'));
+    expect(kinds(after)).toEqual(['work stop']);
+    expect((after.records[0] as Extract<GraphRecord, { kind: 'work' }>).msg).toMatchObject({ mode: 'cleanup', outcome: { status: 'failed', stepId: 't1', message: 'step "test 1" failed: boom' } });
   });
 
   it('the last step ends the run, with the first failure as its message', () => {
-    const t = planGraphTransition({ ...template, stepIndex: 4 }, [done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), done(2, 'succeeded'), { state: 'skipped', doneSeq: 9 }, { state: 'running' }], ended(4, 'succeeded'));
-    expect(kinds(t)).toEqual(['done stop succeeded', 'end failed']);
-    expect((t.records[1] as Extract<GraphRecord, { kind: 'end' }>).end.message).toBe('step "test 1" failed: boom');
+    const t = afterEnd([done(0, 'succeeded'), done(1, 'failed', { message: 'boom' }), done(2, 'succeeded'), { state: 'skipped', doneSeq: 9 }, { state: 'running' }], ended(4, 'succeeded'));
+    expect(kinds(t)).toEqual(['end failed']);
+    expect((t.records[0] as Extract<GraphRecord, { kind: 'end' }>).end.message).toBe('step "test 1" failed: boom');
   });
 
   it('a user cancel marks every end it writes, and the run ends cancelled', () => {
-    const t = planGraphTransition({ ...template, stepIndex: 1 }, [done(0, 'succeeded'), { state: 'ready' }, { state: 'ready' }, { state: 'waiting' }, { state: 'waiting' }], { ...ended(1, 'skipped'), attempt: 0 }, { cancelled: true });
-    expect(kinds(t)).toEqual(['done t1 skipped', 'done t2 skipped', 'done deploy skipped', 'work stop']);
+    const t = afterEnd([done(0, 'succeeded'), { state: 'ready' }, { state: 'ready' }, { state: 'waiting' }, { state: 'waiting' }], { ...ended(1, 'skipped'), attempt: 0 }, { cancelled: true });
+    expect(kinds(t)).toEqual(['done t2 skipped', 'done deploy skipped', 'work stop']);
     expect(t.records.filter((r) => r.kind === 'done').every((r) => r.kind === 'done' && r.done.cancelled)).toBe(true);
     expect(t.failFast).toBe(false);
   });

@@ -1,4 +1,5 @@
 import { conditionInputs, evaluateCondition } from './conditions';
+import { strip } from './hand-off';
 import { MESSAGE_VERSION, type RunEnd, type StepDone, type StepEnded, type StepMessage, type StepOutput } from '@conveyor/contracts';
 
 /**
@@ -182,18 +183,17 @@ function heldBack(steps: readonly GraphStep[], states: readonly GraphStepState[]
   return states.filter((s, j) => steps[j].matrixOf === matrixOf && (s === 'ready' || s === 'running')).length >= maxParallel;
 }
 
-/** Every step `i` needs, directly or through others. */
+/** Every step `i` needs, directly or through others, nearest first (breadth first, needs in order). */
 function ancestorsOf(needs: readonly number[][], i: number): number[] {
-  const seen = new Set<number>();
-  const todo = [...needs[i]];
-  while (todo.length) {
-    const j = todo.pop()!;
-    if (!seen.has(j)) {
-      seen.add(j);
-      todo.push(...needs[j]);
-    }
+  const out: number[] = [];
+  const queue = [...needs[i]];
+  while (queue.length) {
+    const j = queue.shift()!;
+    if (out.includes(j)) continue;
+    out.push(j);
+    queue.push(...needs[j]);
   }
-  return [...seen];
+  return out;
 }
 
 /** A straight line (every step needs the one before it): runs as it always did, one record per hand-off. */
@@ -267,7 +267,7 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
   ];
   for (const [j, status, why] of ends) {
     const s = pipeline.steps[j];
-    const done: StepDone = { v: MESSAGE_VERSION, kind: 'done', runId: template.runId, from: { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status, ...(why ? { message: why } : {}), at }, ...(cancelled ? { cancelled: true as const } : {}), at };
+    const done = stepDone(template.runId, { stepIndex: j, stepId: s.id, driver: s.driver, attempt: 0, status, ...(why ? { message: why } : {}), at }, { cancelled });
     views[j] = { state: status, done, doneSeq: Number.MAX_SAFE_INTEGER };
     records.push({ kind: 'done', done });
   }
@@ -276,7 +276,7 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
     const outputs: Record<string, StepOutput> = {};
     views.forEach((v, k) => {
       const f = v.done?.from;
-      if (f && (f.status === 'succeeded' || f.status === 'failed')) outputs[pipeline.steps[k].id] = strip({ success: f.status === 'succeeded', message: f.message, data: f.data, agent: f.agent, machine: f.machine });
+      if (f && (f.status === 'succeeded' || f.status === 'failed')) outputs[pipeline.steps[k].id] = { success: f.status === 'succeeded', ...strip({ message: f.message, data: f.data, agent: f.agent, machine: f.machine }) };
     });
     const machine = pinOf(needs, views, j);
     const msg: StepMessage = {
@@ -305,14 +305,6 @@ export function stepDone(runId: string, from: StepEnded, opts: { pin?: string; c
   return { v: MESSAGE_VERSION, kind: 'done', runId, from, ...(opts.pin ? { pin: opts.pin } : {}), ...(opts.cancelled ? { cancelled: true as const } : {}), at: from.at };
 }
 
-/** What a step's end leads to: its own `done`, then what follows from the run's state with it (see planGraphFollowUp). */
-export function planGraphTransition(template: StepMessage, steps: readonly StepView[], ended: StepEnded, opts: { cancelled?: boolean; pin?: string } = {}): GraphFollowUp {
-  const own = stepDone(template.runId, ended, opts);
-  const views = steps.map((v, j) => (j === ended.stepIndex ? { state: ended.status, done: own, doneSeq: Number.MAX_SAFE_INTEGER } : v));
-  const next = planGraphFollowUp(template, views, ended.at);
-  return { ...next, records: [{ kind: 'done', done: own }, ...next.records] };
-}
-
 /** Why the run is stopping (a user's cancel, or its first failed step), or undefined while it is not. */
 function runStop(steps: StepMessage['pipeline']['steps'], views: readonly StepView[], cancelled: boolean): StepMessage['outcome'] {
   if (cancelled) return { status: 'cancelled', message: 'the run was cancelled' };
@@ -326,40 +318,18 @@ function runStop(steps: StepMessage['pipeline']['steps'], views: readonly StepVi
   return { status: 'failed', stepId: s.id, message: `step "${s.name || s.id}" failed${m ? `: ${m}` : ''}` };
 }
 
-/** The build machine a step must run on: the pin its nearest ended ancestor carried (breadth first, needs in order). */
+/** The build machine a step must run on: the pin its nearest ended ancestor carried. */
 function pinOf(needs: readonly number[][], views: readonly StepView[], i: number): string | undefined {
-  const seen = new Set<number>();
-  const queue = [...needs[i]];
-  while (queue.length) {
-    const j = queue.shift()!;
-    if (seen.has(j)) continue;
-    seen.add(j);
-    if (views[j].done?.pin) return views[j].done!.pin;
-    queue.push(...needs[j]);
-  }
+  for (const j of ancestorsOf(needs, i)) if (views[j].done?.pin) return views[j].done!.pin;
   return undefined;
 }
 
-/** Steps `i` needs, nearest first (breadth first, needs in order): where a step looks for an earlier driver's output. */
+/** Steps `i` needs, nearest first: where a step looks for an earlier driver's output. */
 export function ancestorsNearestFirst(steps: readonly GraphStep[], i: number): number[] {
-  const { needs } = resolveNeeds(steps);
-  const out: number[] = [];
-  const queue = [...needs[i]];
-  while (queue.length) {
-    const j = queue.shift()!;
-    if (out.includes(j)) continue;
-    out.push(j);
-    queue.push(...needs[j]);
-  }
-  return out;
+  return ancestorsOf(resolveNeeds(steps).needs, i);
 }
 
 /** The steps a run starts with (those that need none), with their first work. */
 export function graphRoots(steps: readonly GraphStep[]): number[] {
   return resolveNeeds(steps).needs.flatMap((n, i) => (n.length ? [] : [i]));
-}
-
-function strip<T extends Record<string, unknown>>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o;
 }

@@ -74,23 +74,31 @@ export interface EndedBy {
  */
 export function planTransition(msg: StepMessage, outcome: StepOutcome, by: EndedBy): Transition {
   const plan = planHandOff(msg, outcome);
+  const from = stepEnded(msg, outcome, by);
+  const skipped = plan.skipped.length ? { skipped: plan.skipped } : {};
+  if (plan.next) return { kind: 'work', msg: { ...plan.next, from, ...skipped } };
+  const end: RunEnd = { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status: plan.final!.status, ...strip({ message: plan.final!.message }), from, ...skipped, at: by.at };
+  return { kind: 'end', end };
+}
+
+/**
+ * How `msg`'s step ended, as a record of its run says it (a line's next work or end carries it
+ * as `from`; a graph's `done` record is it): its outcome, who ran it, and the machine the run was
+ * pinned to then.
+ */
+export function stepEnded(msg: StepMessage, outcome: StepOutcome, by: EndedBy): StepEnded {
   const step = msg.pipeline.steps[msg.stepIndex];
   const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
-  const from: StepEnded = {
+  return {
     stepIndex: msg.stepIndex,
     stepId: step.id,
     driver: step.driver,
     attempt: by.attempt,
     status: by.as ?? outcome.status,
     ...strip(own),
-    ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs })),
-    ...(msg.machine && !by.as ? { pin: msg.machine } : {}),
+    ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs, pin: msg.machine })),
     at: by.at,
   };
-  const skipped = plan.skipped.length ? { skipped: plan.skipped } : {};
-  if (plan.next) return { kind: 'work', msg: { ...plan.next, from, ...skipped } };
-  const end: RunEnd = { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status: plan.final!.status, ...strip({ message: plan.final!.message }), from, ...skipped, at: by.at };
-  return { kind: 'end', end };
 }
 
 /** The run's end right after `msg`'s step, skipping its cleanup: for when not even the cleanup's work can be stored. */
@@ -99,7 +107,8 @@ export function endOnly(msg: StepMessage, outcome: StepOutcome, by: EndedBy): Tr
   return planTransition(alone, outcome, by);
 }
 
-function strip<T extends Record<string, unknown>>(o: T): Partial<T> {
+/** `o` without its undefined fields (records carry no `"key": null` nor absent-but-present keys). */
+export function strip<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
