@@ -93,6 +93,18 @@ export interface StepRecord {
 }
 
 /**
+ * A stop order, the value of a run's key in the cancels bucket: why the run's steps must stop.
+ * A user's cancel (any value, e.g. `{at}`, reads as one), a gateway giving up on the run
+ * (`failed`, with the reason), or a graph whose step failed while its pipeline fails fast
+ * (`cancelled` with `failFast`: its running steps are cancelled, the run itself was not).
+ */
+export interface StopOrder {
+  status: 'cancelled' | 'failed';
+  message: string;
+  failFast?: true;
+}
+
+/**
  * `<prefix>.steps.<run>.<step>.done`: how one step of a graph pipeline ended (a pipeline
  * whose steps are a straight line records that in the next step's work, `from`). Fenced on
  * the step's own records; what follows from it (the work it readies, the steps it skips, the

@@ -1,15 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
+import type { StopOrder } from '@conveyor/contracts';
 import type { JetStreamContext } from '@conveyor/jetstream';
 
-/** Why a run must stop: a user's cancel, or the gateway giving up on it (e.g. its machine is gone). */
-export interface StopOrder {
-  status: 'cancelled' | 'failed';
-  message: string;
-  /** A graph's step failed and its pipeline fails fast: its running steps are cancelled, the run itself was not. */
-  failFast?: true;
-}
+export type { StopOrder };
 
 const USER_CANCEL: StopOrder = { status: 'cancelled', message: 'the run was cancelled' };
 

@@ -116,6 +116,12 @@ async function refuseOldLayout(ctx: JetStreamContext): Promise<void> {
   }
 }
 
+/** Stop orders by run (a user's cancel, a gateway giving up, a graph failing fast), which agents watch. */
+export function openCancelsBucket(ctx: JetStreamContext): Promise<KV> {
+  // A stop order matters as long as a step message of the run can still be delivered.
+  return ensureBucket(ctx, ctx.subjects.bucket('cancels'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File, ttl: ctx.config.retention.runLogMaxAgeMs });
+}
+
 export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
   const { subjects: s, config: c } = ctx;
   const open = (kind: Parameters<typeof s.bucket>[0], history: number, ttl?: number) =>
@@ -125,8 +131,7 @@ export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
     open('pipelines', 5),
     open('resources', 1),
     open('runs', 1),
-    // A cancel matters as long as a step message of the run can still be delivered.
-    open('cancels', 1, c.retention.runLogMaxAgeMs),
+    openCancelsBucket(ctx),
   ]);
   return { definitions, pipelines, resources, runs, cancels };
 }

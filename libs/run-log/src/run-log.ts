@@ -12,8 +12,10 @@ import {
   type StepMessage,
   type StepRecord,
   type StepDone,
+  type StopOrder,
 } from '@conveyor/contracts';
-import { ensureWorkConsumer, type JetStreamContext } from '@conveyor/jetstream';
+import type { KV } from '@nats-io/kv';
+import { ensureWorkConsumer, openCancelsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import {
   MsgIds,
   endOnly,
@@ -22,6 +24,7 @@ import {
   planGraphFollowUp,
   planTransition,
   stepDone,
+  stepEnded,
   stepHeaderValues,
   type EndedBy,
   type LogHead,
@@ -36,16 +39,11 @@ const CONSUMER_RECHECK_MS = 60_000;
 /** JetStream's answer to a publish whose expected last sequence is not the stream's. */
 const WRONG_LAST_SEQUENCE = 10071;
 
-/** A graph run as its log stands: every step's state and last record, and where the log ends. */
+/** A graph run as its log stands: whether it ended, and every step's state and last record (at `headSeq`, 0 for none). */
 export interface GraphState {
-  /** Stream sequence of the run log's last record. */
-  headSeq: number;
   ended: boolean;
   steps: Array<StepView & { head?: LogHead; headSeq: number }>;
 }
-
-/** What ending a step stored: as Appended, and for a graph the running steps its run's stop must abort. */
-export type StepEndWritten = Appended & { failFast?: boolean };
 
 export type Appended =
   /** Stored at `seq`: the run's log now ends with this record. */
@@ -83,6 +81,8 @@ export interface RecordWriter {
  */
 export class RunLog {
   private readonly log = new Logger(RunLog.name);
+  /** The cancels bucket, for a graph's fail-fast stop orders. */
+  private cancels?: Promise<KV>;
   /** Drivers' consumers this process made sure of, and when (see ensureWorkConsumer). */
   private readonly consumers = new Map<string, { made: Promise<void>; at: number }>();
 
@@ -134,14 +134,9 @@ export class RunLog {
     // first step's condition may skip it); or, when none does, the first of those ends.
     const plan = planGraphFollowUp(msg, msg.pipeline.steps.map(() => ({ state: 'waiting' as const })), msg.createdAt);
     const first = plan.records.find((r) => r.kind === 'work') ?? plan.records[0];
-    let r: Appended;
-    if (first.kind === 'work') r = await this.writeTransition({ kind: 'work', msg: first.msg }, 0, timeoutMs);
-    else if (first.kind === 'done') {
-      const s = this.ctx.subjects;
-      const h = natsHeaders();
-      h.set(Headers.RunId, msg.runId);
-      r = await this.append(msg.runId, s.stepRecord(msg.runId, first.done.from.stepId, 'done'), first.done, `${msg.runId}.${first.done.from.stepIndex}.skip`, h, 0, timeoutMs);
-    } else throw new Error(`run ${msg.runId}: a graph cannot end before it starts`);
+    if (first.kind === 'end') throw new Error(`run ${msg.runId}: a graph cannot end before it starts`);
+    // Fenced on the whole run at 0, as a line's first record: a second start is refused.
+    const r = first.kind === 'work' ? await this.writeTransition({ kind: 'work', msg: first.msg }, 0, timeoutMs) : await this.writeDone(first.done, `${msg.runId}.${first.done.from.stepIndex}.skip`, 0, timeoutMs, this.ctx.subjects.runLog(msg.runId));
     if (r.stored) await this.settle(msg);
     return r;
   }
@@ -204,7 +199,7 @@ export class RunLog {
    */
   async graph(runId: string, steps: StepMessage['pipeline']['steps']): Promise<GraphState> {
     const index = new Map(steps.map((s, i) => [s.id, i]));
-    const state: GraphState = { headSeq: 0, ended: false, steps: steps.map(() => ({ state: 'waiting', headSeq: 0 })) };
+    const state: GraphState = { ended: false, steps: steps.map(() => ({ state: 'waiting', headSeq: 0 })) };
     let found: AsyncIterable<StoredMsg>;
     try {
       // With the starts recorded beside the log: work an agent started without a claim (a first
@@ -223,7 +218,6 @@ export class RunLog {
         if (i !== undefined) starts.push(i);
         continue;
       }
-      state.headSeq = Math.max(state.headSeq, stored.seq);
       if (at.kind === 'end') {
         state.ended = true;
         continue;
@@ -260,13 +254,24 @@ export class RunLog {
    * state (settle). A writer that stops between the two leaves its message unacked: its
    * redelivery finds the step ended and settles the run (see StepRecords.judge).
    */
-  async endStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number, timeoutMs?: number): Promise<StepEndWritten> {
+  async endStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number, timeoutMs?: number): Promise<Appended> {
     if (isLine(msg.pipeline.steps)) return this.writeTransition(planTransition(msg, outcome, by), expect, timeoutMs);
-    const step = msg.pipeline.steps[msg.stepIndex];
-    const done = stepDone(msg.runId, endedOf(msg, outcome, by), { pin: msg.machine, cancelled: outcome.status === 'cancelled' && !outcome.failFast });
+    const done = stepDone(msg.runId, stepEnded(msg, outcome, by), { pin: msg.machine, cancelled: outcome.status === 'cancelled' && !outcome.failFast });
     const r = await this.writeDone(done, MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect, timeoutMs);
-    if (!r.stored) return r;
-    return { ...r, ...(await this.settle(msg)) };
+    if (r.stored) await this.settle(msg);
+    return r;
+  }
+
+  /**
+   * Ends a graph step whose work waits unstarted (no agent's: a person's approval, a step the
+   * gateway skips or gives up), fenced on that work being still the step's last record
+   * (`expect`) and, when given, `onlyIf` its message. Undefined when the work cannot be read, is
+   * no longer the step's last record, or is not what `onlyIf` wants.
+   */
+  async endWaiting(runId: string, stepId: string, expect: number, outcome: StepOutcome, by: EndedBy, onlyIf: (msg: StepMessage) => boolean = () => true): Promise<Appended | undefined> {
+    const work = await this.stepWork(runId, stepId);
+    if (!work?.msg || work.seq !== expect || !onlyIf(work.msg)) return undefined;
+    return this.endStep(work.msg, outcome, by, expect);
   }
 
   /**
@@ -274,12 +279,12 @@ export class RunLog {
    * skips, the work of the steps it readies, the run's end. Each record is fenced on its own
    * step's records, so every writer may settle a run at any time and each record is stored
    * once: work only where its step has no record, a skip only on the record that was read, the
-   * end only once. Returns whether it ordered a fail-fast stop.
+   * end only once.
    */
-  async settle(template: StepMessage): Promise<{ failFast: boolean }> {
+  async settle(template: StepMessage): Promise<void> {
     const { runId } = template;
     const s = this.ctx.subjects;
-    let failFast = false;
+    let stopped = false;
     // Again only when a readied step's work could not be stored and was failed instead (bounded by the steps).
     for (let round = 0; round <= template.pipeline.steps.length; round++) {
       const g = await this.graph(runId, template.pipeline.steps);
@@ -307,8 +312,8 @@ export class RunLog {
           }
         }),
       );
-      if (next.failFast && !failFast) {
-        failFast = true;
+      if (next.failFast && !stopped) {
+        stopped = true;
         await this.stopSiblings(template, next.cancel, next.stop?.message ?? 'a step failed');
       }
       if (unstorable || next.again) continue;
@@ -321,16 +326,14 @@ export class RunLog {
       }
       break;
     }
-    return { failFast };
   }
 
-  /** A graph step's `done`, fenced on the step's own records at `expect`. */
-  private writeDone(done: StepDone, msgId: string, expect: number, timeoutMs?: number): Promise<Appended> {
-    const s = this.ctx.subjects;
+  /** A graph step's `done`, fenced at `expect` on the step's own records (or on `fence`). */
+  private writeDone(done: StepDone, msgId: string, expect: number, timeoutMs?: number, fence = this.ctx.subjects.stepLog(done.runId, done.from.stepId)): Promise<Appended> {
     const h = natsHeaders();
     h.set(Headers.RunId, done.runId);
     h.set(Headers.Step, done.from.stepId);
-    return this.append(done.runId, s.stepRecord(done.runId, done.from.stepId, 'done'), done, msgId, h, expect, timeoutMs, s.stepLog(done.runId, done.from.stepId));
+    return this.append(done.runId, this.ctx.subjects.stepRecord(done.runId, done.from.stepId, 'done'), done, msgId, h, expect, timeoutMs, fence);
   }
 
   /**
@@ -339,12 +342,16 @@ export class RunLog {
    * order that is not stored only lets them finish, after which their dependents are skipped.
    */
   private async stopSiblings(msg: StepMessage, running: number[], why: string): Promise<void> {
-    const order = { status: 'cancelled', failFast: true, message: `stopped because ${why} (the pipeline fails fast)` };
+    const order: StopOrder = { status: 'cancelled', failFast: true, message: `stopped because ${why} (the pipeline fails fast)` };
     this.log.log(`run ${msg.runId}: fail-fast: stopping ${running.map((i) => msg.pipeline.steps[i].id).join(', ')}`);
-    // The cancels bucket's key for the run, written as its KV client would (a KV put is a publish to `$KV.<bucket>.<key>`).
-    await this.ctx.js.publish(`$KV.${this.ctx.subjects.bucket('cancels')}.${msg.runId}`, JSON.stringify(order)).catch((err: unknown) =>
-      this.log.warn(`run ${msg.runId}: could not store the stop order of its fail-fast: ${errorMessage(err)} (its running steps finish instead)`),
-    );
+    try {
+      // Opened at the first fail-fast of this process, not before: most never need it.
+      this.cancels ??= openCancelsBucket(this.ctx);
+      await (await this.cancels).put(msg.runId, JSON.stringify(order));
+    } catch (err) {
+      this.cancels = undefined;
+      this.log.warn(`run ${msg.runId}: could not store the stop order of its fail-fast: ${errorMessage(err)} (its running steps finish instead)`);
+    }
   }
 
   /**
@@ -422,7 +429,7 @@ export class RunLog {
       if (isLine(msg.pipeline.steps)) return this.writeTransition(endOnly(msg, outcome, by), expect);
       // A graph step's end too large to store (its output is not kept on failure): record it
       // without its data; what follows is settled as usual.
-      const from = endedOf(msg, outcome, by);
+      const from = stepEnded(msg, outcome, by);
       delete from.data;
       const r = await this.writeDone(stepDone(msg.runId, from, { pin: msg.machine }), MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect);
       if (r.stored) await this.settle(msg);
@@ -510,22 +517,6 @@ export function isUnstorable(err: unknown): boolean {
   if (err instanceof PermissionViolationError) return true;
   if (err instanceof JetStreamApiError) return err.code === 10054 /* message size exceeds maximum allowed */;
   return false;
-}
-
-/** How `msg`'s step ended, as a record of the run says it. */
-function endedOf(msg: StepMessage, outcome: StepOutcome, by: EndedBy): StepDone['from'] {
-  const step = msg.pipeline.steps[msg.stepIndex];
-  const own = outcome.status === 'cancelled' ? { message: outcome.message } : { message: outcome.output.message, data: outcome.output.data };
-  const from: StepDone['from'] = { stepIndex: msg.stepIndex, stepId: step.id, driver: step.driver, attempt: by.attempt, status: by.as ?? outcome.status, at: by.at };
-  if (own.message !== undefined) from.message = own.message;
-  if ('data' in own && own.data !== undefined) from.data = own.data;
-  if (!by.as) {
-    if (by.agent) from.agent = by.agent;
-    if (by.machine) from.machine = by.machine;
-    if (by.durationMs !== undefined) from.durationMs = by.durationMs;
-    if (msg.machine) from.pin = msg.machine;
-  }
-  return from;
 }
 
 function errorMessage(err: unknown): string {

@@ -137,11 +137,9 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
       if (!step.approval || v.state !== 'ready' || v.head?.storedAt === undefined) continue;
       const waitMs = step.timeout ? step.timeout * 1000 : this.ctx.config.approvalTimeoutMs;
       if (Date.now() - v.head.storedAt < waitMs) continue;
-      const work = await this.runLog.stepWork(runId, step.id);
-      if (!work?.msg || work.seq !== v.headSeq) continue;
       const message = `no one approved or rejected it within ${Math.round(waitMs / 1000)}s (approval timed out)`;
-      const r = await this.runLog.endStep(work.msg, { status: 'failed', output: { success: false, message } }, { attempt: 1, agent: 'gateway', at: new Date().toISOString() }, v.headSeq);
-      if (r.stored) this.log.warn(`run ${runId}: step ${step.id}: ${message}`);
+      const r = await this.runLog.endWaiting(runId, step.id, v.headSeq, { status: 'failed', output: { success: false, message } }, { attempt: 1, agent: 'gateway', at: new Date().toISOString() });
+      if (r?.stored) this.log.warn(`run ${runId}: step ${step.id}: ${message}`);
     }
     if (g.steps.some((v) => v.state === 'ready' || v.state === 'running')) return undefined;
     this.log.warn(`run ${runId}: no step of its graph is waiting or running and it has not ended; settling it`);

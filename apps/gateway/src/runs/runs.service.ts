@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { type Pipeline, type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
+import { type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
-import { isLine, planRerun, planTransition } from '@conveyor/runs';
+import { isLine, pipelineOfRun, planRerun, planTransition } from '@conveyor/runs';
 import { ConflictError, NotFoundError, ResourcesStore, RunsStore, type RunsPage, type Versioned } from '@conveyor/store';
 import { RunStarter } from './run-starter.service';
 import { RunAdmission } from './run-admission.service';
@@ -94,8 +94,7 @@ export class RunsService {
     if (!steps) throw new ConflictError(`run ${id} has no step that failed, was cancelled or skipped; re-run it whole instead`);
     const resource = await this.resources.version(old.resource.type, old.resource.name, old.resource.version);
     if (!resource) throw new NotFoundError(`version ${old.resource.version} of resource ${old.resource.type}/${old.resource.name} is no longer stored; it cannot be re-run`);
-    const now = new Date().toISOString();
-    const pipeline: Pipeline = { name: old.pipeline.name, description: '', resource: old.pipeline.resource, steps, ...(old.pipeline.failFast !== undefined ? { failFast: old.pipeline.failFast } : {}), createdAt: now, updatedAt: now };
+    const pipeline = pipelineOfRun(old, steps);
     const runid = newRunId();
     this.starter.checkFits(pipeline, resource);
     await this.moduleRef.get(RunAdmission, { strict: false }).start(runid, pipeline, resource, { rerunOf: id });
@@ -122,31 +121,30 @@ export class RunsService {
     if (g.ended || v.state !== 'ready') {
       throw new ConflictError(`step "${stepId}" of run ${id} is not waiting for a decision (${v.done ? `it ended ${v.state}${v.done.from.message ? `: ${v.done.from.message}` : ''}` : g.ended ? 'the run has ended' : 'it is not ready yet'})`);
     }
-    const work = await this.runLog.stepWork(id, stepId);
-    if (!work?.msg) throw new ConflictError(`step "${stepId}" of run ${id} has no readable work to decide on`);
     const at = new Date().toISOString();
     const said = `${approve ? 'approved' : 'rejected'} by ${who} at ${at}${comment ? `: ${comment}` : ''}`;
     const outcome = approve ? { status: 'succeeded' as const, output: { success: true, message: said, data: { approvedBy: who, at } } } : { status: 'failed' as const, output: { success: false, message: said } };
-    const r = await this.runLog.endStep(work.msg, outcome, { attempt: 1, agent: 'gateway', at }, v.headSeq);
-    if (!r.stored) throw new ConflictError(`step "${stepId}" of run ${id} was decided meanwhile`);
+    const r = await this.runLog.endWaiting(id, stepId, v.headSeq, outcome, { attempt: 1, agent: 'gateway', at });
+    if (!r?.stored) throw new ConflictError(`step "${stepId}" of run ${id} was decided meanwhile`);
     this.log.log(`run ${id}: step ${stepId} ${said}`);
     return (await this.runs.require(id)).value;
   }
 
   /**
-   * The same for a graph: the first of its steps whose work waits unstarted is skipped with the
-   * run's cancel, and the same batch skips every other waiting step and readies the cleanup
-   * steps (see planGraphTransition). Steps running meanwhile are stopped by the stop order.
+   * The same for a graph: the first of its normal steps whose work waits unstarted is skipped
+   * with the run's cancel, and settling the run after it skips every other waiting step and
+   * readies the cleanup steps (see planGraphFollowUp). Steps running meanwhile are stopped by the
+   * stop order.
    */
   private async skipWaitingGraphSteps(id: string, run: Run): Promise<void> {
     const g = await this.runLog.graph(id, run.pipeline.steps);
     for (const [i, v] of g.steps.entries()) {
-      if (v.state !== 'ready' || run.pipeline.steps[i].always) continue;
-      const work = await this.runLog.stepWork(id, run.pipeline.steps[i].id);
-      if (!work?.msg || work.seq !== v.headSeq || work.msg.mode !== 'normal') continue;
-      if (await this.runLog.lastStarted(id, run.pipeline.steps[i].id)) continue;
-      const r = await this.runLog.endStep(work.msg, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' }, v.headSeq);
-      if (r.stored) return;
+      const step = run.pipeline.steps[i];
+      if (v.state !== 'ready' || step.always) continue;
+      if (await this.runLog.lastStarted(id, step.id)) continue;
+      // Work readied after a failure is cleanup (mode cleanup): it still runs.
+      const r = await this.runLog.endWaiting(id, step.id, v.headSeq, { status: 'cancelled', message: 'the run was cancelled' }, { attempt: 0, at: new Date().toISOString(), as: 'skipped' }, (msg) => msg.mode === 'normal');
+      if (r?.stored) return;
     }
   }
 
