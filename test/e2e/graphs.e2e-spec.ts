@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -190,16 +190,16 @@ describe('pipelines as graphs', () => {
   });
 
   it('refuses a matrix of 10,000 combinations, a bad axis and maxParallel without a matrix, naming the step; nothing is stored', async () => {
-    const post = (steps: object[]) => fetch(`${sys.api.baseUrl}/pipelines`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'too-wide', resource: 'thing', steps }) });
+    const post = (steps: object[]) => sys.api.request<{ message: string }>('POST', '/pipelines', { name: 'too-wide', resource: 'thing', steps });
     const axis = Array.from({ length: 100 }, (_, i) => i);
     const big = await post([{ id: 'a', name: 'a', driver: 'alpha', matrix: { x: axis, y: axis } }]);
     expect(big.status).toBe(400);
-    expect(((await big.json()) as { message: string }).message).toBe('steps.0 ("a") matrix has 10000 combinations; at most 64');
+    expect(big.body.message).toBe('steps.0 ("a") matrix has 10000 combinations; at most 64');
     const bad = await post([{ id: 'a', name: 'a', driver: 'alpha', matrix: { x: [] } }]);
-    expect(((await bad.json()) as { message: string }).message).toBe('steps.0 ("a") matrix axis "x" must be a non-empty list of strings, numbers or booleans');
+    expect(bad).toMatchObject({ status: 400, body: { message: 'steps.0 ("a") matrix axis "x" must be a non-empty list of strings, numbers or booleans' } });
     const lone = await post([{ id: 'a', name: 'a', driver: 'alpha', maxParallel: 2 }]);
-    expect(((await lone.json()) as { message: string }).message).toBe('steps.0 ("a") has maxParallel but no matrix');
-    expect((await fetch(`${sys.api.baseUrl}/pipelines/too-wide`)).status).toBe(404);
+    expect(lone).toMatchObject({ status: 400, body: { message: 'steps.0 ("a") has maxParallel but no matrix' } });
+    expect((await sys.api.request('GET', '/pipelines/too-wide')).status).toBe(404);
   });
 
   it('when: a step runs on its condition over the run\'s inputs or is skipped with the reason; a failure-status step runs after a failure', async () => {
@@ -238,14 +238,10 @@ describe('pipelines as graphs', () => {
   });
 
   it('when: an expression that does not compile is a 400 naming the step; one that cannot be evaluated fails its step with the reason', async () => {
-    const res = await fetch(`${sys.api.baseUrl}/pipelines`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bad-when', resource: 'thing', steps: [{ id: 'a', name: 'a', driver: 'alpha', when: { expr: "ref ==" } }] }),
-    });
+    const res = await sys.api.request<{ message: string }>('POST', '/pipelines', { name: 'bad-when', resource: 'thing', steps: [{ id: 'a', name: 'a', driver: 'alpha', when: { expr: 'ref ==' } }] });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { message: string }).message).toMatch(/^steps\.0 \("a"\) when\.expr does not compile: /);
-    expect((await fetch(`${sys.api.baseUrl}/pipelines/bad-when`)).status).toBe(404);
+    expect(res.body.message).toMatch(/^steps\.0 \("a"\) when\.expr does not compile: /);
+    expect((await sys.api.request('GET', '/pipelines/bad-when')).status).toBe(404);
     const id = await sys.run([{ id: 'a', driver: 'alpha' }, { id: 'b', driver: 'beta', when: { expr: 'nosuch.field == 1' } }, { id: 'c', driver: 'cleanup', always: true }]);
     const run = await sys.waitForRun(id);
     expect(run.status).toBe('failed');
@@ -271,11 +267,11 @@ describe('pipelines as graphs', () => {
       // Not before it ended; and a run with nothing failed has nothing to re-run only.
       const live = await sys.run([{ id: 'x', driver: 'alpha', config: { sleepMs: 3_000 } }]);
       await sys.waitForRun(live, ['running']);
-      const early = await fetch(`${sys.api.baseUrl}/runs/${live}/rerun`, { method: 'POST' });
+      const early = await sys.api.request<{ message: string }>('POST', `/runs/${live}/rerun`);
       expect(early.status).toBe(409);
-      expect(((await early.json()) as { message: string }).message).toMatch(/has not ended \((queued|running)\)/);
+      expect(early.body.message).toMatch(/has not ended \((queued|running)\)/);
       await sys.waitForRun(live);
-      const nothing = await fetch(`${sys.api.baseUrl}/runs/${live}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"failed":true}' });
+      const nothing = await sys.api.request('POST', `/runs/${live}/rerun`, { failed: true });
       expect(nothing.status).toBe(409);
 
       rmSync(broken);
@@ -305,7 +301,6 @@ describe('pipelines as graphs', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    expect(existsSync(dir)).toBe(false);
   });
 
   it('approvals: a step waits for a person; approve lets the run go on, reject fails it, a second decision is a 409, and the wait times out', async () => {
@@ -315,7 +310,7 @@ describe('pipelines as graphs', () => {
       { id: 'deploy', driver: 'beta' },
       { id: 'stop', driver: 'cleanup', always: true },
     ];
-    const post = (path: string, body: object = {}) => fetch(`${sys.api.baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (path: string, body: object = {}) => sys.api.request<{ message: string }>('POST', path, body);
     const waiting = async (id: string) => {
       return waitFor(`run ${id} to wait for approval`, async () => ((await sys.api.run(id)).steps[1].status === 'waiting' ? true : undefined), 15_000, 50);
     };
@@ -327,7 +322,7 @@ describe('pipelines as graphs', () => {
     expect(ok.status).toBe(200);
     const twice = await post(`/runs/${approved}/steps/gate/reject`);
     expect(twice.status).toBe(409);
-    expect(((await twice.json()) as { message: string }).message).toMatch(/is not waiting for a decision \(it ended succeeded: approved by an unauthenticated caller/);
+    expect(twice.body.message).toMatch(/is not waiting for a decision \(it ended succeeded: approved by an unauthenticated caller/);
     const run = await sys.waitForRun(approved);
     expect(run.status).toBe('succeeded');
     expect(step(run, 'gate').message).toMatch(/^approved by an unauthenticated caller .* at \d{4}-.*: ship it$/);
@@ -350,7 +345,7 @@ describe('pipelines as graphs', () => {
 
     const reserved = await post('/pipelines', { name: 'uses-approval', resource: 'thing', steps: [{ id: 'a', name: 'a', driver: 'approval' }] });
     expect(reserved.status).toBe(400);
-    expect(((await reserved.json()) as { message: string }).message).toBe('steps.0.driver "approval" is reserved for approval steps (set "approval": true)');
+    expect(reserved.body.message).toBe('steps.0.driver "approval" is reserved for approval steps (set "approval": true)');
   });
 
   it('concurrency groups: runs of one group run one at a time in order, queued with the reason; a queued run can be cancelled; cancelInProgress cancels the running one', async () => {
@@ -382,8 +377,8 @@ describe('pipelines as graphs', () => {
     expect((await sys.waitForRun(old, undefined, 15_000)).status).toBe('cancelled');
     expect((await sys.waitForRun(latest, undefined, 15_000)).status).toBe('succeeded');
 
-    const bad = await fetch(`${sys.api.baseUrl}/pipelines`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bad-group', resource: 'thing', concurrency: { group: '${{ secrets.x }}' }, steps: [{ id: 'a', name: 'a', driver: 'alpha' }] }) });
+    const bad = await sys.api.request<{ message: string }>('POST', '/pipelines', { name: 'bad-group', resource: 'thing', concurrency: { group: '${{ secrets.x }}' }, steps: [{ id: 'a', name: 'a', driver: 'alpha' }] });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { message: string }).message).toBe('concurrency.group: ${{ secrets.x }} is not one of pipeline, resource.name, resource.type, resource.spec.<key>');
+    expect(bad.body.message).toBe('concurrency.group: ${{ secrets.x }} is not one of pipeline, resource.name, resource.type, resource.spec.<key>');
   });
 });

@@ -10,7 +10,7 @@ import {
   type StepOutput,
 } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
-import { listKeys, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
+import { liveBeats, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
@@ -94,15 +94,10 @@ export class StepRunner implements MessageProcessor {
       // stored (both on the server's clock).
       async (runId, stepId, driver, workStoredAt) => {
         if (this.active.count(runId, stepId) > 1) return true;
-        for (const key of await listKeys(agents)) {
-          if (key === this.config.agent.id) continue;
-          const e = await agents.get(key);
-          if (!e || e.operation !== 'PUT') continue;
-          const a = e.json<AgentInfo>();
-          if (a.running.some((r) => r.runId === runId && r.stepId === stepId)) return true;
-          if (a.drivers.includes(driver) && e.created.getTime() < workStoredAt) return true;
-        }
-        return false;
+        return (await liveBeats(agents)).some(
+          ({ info: a, storedAt }) =>
+            a.id !== this.config.agent.id && (a.running.some((r) => r.runId === runId && r.stepId === stepId) || (a.drivers.includes(driver) && storedAt < workStoredAt)),
+        );
       },
     );
     const buckets = await openBuckets(ctx);

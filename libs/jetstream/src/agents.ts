@@ -9,6 +9,11 @@ import { listKeys } from './kv-keys';
  * declared dead nor kept alive by it.
  */
 export async function liveAgents(bucket: KV): Promise<AgentInfo[]> {
+  return (await liveBeats(bucket)).map((b) => b.info);
+}
+
+/** The live agents with when the server stored each one's last heartbeat (its clock, in ms). */
+export async function liveBeats(bucket: KV): Promise<Array<{ info: AgentInfo; storedAt: number }>> {
   const entries = await Promise.all((await listKeys(bucket)).map((key) => bucket.get(key)));
-  return entries.filter((e) => e !== null && e.operation === 'PUT').map((e) => e!.json<AgentInfo>());
+  return entries.flatMap((e) => (e !== null && e.operation === 'PUT' ? [{ info: e.json<AgentInfo>(), storedAt: e.created.getTime() }] : []));
 }

@@ -53,6 +53,15 @@ function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef
   };
 }
 
+/**
+ * A pipeline as a run of it ran (its snapshot, matrices expanded), to start another run of it
+ * (a re-run, or a run that waited for its concurrency group); `steps` replaces the snapshot's.
+ */
+export function pipelineOfRun(run: Pick<Run, 'pipeline'>, steps = run.pipeline.steps, now = new Date().toISOString()): Pipeline {
+  const p = run.pipeline;
+  return { name: p.name, description: '', resource: p.resource, steps, ...(p.failFast !== undefined ? { failFast: p.failFast } : {}), createdAt: now, updatedAt: now };
+}
+
 /** The message that starts a run: its first step, carrying everything a driver needs. */
 export function firstStepMessage(run: Run, resource: Resource): StepMessage {
   return {

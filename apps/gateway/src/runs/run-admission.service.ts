@@ -2,7 +2,7 @@ import { forwardRef, Inject, Injectable, Logger, type OnApplicationBootstrap, ty
 import type { KV } from '@nats-io/kv';
 import { isTerminalRunStatus, type Pipeline, type Resource, type Run } from '@conveyor/contracts';
 import { JETSTREAM, isNotFound, openGroupsBucket, type JetStreamContext } from '@conveyor/jetstream';
-import { newRun, renderGroup } from '@conveyor/runs';
+import { newRun, pipelineOfRun, renderGroup } from '@conveyor/runs';
 import { ConflictError, ResourcesStore, RunsStore } from '@conveyor/store';
 import { PeriodicCheck } from '../common/periodic-check';
 import { RunStarter } from './run-starter.service';
@@ -96,10 +96,8 @@ export class RunAdmission implements OnApplicationBootstrap, OnModuleDestroy {
       const { message: _, ...rest } = r;
       return rest;
     });
-    const now = new Date().toISOString();
-    const pipeline: Pipeline = { name: run.pipeline.name, description: '', resource: run.pipeline.resource, steps: run.pipeline.steps, ...(run.pipeline.failFast !== undefined ? { failFast: run.pipeline.failFast } : {}), createdAt: now, updatedAt: now };
     this.log.log(`run ${runId}: concurrency group "${group}" is free; starting`);
-    await this.starter.start(runId, pipeline, resource, { group });
+    await this.starter.start(runId, pipelineOfRun(run), resource, { group });
   }
 
   /** A queued run is cancelled where it waits (it never started); a running one like any cancel. */
