@@ -6,7 +6,9 @@ describe('loadConfig', () => {
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(c.prefix).toBe('conveyor');
     expect(c.replicas).toBe(1);
-    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20, runsListScan: 5000 });
+    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20, sseMaxRunFeeds: 100, runsListScan: 5000 });
+    expect(c.http.webDir).toBeUndefined();
+    expect(loadConfig({ CONVEYOR_WEB_DIR: ' /srv/web ', CONVEYOR_SSE_MAX_RUN_FEEDS: '3' }).http).toMatchObject({ webDir: '/srv/web', sseMaxRunFeeds: 3 });
     expect(c.retention.runsMaxAgeMs).toBe(30 * 86_400_000);
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);

@@ -30,8 +30,12 @@ export interface ConveyorConfig {
     /** How long the runs bucket keeps a run record after its last change. */
     runsMaxAgeMs: number;
   };
-  /** `runsListScan`: run records a filtered `GET /runs` reads at most, newest first. */
-  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number; runsListScan: number };
+  /**
+   * `runsListScan`: run records a filtered `GET /runs` reads at most, newest first.
+   * `sseMaxRunFeeds`: open `GET /runs/events` streams per gateway (each holds a KV watch).
+   * `webDir`: the built web dashboard (CONVEYOR_WEB_DIR); undefined: found beside the gateway.
+   */
+  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number; sseMaxRunFeeds: number; runsListScan: number; webDir?: string };
   /** API tokens and their roles (none: an open API, loopback only unless allowed). */
   auth: ApiAuthConfig;
   /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
@@ -124,7 +128,9 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       host: env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1',
       bodyLimitBytes: bytes(env, 'CONVEYOR_BODY_LIMIT', '1mb'),
       sseMaxPerRun: int(env, 'CONVEYOR_SSE_MAX_PER_RUN', 20, 1, 10_000),
+      sseMaxRunFeeds: int(env, 'CONVEYOR_SSE_MAX_RUN_FEEDS', 100, 1, 100_000),
       runsListScan: int(env, 'CONVEYOR_RUNS_LIST_SCAN', 5000, 500, 1_000_000),
+      webDir: env.CONVEYOR_WEB_DIR?.trim() || undefined,
     },
     auth: loadApiAuthConfig(env),
     secretKey: loadSecretKey(env),
