@@ -142,11 +142,12 @@ export class RunsStore extends JsonKv<Run> {
    *    deleted);
    *  - with one, in batches of 128 until `limit` match, at most `maxScan` records in all;
    *    `partial` says the scan stopped there with older runs unread.
+   * `before` (a run id) pages on: only runs older than it (keys below it) are looked at.
    */
-  async page(limit: number, opts: { filter?: (run: Run) => boolean; maxScan?: number } = {}): Promise<RunsPage> {
-    const { filter } = opts;
+  async page(limit: number, opts: { filter?: (run: Run) => boolean; maxScan?: number; before?: string } = {}): Promise<RunsPage> {
+    const { filter, before } = opts;
     const maxScan = Math.max(limit, opts.maxScan ?? DEFAULT_RUNS_SCAN);
-    const keys = (await this.keys()).sort().reverse();
+    const keys = (await this.keys()).filter((k) => before === undefined || k < before).sort().reverse();
     const runs: Run[] = [];
     let scanned = 0;
     while (runs.length < limit && scanned < keys.length && scanned < maxScan) {

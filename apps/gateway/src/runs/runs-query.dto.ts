@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
-import { NAME_PATTERN, NAME_RULE, type RunStatus } from '@conveyor/contracts';
+import { NAME_PATTERN, NAME_RULE, RUN_ID_PATTERN, type RunStatus } from '@conveyor/contracts';
 
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const nameMessage = { message: `$property must be ${NAME_RULE}` };
@@ -34,6 +34,11 @@ export class RunsQueryDto {
   @Min(1)
   @Max(500)
   limit?: number;
+
+  @ApiPropertyOptional({ description: 'only runs older than this run id (the next page: see the `Link` header)' })
+  @IsOptional()
+  @Matches(RUN_ID_PATTERN, { message: '$property must be a run id (26 lowercase letters and digits)' })
+  before?: string;
 }
 
 /** `POST /runs/:id/rerun`: the whole run again, or (`failed: true`) only what did not succeed. */

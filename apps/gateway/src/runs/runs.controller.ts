@@ -18,11 +18,19 @@ export class RunsController {
     summary: 'Runs, newest first',
     description:
       'A filtered list looks at the newest CONVEYOR_RUNS_LIST_SCAN runs at most; when it stopped there with fewer than `limit` matches, ' +
-      'the `Conveyor-Runs-Partial` header gives the number of runs it looked at.',
+      'the `Conveyor-Runs-Partial` header gives the number of runs it looked at. A full page has a `Link` header (rel="next") ' +
+      'to the runs older than its last one (`before`), with the same filters.',
   })
   async list(@Query() q: RunsQueryDto, @Res({ passthrough: true }) res: Response): Promise<Run[]> {
-    const page = await this.service.list({ pipeline: q.pipeline, status: q.status, resource: q.resource, type: q.type, limit: q.limit ?? 50 });
+    const limit = q.limit ?? 50;
+    const page = await this.service.list({ pipeline: q.pipeline, status: q.status, resource: q.resource, type: q.type, limit, before: q.before });
     if (page.partial) res.setHeader('Conveyor-Runs-Partial', String(page.scanned));
+    // A full page may have older runs after it; a short one has not (or the scan stopped: see Partial).
+    if (page.runs.length === limit) {
+      const next = new URLSearchParams({ before: page.runs[page.runs.length - 1].id });
+      for (const key of ['pipeline', 'status', 'resource', 'type', 'limit'] as const) if (q[key] !== undefined) next.set(key, String(q[key]));
+      res.setHeader('Link', `</runs?${next}>; rel="next"`);
+    }
     return page.runs;
   }
 

@@ -14,6 +14,8 @@ export interface RunFilter {
   resource?: string;
   type?: string;
   limit: number;
+  /** Only runs older than this run id. */
+  before?: string;
 }
 
 @Injectable()
@@ -43,7 +45,7 @@ export class RunsService {
       (!f.status || r.status === f.status) &&
       (!f.resource || r.resource.name === f.resource) &&
       (!f.type || r.resource.type === f.type);
-    return this.runs.page(f.limit, { filter: filtered ? filter : undefined, maxScan: this.ctx.config.http.runsListScan });
+    return this.runs.page(f.limit, { filter: filtered ? filter : undefined, maxScan: this.ctx.config.http.runsListScan, before: f.before });
   }
 
   get(id: string): Promise<Versioned<Run>> {
