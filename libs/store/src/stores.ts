@@ -1,3 +1,5 @@
+import { KvWatchInclude, type KvWatchEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/transport-node';
 import type { ResourceDefinition, Pipeline, Resource, Run } from '@conveyor/contracts';
 import type { Buckets } from '@conveyor/jetstream';
 import { ConflictError, NotFoundError, isWrongRevision } from './errors';
@@ -159,5 +161,20 @@ export class RunsStore extends JsonKv<Run> {
       }
     }
     return { runs, scanned, partial: runs.length < limit && scanned < keys.length };
+  }
+
+  /**
+   * Changes of run records (of one run with `runId`) as the bucket stores them, each with its
+   * revision. After `afterRevision`: every revision stored since, none twice (a revision
+   * superseded in the bucket's history is skipped, its key's later one comes); without it,
+   * only changes from now on. The watch is live when this resolves; `stop()` ends it.
+   */
+  watch(opts: { runId?: string; afterRevision?: number } = {}): Promise<QueuedIterator<KvWatchEntry>> {
+    const { runId, afterRevision } = opts;
+    return this.kv.watch(
+      afterRevision === undefined
+        ? { key: runId ?? '>', include: KvWatchInclude.UpdatesOnly }
+        : { key: runId ?? '>', include: KvWatchInclude.AllHistory, resumeFromRevision: afterRevision + 1 },
+    );
   }
 }

@@ -17,7 +17,7 @@ export function isOpenPath(path: string): boolean {
 }
 
 /** Browsers' EventSource cannot send headers: SSE streams also take `?access_token=`. */
-const SSE_PATH = /^\/logs\/(pipeline|streams)\//;
+const SSE_PATH = /^\/logs\/(pipeline|streams)\/|^\/runs\/events$/;
 
 /**
  * Authentication for every path the app serves, Nest routes or not (`/docs`, `/metrics`):

@@ -7,9 +7,7 @@ import { CONVEYOR_CONFIG } from '@conveyor/jetstream';
 import { LogReader, type LogEntry } from '@conveyor/logs';
 import { RunsStore } from '@conveyor/store';
 import { NamePipe, RunIdPipe } from '../common/params';
-
-/** Keeps proxies and idle-timeouts from closing a quiet stream. */
-const SSE_PING_MS = 15_000;
+import { drained, openSse } from '../common/sse';
 
 @ApiTags('logs')
 @Controller('logs')
@@ -81,15 +79,7 @@ export class LogsController implements OnModuleDestroy {
     const abort = new AbortController();
     this.streams.add(abort);
     res.on('close', () => abort.abort());
-    res.status(200).set({
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.flushHeaders();
-    res.write('retry: 1000\n\n');
-    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
+    const stopPings = openSse(res);
     try {
       for await (const e of this.reader.read(runId, { driver, afterSeq, follow: true, signal: abort.signal })) {
         if (!res.write(frame(e))) await drained(res, abort.signal);
@@ -98,7 +88,7 @@ export class LogsController implements OnModuleDestroy {
     } catch (err) {
       if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
     } finally {
-      clearInterval(ping);
+      stopPings();
       this.streams.delete(abort);
       const left = (this.perRun.get(runId) ?? 1) - 1;
       if (left > 0) this.perRun.set(runId, left);
@@ -106,19 +96,6 @@ export class LogsController implements OnModuleDestroy {
       res.end();
     }
   }
-}
-
-/** Waits until the client took what was written, or is gone. */
-function drained(res: Response, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 function frame(e: LogEntry): string {

@@ -1,17 +1,21 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { BadRequestException, Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiHeader, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { Run } from '@conveyor/contracts';
+import { RUN_ID_PATTERN, type Run } from '@conveyor/contracts';
 import { setEtag } from '../common/etag';
 import { RunIdPipe, StepIdPipe } from '../common/params';
 import { DecisionDto, RerunDto, RunsQueryDto } from './runs-query.dto';
 import type { AuthenticatedRequest } from '../auth/auth.middleware';
+import { RunFeeds } from './run-feeds.service';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
 @Controller('runs')
 export class RunsController {
-  constructor(private readonly service: RunsService) {}
+  constructor(
+    private readonly service: RunsService,
+    private readonly feeds: RunFeeds,
+  ) {}
 
   @Get()
   @ApiOperation({
@@ -32,6 +36,24 @@ export class RunsController {
       res.setHeader('Link', `</runs?${next}>; rel="next"`);
     }
     return page.runs;
+  }
+
+  // Declared before ':id', which would take "events" for a run id.
+  @Get('events')
+  @ApiOperation({
+    summary: 'Server-Sent Events: run records as they change (event "run" with the run, "deleted" with its id)',
+    description:
+      'The event id is the runs bucket\'s revision: with `Last-Event-ID` the stream resumes after it, without a gap or a duplicate ' +
+      '(a run\'s ETag is one too); without it, only changes from now on. At most CONVEYOR_SSE_MAX_RUN_FEEDS streams per gateway (429).',
+  })
+  @ApiProduces('text/event-stream')
+  @ApiQuery({ name: 'run', required: false, description: 'only this run\'s changes' })
+  @ApiHeader({ name: 'Last-Event-ID', required: false })
+  async events(@Query('run') runId: string | undefined, @Headers('last-event-id') lastEventId: string | undefined, @Res() res: Response): Promise<void> {
+    if (runId !== undefined && (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId))) {
+      throw new BadRequestException('query parameter "run" must be a run id (26 lowercase letters and digits)');
+    }
+    await this.feeds.stream(res, { runId, lastEventId });
   }
 
   @Get(':id')

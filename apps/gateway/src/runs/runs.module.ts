@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { MetricsModule } from '../metrics/metrics.module';
 import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
+import { RunFeeds } from './run-feeds.service';
 import { RunReconciler } from './run-reconciler.service';
 import { RunStarter } from './run-starter.service';
 import { RunAdmission } from './run-admission.service';
@@ -11,7 +12,7 @@ import { RunsService } from './runs.service';
 @Module({
   imports: [MetricsModule],
   controllers: [RunsController],
-  providers: [RunsService, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
+  providers: [RunsService, RunFeeds, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
   exports: [RunStarter, RunAdmission],
 })
 export class RunsModule {}
