@@ -3,6 +3,7 @@ import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
 import { AuthModule } from './auth/auth.module';
 import { StoresModule } from './common/stores.module';
+import { DeadLettersModule } from './dead-letters/dead-letters.module';
 import { DefinitionsModule } from './definitions/definitions.module';
 import { DriversModule } from './drivers/drivers.module';
 import { HealthModule } from './health/health.module';
@@ -18,7 +19,7 @@ export class AppModule {
   static forRoot(config: ConveyorConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, HealthModule, MetricsModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }
 }

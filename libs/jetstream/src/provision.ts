@@ -89,6 +89,9 @@ export async function provisionStreams(ctx: JetStreamContext): Promise<void> {
     subjects: [s.allDeadLetters],
     retention: RetentionPolicy.Limits,
     max_age: nanos(c.retention.deadLettersMaxAgeMs),
+    // The gateway reads a driver's newest letters backwards (direct gets up to a sequence),
+    // never the whole stream. Turned on for a stream made before it, too (see ensureStream).
+    allow_direct: true,
   });
 }
 
@@ -174,13 +177,16 @@ async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig>
     (config.max_bytes !== undefined && cur.max_bytes !== config.max_bytes) ||
     // The window only grows: the process that needs the longest (its ack wait) wins.
     (config.duplicate_window !== undefined && config.duplicate_window > cur.duplicate_window) ||
-    cur.num_replicas !== config.num_replicas;
+    cur.num_replicas !== config.num_replicas ||
+    // Only ever turned on: a reader relies on it.
+    (config.allow_direct === true && !cur.allow_direct);
   if (drift) {
     await ctx.jsm.streams.update(config.name, {
       max_age: config.max_age,
       max_bytes: config.max_bytes ?? cur.max_bytes,
       duplicate_window: Math.max(config.duplicate_window ?? 0, cur.duplicate_window),
       num_replicas: config.num_replicas,
+      ...(config.allow_direct ? { allow_direct: true } : {}),
     });
   }
 }
