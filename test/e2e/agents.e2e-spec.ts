@@ -56,6 +56,27 @@ describe('driver agents', () => {
     expect(run.steps.map((s) => s.attempts)).toEqual([1, 1]);
   });
 
+  it('a draining agent says so in GET /drivers at once, while its step still runs', async () => {
+    // Beats 2 s apart (the bucket keeps an entry 3 s), so a drain seen within 1 s of the signal, just after a beat, is not the next beat's.
+    const agent = await sys.startDriver(['patient'], { CONVEYOR_HEARTBEAT_INTERVAL: '2s' });
+    const id = await sys.run([{ driver: 'patient', config: { sleepMs: 5_000 } }]);
+    await waitFor('the step to start', () => sys.journalOf(id).find((j) => j.what === 'start'));
+    const seen = await waitFor('the running step in a heartbeat', async () => (await agents()).find((x) => x.id === agent.agentId && x.running.length > 0));
+    expect(seen.draining).toBeUndefined();
+    await waitFor('a fresh heartbeat', async () => ((await agents()).find((x) => x.id === agent.agentId)?.lastHeartbeat !== seen.lastHeartbeat ? true : undefined), 5_000, 20);
+    const signalled = Date.now();
+    agent.signal('SIGTERM');
+    const draining = await waitFor('the agent to say it drains', async () => (await agents()).find((x) => x.id === agent.agentId && x.draining === true), 5_000, 20);
+    expect(Date.now() - signalled).toBeLessThan(1_000);
+    expect(draining.running).toEqual([expect.objectContaining({ runId: id, stepId: 's1', driver: 'patient' })]);
+    expect(sys.journalOf(id).filter((j) => j.what === 'done')).toEqual([]);
+    expect(await agent.exit()).toBe(0);
+    expect((await agents()).some((x) => x.id === agent.agentId)).toBe(false);
+    const run = await sys.waitForRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps[0].agent).toBe(agent.agentId);
+  });
+
   it('a step still running when the drain timeout ends goes back to the queue for another agent', async () => {
     const agent = await sys.startDriver(['slowpoke'], { CONVEYOR_DRAIN_TIMEOUT: '1s' });
     const id = await sys.run([{ driver: 'slowpoke', config: { sleepMs: 20_000, failTimes: 0 } }]);

@@ -52,6 +52,14 @@ export class AppProcess {
     if (this.alive) this.proc.kill(signal);
   }
 
+  /** Waits (bounded: then SIGKILL) for an exit already asked for, without a signal of its own; returns the exit code. */
+  async exit(timeoutMs = 40_000): Promise<number | null> {
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code ?? null;
+  }
+
   /** Sends a signal and waits (bounded) for the exit; returns the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 40_000): Promise<number | null> {
     if (this.alive) this.proc.kill(signal);

@@ -182,4 +182,6 @@ export interface AgentInfo {
   running: Array<{ runId: string; stepId: string; driver: string; since: string }>;
   startedAt: string;
   lastHeartbeat: string;
+  /** Stopping (SIGTERM/SIGINT): takes no new work, lets its running steps finish. */
+  draining?: boolean;
 }

@@ -11,6 +11,9 @@ import type { ConveyorConfig } from '@conveyor/config';
 export class Heartbeat {
   private timer?: NodeJS.Timeout;
   private readonly startedAt = new Date().toISOString();
+  private draining = false;
+  /** Beats being written, awaited by stop() so that none lands after the entry's delete. */
+  private readonly inflight = new Set<Promise<void>>();
   private readonly log = new Logger('Heartbeat');
 
   constructor(
@@ -30,12 +33,25 @@ export class Heartbeat {
     if (reconnected) void (async () => { for await (const _ of reconnected) void this.beat(); })().catch(() => undefined);
   }
 
+  /** The agent stops taking work: said at once (GET /drivers shows it), and in every beat until it leaves. */
+  drain(): Promise<void> {
+    this.draining = true;
+    return this.beat();
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    await Promise.all(this.inflight);
     await this.bucket.delete(this.config.agent.id).catch(() => undefined);
   }
 
-  private async beat(): Promise<void> {
+  private beat(): Promise<void> {
+    const p: Promise<void> = this.write().finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+    return p;
+  }
+
+  private async write(): Promise<void> {
     const { id, machine, concurrency } = this.config.agent;
     const info: AgentInfo = {
       id,
@@ -47,6 +63,7 @@ export class Heartbeat {
       running: this.running(),
       startedAt: this.startedAt,
       lastHeartbeat: new Date().toISOString(),
+      ...(this.draining ? { draining: true } : {}),
     };
     try {
       await this.bucket.put(id, JSON.stringify(info));

@@ -46,6 +46,10 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
       stopping = true;
       metrics.draining();
       log.log(`${signal}: draining (up to ${drainTimeoutMs / 1000}s) and stopping`);
+      // Said at once in the agents bucket (GET /drivers), not after the running steps end; not
+      // awaited, so an unreachable NATS does not delay the drain (its heartbeat awaits the write
+      // before it removes the entry).
+      void runner.draining();
       app.close().then(
         () => process.exit(0),
         (err) => {

@@ -107,6 +107,11 @@ export class StepRunner implements MessageProcessor {
     await this.heartbeat.start(reconnects(ctx));
   }
 
+  /** The agent starts draining: its heartbeat entry says so at once (see Heartbeat.drain). */
+  async draining(): Promise<void> {
+    await this.heartbeat?.drain();
+  }
+
   abortAll(reason: string): void {
     this.active.abortAll('shutdown', reason);
   }
