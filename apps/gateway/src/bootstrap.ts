@@ -10,6 +10,7 @@ import { authMiddleware } from './auth/auth.middleware';
 import { declareBearerAuth } from './auth/openapi-security';
 import { HttpErrorFilter, toHttpError } from './common/http-error.filter';
 import { validationPipe } from './common/validation';
+import { dashboardDir, webDashboard } from './web/dashboard';
 
 /**
  * The gateway, configured but not listening: main.ts listens on the configured port, tests
@@ -18,7 +19,9 @@ import { validationPipe } from './common/validation';
  */
 export async function createGateway(config: ConveyorConfig, options: NestApplicationOptions = {}): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...options, bodyParser: false });
-  // First of all, before a body is read: every path but /health needs a token when tokens are configured.
+  // The web dashboard's files (no data in them) before the token check, so its sign-in page loads without one.
+  app.use(webDashboard(dashboardDir(config.http.webDir, __dirname)));
+  // Then, before a body is read: every other path but /health needs a token when tokens are configured.
   app.use(authMiddleware(new TokenAuthenticator(config.auth.tokens)));
   // Our own parser, so that the limit is the configured one; its errors become 400/413 in HttpErrorFilter.
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes });
