@@ -3,6 +3,7 @@ import type { Run } from '@conveyor/contracts';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { NatsServer } from '../support/nats-server';
+import { TestSystem } from '../support/system';
 import { eventually, startGateway, storedState, tutorial, type RunningGateway } from '../support/gateway';
 
 jest.setTimeout(90_000);
@@ -99,5 +100,35 @@ describe('gateway across restarts', () => {
     expect(after).toEqual(before);
     await stepStarted(firstRun, '3', 'agent-after-crash');
     await stepRunning(firstRun, '3');
+  });
+});
+
+describe('a gateway shutting down', () => {
+  it('answers 503 to a request that arrives meanwhile, so a client that reconnects at once cannot hold the shutdown', async () => {
+    const sys = await TestSystem.start();
+    try {
+      await sys.startDriver(['work']);
+      const id = await sys.run([{ driver: 'work', config: { sleepMs: 30_000 } }]);
+      // A log stream open, as a browser on the run's page holds one; the shutdown ends it and
+      // the browser asks again at once. Before the fix, that request started a watch on the
+      // closing NATS connection, waited for ever, and held the HTTP server's close.
+      const open = new AbortController();
+      void fetch(`${sys.api.baseUrl}/logs/pipeline/${id}`, { signal: open.signal })
+        .then(async (r) => {
+          for await (const _ of r.body as unknown as AsyncIterable<Uint8Array>) void _;
+        })
+        .catch(() => undefined);
+      await sys.api.ok('GET', `/runs/${id}`);
+      const closing = sys.gateway.close();
+      const late = await fetch(`${sys.api.baseUrl}/runs/events?run=${id}`, { signal: AbortSignal.timeout(20_000) }).then(
+        (r) => String(r.status),
+        (e: Error & { cause?: { code?: string } }) => e.cause?.code ?? e.name,
+      );
+      open.abort();
+      expect(['503', 'ECONNREFUSED']).toContain(late);
+      expect(await Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still closing after 20 s'), 20_000))])).toBe('closed');
+    } finally {
+      await sys.stop();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
 import { AuthModule } from './auth/auth.module';
+import { ShutdownGate } from './common/shutdown-gate';
 import { StoresModule } from './common/stores.module';
 import { DeadLettersModule } from './dead-letters/dead-letters.module';
 import { DefinitionsModule } from './definitions/definitions.module';
@@ -19,6 +20,8 @@ export class AppModule {
   static forRoot(config: ConveyorConfig): DynamicModule {
     return {
       module: AppModule,
+      // Here, in the root module, so that its destroy hook runs first (see ShutdownGate).
+      providers: [ShutdownGate],
       imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }

@@ -9,6 +9,7 @@ import { AppModule } from './app.module';
 import { authMiddleware } from './auth/auth.middleware';
 import { declareBearerAuth } from './auth/openapi-security';
 import { HttpErrorFilter, toHttpError } from './common/http-error.filter';
+import { ShutdownGate, refuseWhileClosing } from './common/shutdown-gate';
 import { validationPipe } from './common/validation';
 import { dashboardDir, webDashboard } from './web/dashboard';
 
@@ -19,6 +20,8 @@ import { dashboardDir, webDashboard } from './web/dashboard';
  */
 export async function createGateway(config: ConveyorConfig, options: NestApplicationOptions = {}): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...options, bodyParser: false });
+  // First of all: once shutting down, nothing new starts (see refuseWhileClosing).
+  app.use(refuseWhileClosing(app.get(ShutdownGate)));
   // The web dashboard's files (no data in them) before the token check, so its sign-in page loads without one.
   app.use(webDashboard(dashboardDir(config.http.webDir, __dirname)));
   // Then, before a body is read: every other path but /health needs a token when tokens are configured.
