@@ -14,9 +14,22 @@ cd "$CONVEYOR_ROOT"
 results="$CONVEYOR_DATA/test-results"
 mkdir -p "$CONVEYOR_LOGS" "$CONVEYOR_PIDS" "$results"
 rm -f "$results"/*.json
+rm -rf "$results/screenshots"
+# The browser tests' screenshots of every dashboard page, kept with the results.
+CONVEYOR_SCREENSHOTS="$results/screenshots"
+export CONVEYOR_SCREENSHOTS
 problems=()
 
 ensure_packages
+# The dashboard's browser tests drive Debian's chromium (never a downloaded browser) with
+# playwright-core; only the tests need it, so only this script installs it.
+if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || die "the browser tests need chromium and fonts-dejavu-core; run as root or apt-get install -y chromium fonts-dejavu-core"
+  log "installing Debian packages: chromium fonts-dejavu-core"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; } \
+    || die "could not install chromium"
+fi
 ensure_node_modules
 # jest compiles the TypeScript itself: a failed build is reported, and the tests still run.
 build_dist || problems+=("the build failed (npm run build)")

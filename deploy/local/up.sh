@@ -202,6 +202,7 @@ usage() {
   cat <<EOF
 
 ${1:-Conveyor is running.}
+  Dashboard      $API/${EXAMPLE_RUNID:+#/runs/$EXAMPLE_RUNID}
   API            $API   (OpenAPI: $API/docs, health: $API/health)
   NATS           ${CONVEYOR_NATS_URL}
   process logs   $CONVEYOR_LOGS/<app>.log   (pids in $CONVEYOR_PIDS)

@@ -12,16 +12,6 @@ const TOKENS = { admin: ADMIN, write: WRITER, read: READER } as const;
 const SECRET_KEY = randomBytes(32).toString('base64');
 const SECRET_VALUE = `sv-${randomBytes(12).toString('hex')}`;
 
-/** An Api whose every request carries a bearer token (or none). */
-class TokenApi extends Api {
-  constructor(baseUrl: string, private readonly token?: string) {
-    super(baseUrl);
-  }
-  override request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    return super.request<T>(method, path, body, { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...headers });
-  }
-}
-
 /** Every stream (KV buckets included) and its last sequence: if nothing was stored, nothing changed. */
 async function storedSequences(nc: NatsConnection): Promise<Record<string, number>> {
   const jsm = await jetstreamManager(nc);
@@ -47,7 +37,7 @@ describe('security: API tokens, roles, secrets, limits (real gateway, real nats-
   let gw: RunningGateway;
   let nc: NatsConnection;
   let runId: string;
-  const as = (role?: keyof typeof TOKENS | 'wrong') => new TokenApi(gw.url, role === 'wrong' ? `wrong-${randomBytes(16).toString('hex')}` : role ? TOKENS[role] : undefined);
+  const as = (role?: keyof typeof TOKENS | 'wrong') => new Api(gw.url, role === 'wrong' ? `wrong-${randomBytes(16).toString('hex')}` : role ? TOKENS[role] : undefined);
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -237,7 +227,7 @@ describe('security: API tokens, roles, secrets, limits (real gateway, real nats-
     it('answers 503 with a clear message on a gateway without CONVEYOR_SECRET_KEY', async () => {
       const plain = await startGateway(nats.url, { CONVEYOR_API_TOKENS: `${ADMIN}:admin` });
       try {
-        const api = new TokenApi(plain.url, ADMIN);
+        const api = new Api(plain.url, ADMIN);
         for (const [method, path, body] of [['PUT', '/secrets/x1', { value: 'v' }], ['GET', '/secrets'], ['DELETE', '/secrets/deploy-token']] as const) {
           const res = await api.request(method, path, body);
           expect({ path, status: res.status }).toEqual({ path, status: 503 });

@@ -2,12 +2,16 @@ import type { Run } from '@conveyor/contracts';
 
 /** A minimal JSON client for the gateway, as a user's script would talk to it. */
 export class Api {
-  constructor(readonly baseUrl: string) {}
+  /** `token`: sent as a bearer token (a gateway with CONVEYOR_API_TOKENS). */
+  constructor(
+    readonly baseUrl: string,
+    readonly token?: string,
+  ) {}
 
   async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T; headers: Headers }> {
     const res = await fetch(this.baseUrl + path, {
       method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();

@@ -52,18 +52,24 @@ export class TestSystem<N extends Nats = NatsServer> {
     return sys;
   }
 
-  private static async gatewayOn(nats: Nats, env: Record<string, string>): Promise<{ app: INestApplication; api: Api }> {
+  /** `port` 0: a free one. With CONVEYOR_API_TOKENS in `env`, `api` uses its first admin token. */
+  private static async gatewayOn(nats: Nats, env: Record<string, string>, port = 0): Promise<{ app: INestApplication; api: Api }> {
     const app = await createGateway(loadConfig({ CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: '0', CONVEYOR_HEARTBEAT_INTERVAL: HEARTBEAT, ...env }), { logger: ['error'] });
-    await app.listen(0, '127.0.0.1');
+    await app.listen(port, '127.0.0.1');
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    return { app, api: new Api(url) };
+    const admin = /(?:^|,)\s*([^,:\s]+):admin\b/.exec(env.CONVEYOR_API_TOKENS ?? '')?.[1];
+    return { app, api: new Api(url, admin) };
   }
 
-  /** Stops the gateway and starts another; `meanwhile` runs while none is up. */
-  async restartGateway(meanwhile?: () => Promise<void>): Promise<void> {
+  /**
+   * Stops the gateway and starts another; `meanwhile` runs while none is up. `samePort`: the new
+   * one listens where the old one did, so clients that reconnect (a browser) find it.
+   */
+  async restartGateway(meanwhile?: () => Promise<void>, opts: { samePort?: boolean } = {}): Promise<void> {
+    const port = opts.samePort ? Number(new URL(this.api.baseUrl).port) : 0;
     await this.gateway.close();
     await meanwhile?.();
-    const { app, api } = await TestSystem.gatewayOn(this.nats, this.gatewayEnv);
+    const { app, api } = await TestSystem.gatewayOn(this.nats, this.gatewayEnv, port);
     this.gateway = app;
     this.api = api;
   }

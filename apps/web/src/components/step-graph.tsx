@@ -49,7 +49,8 @@ export function StepGraph({ steps, selected, onSelect, label }: { steps: GraphSt
               class={`node status-${s.status ?? 'none'}${selected === n.id ? ' selected' : ''}`}
               transform={`translate(${x(n.column)},${y(n.row)})`}
               role={onSelect ? 'button' : 'img'}
-              tabIndex={onSelect ? 0 : undefined}
+              // SVG attributes are case-sensitive: `tabindex`, not `tabIndex`.
+              tabindex={onSelect ? 0 : undefined}
               aria-label={text}
               aria-pressed={onSelect ? selected === n.id : undefined}
               data-step={n.id}

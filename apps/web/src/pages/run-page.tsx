@@ -71,9 +71,11 @@ export function RunPage({ id, route }: { id: string; route: Route }) {
           </>
         }
       >
-        <span class={`live live-${live}`} role="status" aria-live="polite">
-          {TERMINAL.has(r.status) ? '' : live === 'open' ? 'live' : live === 'retrying' ? 'reconnecting…' : live}
-        </span>
+        {!TERMINAL.has(r.status) && (
+          <span class={`live live-${live}`} role="status" aria-live="polite">
+            {live === 'open' ? 'live' : live === 'retrying' ? 'reconnecting…' : live}
+          </span>
+        )}
         {may(session, 'write') && <RunActions run={r} />}
       </PageHeader>
       {r.status === 'failed' && (
