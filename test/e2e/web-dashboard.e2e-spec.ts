@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Run } from '@conveyor/contracts';
 import { BuildSystem, stepOf } from '../support/build-system';
@@ -273,6 +275,48 @@ describe('the web dashboard without API tokens (loopback)', () => {
     await page.locator('pre.diff .add', { hasText: '"added": "yes"' }).waitFor();
     await page.locator('pre.diff .del', { hasText: '"n": 1' }).waitFor();
     await screenshot(page, 'resource-diff');
+
+    // An approval step waits for a person: the page offers Approve and Reject.
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'gated',
+      resource: 'thing',
+      steps: [
+        { id: 'gate', name: 'gate', driver: 'approval', approval: true },
+        { id: 'deploy', name: 'deploy', driver: 'work', needs: ['gate'] },
+      ],
+    });
+    const gated = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'gated-r', resource: 'thing', pipeline: 'gated', spec: {} })).runid;
+    await page.goto(`${base}/#/runs/${gated}`);
+    await page.locator('tr[data-step="gate"] [data-status="waiting"]').waitFor();
+    await page.getByLabel('Comment on the decision for step gate').fill('looks good');
+    await screenshot(page, 'run-approval');
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.locator('h1 [data-status="succeeded"]').waitFor();
+    expect((await sys.api.run(gated)).steps.find((st) => st.id === 'gate')?.message).toMatch(/^approved by .*: looks good$/);
+
+    // A failed run: its message first; "Re-run failed" runs what failed again, in a new run.
+    const flag = join(mkdtempSync(join(tmpdir(), 'conveyor-web-')), 'fail');
+    writeFileSync(flag, '');
+    await sys.api.ok('POST', '/pipelines', {
+      name: 'flaky',
+      resource: 'thing',
+      steps: [
+        { id: 'prepare', name: 'prepare', driver: 'work' },
+        { id: 'test', name: 'test', driver: 'work', config: { failWhileFile: flag } },
+      ],
+    });
+    const failed = (await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'flaky-r', resource: 'thing', pipeline: 'flaky', spec: {} })).runid;
+    await page.goto(`${base}/#/runs/${failed}`);
+    await page.locator('h1 [data-status="failed"]').waitFor();
+    expect(await page.getByTestId('failure').textContent()).toMatch(/^Step test failed:/);
+    await screenshot(page, 'run-failed');
+    rmSync(flag);
+    await page.getByRole('button', { name: 'Re-run failed' }).click();
+    await page.waitForURL((u) => /#\/runs\/[0-9a-z]{26}$/.test(u.hash) && !u.hash.endsWith(failed));
+    await page.locator('h1 [data-status="succeeded"]').waitFor();
+    const rerun = await sys.api.run(/#\/runs\/([0-9a-z]{26})$/.exec(page.url())![1]);
+    expect(rerun.rerunOf).toBe(failed);
+    expect(rerun.steps.find((st) => st.id === 'prepare')?.reusedFrom).toBe(failed);
 
     for (const [section, name, what] of [
       ['Runs', 'runs', 'table.runs'],

@@ -55,3 +55,11 @@ export function Json({ value, label }: { value: unknown; label: string }) {
 export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
 }
+
+/** A loaded list's four states: failed, loading, empty, or its items drawn by `children`. */
+export function ListOf<T>({ state, what, empty, children }: { state: { data?: T[]; error?: Error }; what: string; empty: ComponentChildren; children: (items: T[]) => ComponentChildren }) {
+  if (state.error) return <ErrorBox error={state.error} title={`Could not load the ${what}`} />;
+  if (!state.data) return <Loading what={what} />;
+  if (!state.data.length) return <Empty>{empty}</Empty>;
+  return <>{children(state.data)}</>;
+}

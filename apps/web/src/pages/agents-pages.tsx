@@ -1,7 +1,7 @@
 import { useEffect } from 'preact/hooks';
 import type { AgentInfo } from '@conveyor/contracts/models';
 import { api, query } from '../api/client';
-import { Empty, ErrorBox, Loading, PageHeader } from '../components/common';
+import { ListOf, PageHeader } from '../components/common';
 import { useLoad, useNow, useTitle } from '../hooks';
 import { formatAge, formatBytes } from '../lib/format';
 import { href, type Route } from '../lib/router';
@@ -26,75 +26,74 @@ export function AgentsPage() {
   return (
     <>
       <PageHeader title="Agents and machines" />
-      {agents.error && <ErrorBox error={agents.error} title="Could not load the agents" />}
-      {!agents.data && !agents.error && <Loading what="agents" />}
-      {agents.data && !agents.data.length && <Empty>No live agents: start a driver (npm start starts the built-in ones).</Empty>}
-      {agents.data && agents.data.length > 0 && (
-        <>
-          <h2>Machines</h2>
-          <table class="list" aria-label="Machines">
-            <thead>
-              <tr>
-                <th scope="col">Machine</th>
-                <th scope="col">Agents</th>
-                <th scope="col">Running steps</th>
-                <th scope="col">Capacity</th>
-              </tr>
-            </thead>
-            <tbody>
-              {[...machines].map(([name, m]) => (
-                <tr key={name}>
-                  <th scope="row">{name}</th>
-                  <td>{m.agents}</td>
-                  <td>{m.running}</td>
-                  <td>{m.capacity}</td>
+      <ListOf state={agents} what="agents" empty={<>No live agents: start a driver (npm start starts the built-in ones).</>}>
+        {(items) => (
+          <>
+            <h2>Machines</h2>
+            <table class="list" aria-label="Machines">
+              <thead>
+                <tr>
+                  <th scope="col">Machine</th>
+                  <th scope="col">Agents</th>
+                  <th scope="col">Running steps</th>
+                  <th scope="col">Capacity</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-          <h2>Agents</h2>
-          <table class="list" aria-label="Agents">
-            <thead>
-              <tr>
-                <th scope="col">Agent</th>
-                <th scope="col">Drivers</th>
-                <th scope="col">Machine</th>
-                <th scope="col">Host / pid</th>
-                <th scope="col">Running</th>
-                <th scope="col">Last heartbeat</th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
-            <tbody>
-              {agents.data.map((a) => (
-                <tr key={a.id} data-agent={a.id}>
-                  <th scope="row" class="mono">
-                    {a.id}
-                  </th>
-                  <td>{a.drivers.join(', ')}</td>
-                  <td>{a.machine}</td>
-                  <td>
-                    {a.host} / {a.pid}
-                  </td>
-                  <td>
-                    {a.running.length} of {a.concurrency}
-                    {a.running.map((r) => (
-                      <div key={`${r.runId}/${r.stepId}`}>
-                        <a href={href(['runs', r.runId], { step: r.stepId })}>
-                          {r.stepId} of {r.runId.slice(-6)}
-                        </a>{' '}
-                        <span class="muted">{formatAge(r.since, now).replace(' ago', '')}</span>
-                      </div>
-                    ))}
-                  </td>
-                  <td title={a.lastHeartbeat}>{formatAge(a.lastHeartbeat, now)}</td>
-                  <td>{a.draining ? <span class="tag warn">draining</span> : 'serving'}</td>
+              </thead>
+              <tbody>
+                {[...machines].map(([name, m]) => (
+                  <tr key={name}>
+                    <th scope="row">{name}</th>
+                    <td>{m.agents}</td>
+                    <td>{m.running}</td>
+                    <td>{m.capacity}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <h2>Agents</h2>
+            <table class="list" aria-label="Agents">
+              <thead>
+                <tr>
+                  <th scope="col">Agent</th>
+                  <th scope="col">Drivers</th>
+                  <th scope="col">Machine</th>
+                  <th scope="col">Host / pid</th>
+                  <th scope="col">Running</th>
+                  <th scope="col">Last heartbeat</th>
+                  <th scope="col">State</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
+              </thead>
+              <tbody>
+                {items.map((a) => (
+                  <tr key={a.id} data-agent={a.id}>
+                    <th scope="row" class="mono">
+                      {a.id}
+                    </th>
+                    <td>{a.drivers.join(', ')}</td>
+                    <td>{a.machine}</td>
+                    <td>
+                      {a.host} / {a.pid}
+                    </td>
+                    <td>
+                      {a.running.length} of {a.concurrency}
+                      {a.running.map((r) => (
+                        <div key={`${r.runId}/${r.stepId}`}>
+                          <a href={href(['runs', r.runId], { step: r.stepId })}>
+                            {r.stepId} of {r.runId.slice(-6)}
+                          </a>{' '}
+                          <span class="muted">{formatAge(r.since, now).replace(' ago', '')}</span>
+                        </div>
+                      ))}
+                    </td>
+                    <td title={a.lastHeartbeat}>{formatAge(a.lastHeartbeat, now)}</td>
+                    <td>{a.draining ? <span class="tag warn">draining</span> : 'serving'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </>
+        )}
+      </ListOf>
     </>
   );
 }
@@ -123,41 +122,40 @@ export function DeadLettersPage({ route }: { route: Route }) {
         </button>
       </PageHeader>
       <p class="muted">Messages a driver could not read, terminated with the reason (the newest 100).</p>
-      {list.error && <ErrorBox error={list.error} title="Could not load the dead letters" />}
-      {!list.data && !list.error && <Loading what="dead letters" />}
-      {list.data && !list.data.length && <Empty>No dead letters.</Empty>}
-      {list.data && list.data.length > 0 && (
-        <table class="list" aria-label="Dead letters">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Driver</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Subject</th>
-              <th scope="col">Payload</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.map((d) => (
-              <tr key={d.seq}>
-                <td title={d.at}>{formatAge(d.at, now)}</td>
-                <td>
-                  <a href={href(['dead-letters'], { driver: d.driver })}>{d.driver}</a>
-                  <div class="muted mono">{d.agent}</div>
-                </td>
-                <td class="message">{d.reason}</td>
-                <td class="mono">{d.subject}</td>
-                <td>
-                  <details>
-                    <summary>{formatBytes(d.payloadBytes)}</summary>
-                    <pre class="preview">{d.preview}</pre>
-                  </details>
-                </td>
+      <ListOf state={list} what="dead letters" empty={<>No dead letters.</>}>
+        {(items) => (
+          <table class="list" aria-label="Dead letters">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Driver</th>
+                <th scope="col">Reason</th>
+                <th scope="col">Subject</th>
+                <th scope="col">Payload</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((d) => (
+                <tr key={d.seq}>
+                  <td title={d.at}>{formatAge(d.at, now)}</td>
+                  <td>
+                    <a href={href(['dead-letters'], { driver: d.driver })}>{d.driver}</a>
+                    <div class="muted mono">{d.agent}</div>
+                  </td>
+                  <td class="message">{d.reason}</td>
+                  <td class="mono">{d.subject}</td>
+                  <td>
+                    <details>
+                      <summary>{formatBytes(d.payloadBytes)}</summary>
+                      <pre class="preview">{d.preview}</pre>
+                    </details>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListOf>
     </>
   );
 }
@@ -170,29 +168,28 @@ export function SecretsPage() {
     <>
       <PageHeader title="Secrets" />
       <p class="muted">Names only: values never leave the server. Set them with PUT /secrets/&lt;name&gt;.</p>
-      {list.error && <ErrorBox error={list.error} title="Could not load the secrets" />}
-      {!list.data && !list.error && <Loading what="secrets" />}
-      {list.data && !list.data.length && <Empty>No secrets.</Empty>}
-      {list.data && list.data.length > 0 && (
-        <table class="list" aria-label="Secrets">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Updated</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.map((s) => (
-              <tr key={s.name}>
-                <th scope="row" class="mono">
-                  {s.name}
-                </th>
-                <td title={s.updatedAt}>{formatAge(s.updatedAt, now)}</td>
+      <ListOf state={list} what="secrets" empty={<>No secrets.</>}>
+        {(items) => (
+          <table class="list" aria-label="Secrets">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Updated</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((s) => (
+                <tr key={s.name}>
+                  <th scope="row" class="mono">
+                    {s.name}
+                  </th>
+                  <td title={s.updatedAt}>{formatAge(s.updatedAt, now)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListOf>
     </>
   );
 }

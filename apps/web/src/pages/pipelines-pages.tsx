@@ -1,6 +1,6 @@
 import type { Pipeline, ResourceDefinition } from '@conveyor/contracts/models';
 import { api } from '../api/client';
-import { Empty, ErrorBox, Json, Loading, PageHeader } from '../components/common';
+import { ErrorBox, Json, ListOf, Loading, PageHeader } from '../components/common';
 import { StepGraph } from '../components/step-graph';
 import { may, useLoad, useSession, useTitle } from '../hooks';
 import { resolveNeeds } from '../lib/graph-layout';
@@ -13,47 +13,46 @@ export function PipelinesPage() {
   return (
     <>
       <PageHeader title="Pipelines" />
-      {pipelines.error && <ErrorBox error={pipelines.error} title="Could not load the pipelines" />}
-      {!pipelines.data && !pipelines.error && <Loading what="pipelines" />}
-      {pipelines.data && !pipelines.data.length && <Empty>No pipelines yet: POST one to /pipelines.</Empty>}
-      {pipelines.data && pipelines.data.length > 0 && (
-        <table class="list" aria-label="Pipelines">
-          <thead>
-            <tr>
-              <th scope="col">Pipeline</th>
-              <th scope="col">Resource</th>
-              <th scope="col">Steps</th>
-              <th scope="col">Description</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {pipelines.data.map((p) => (
-              <tr key={p.name}>
-                <th scope="row">
-                  <a href={href(['pipelines', p.name])}>{p.name}</a>
+      <ListOf state={pipelines} what="pipelines" empty={<>No pipelines yet: POST one to /pipelines.</>}>
+        {(items) => (
+          <table class="list" aria-label="Pipelines">
+            <thead>
+              <tr>
+                <th scope="col">Pipeline</th>
+                <th scope="col">Resource</th>
+                <th scope="col">Steps</th>
+                <th scope="col">Description</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
                 </th>
-                <td>
-                  <a href={href(['definitions', p.resource])}>{p.resource}</a>
-                </td>
-                <td>{p.steps.length}</td>
-                <td>{p.description}</td>
-                <td>
-                  <a href={href(['runs'], { pipeline: p.name })}>Runs</a>
-                  {may(session, 'write') && (
-                    <>
-                      {' · '}
-                      <a href={href(['trigger'], { pipeline: p.name })}>Trigger</a>
-                    </>
-                  )}
-                </td>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((p) => (
+                <tr key={p.name}>
+                  <th scope="row">
+                    <a href={href(['pipelines', p.name])}>{p.name}</a>
+                  </th>
+                  <td>
+                    <a href={href(['definitions', p.resource])}>{p.resource}</a>
+                  </td>
+                  <td>{p.steps.length}</td>
+                  <td>{p.description}</td>
+                  <td>
+                    <a href={href(['runs'], { pipeline: p.name })}>Runs</a>
+                    {may(session, 'write') && (
+                      <>
+                        {' · '}
+                        <a href={href(['trigger'], { pipeline: p.name })}>Trigger</a>
+                      </>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListOf>
     </>
   );
 }
@@ -149,37 +148,36 @@ export function DefinitionsPage() {
   return (
     <>
       <PageHeader title="Resource definitions" />
-      {defs.error && <ErrorBox error={defs.error} title="Could not load the definitions" />}
-      {!defs.data && !defs.error && <Loading what="definitions" />}
-      {defs.data && !defs.data.length && <Empty>No resource definitions yet.</Empty>}
-      {defs.data && defs.data.length > 0 && (
-        <table class="list" aria-label="Resource definitions">
-          <thead>
-            <tr>
-              <th scope="col">Definition</th>
-              <th scope="col">Version</th>
-              <th scope="col">Description</th>
-              <th scope="col">
-                <span class="sr-only">Links</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {defs.data.map((d) => (
-              <tr key={d.name}>
-                <th scope="row">
-                  <a href={href(['definitions', d.name])}>{d.name}</a>
+      <ListOf state={defs} what="definitions" empty={<>No resource definitions yet.</>}>
+        {(items) => (
+          <table class="list" aria-label="Resource definitions">
+            <thead>
+              <tr>
+                <th scope="col">Definition</th>
+                <th scope="col">Version</th>
+                <th scope="col">Description</th>
+                <th scope="col">
+                  <span class="sr-only">Links</span>
                 </th>
-                <td>{d.version}</td>
-                <td>{d.description}</td>
-                <td>
-                  <a href={href(['resources'], { type: d.name })}>Resources</a>
-                </td>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((d) => (
+                <tr key={d.name}>
+                  <th scope="row">
+                    <a href={href(['definitions', d.name])}>{d.name}</a>
+                  </th>
+                  <td>{d.version}</td>
+                  <td>{d.description}</td>
+                  <td>
+                    <a href={href(['resources'], { type: d.name })}>Resources</a>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListOf>
     </>
   );
 }

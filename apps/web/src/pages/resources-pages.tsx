@@ -1,7 +1,7 @@
 import { diffLines } from 'diff';
 import type { Resource, Run } from '@conveyor/contracts/models';
 import { api, query } from '../api/client';
-import { Empty, ErrorBox, Json, Loading, PageHeader, StatusBadge } from '../components/common';
+import { Empty, ErrorBox, Json, ListOf, Loading, PageHeader, StatusBadge } from '../components/common';
 import { may, useLoad, useNow, useSession, useTitle } from '../hooks';
 import { formatAge } from '../lib/format';
 import { href, type Route } from '../lib/router';
@@ -14,37 +14,36 @@ export function ResourcesPage({ route }: { route: Route }) {
   return (
     <>
       <PageHeader title={type ? `Resources of ${type}` : 'Resources'}>{type && <a href={href(['resources'])}>All resources</a>}</PageHeader>
-      {list.error && <ErrorBox error={list.error} title="Could not load the resources" />}
-      {!list.data && !list.error && <Loading what="resources" />}
-      {list.data && !list.data.length && <Empty>No resources yet.</Empty>}
-      {list.data && list.data.length > 0 && (
-        <table class="list" aria-label="Resources">
-          <thead>
-            <tr>
-              <th scope="col">Resource</th>
-              <th scope="col">Definition</th>
-              <th scope="col">Latest version</th>
-              <th scope="col">Pipeline</th>
-              <th scope="col">Changed</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.map((r) => (
-              <tr key={`${r.resource}/${r.name}`}>
-                <th scope="row">
-                  <a href={href(['resources', r.resource, r.name])}>{r.name}</a>
-                </th>
-                <td>
-                  <a href={href(['definitions', r.resource])}>{r.resource}</a>
-                </td>
-                <td>{r.version}</td>
-                <td>{r.pipeline ? <a href={href(['pipelines', r.pipeline])}>{r.pipeline}</a> : '—'}</td>
-                <td title={r.createdAt}>{formatAge(r.createdAt, now)}</td>
+      <ListOf state={list} what="resources" empty={<>No resources yet.</>}>
+        {(items) => (
+          <table class="list" aria-label="Resources">
+            <thead>
+              <tr>
+                <th scope="col">Resource</th>
+                <th scope="col">Definition</th>
+                <th scope="col">Latest version</th>
+                <th scope="col">Pipeline</th>
+                <th scope="col">Changed</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((r) => (
+                <tr key={`${r.resource}/${r.name}`}>
+                  <th scope="row">
+                    <a href={href(['resources', r.resource, r.name])}>{r.name}</a>
+                  </th>
+                  <td>
+                    <a href={href(['definitions', r.resource])}>{r.resource}</a>
+                  </td>
+                  <td>{r.version}</td>
+                  <td>{r.pipeline ? <a href={href(['pipelines', r.pipeline])}>{r.pipeline}</a> : '—'}</td>
+                  <td title={r.createdAt}>{formatAge(r.createdAt, now)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ListOf>
     </>
   );
 }
@@ -68,7 +67,6 @@ export function ResourcePage({ type, name, route }: { type: string; name: string
   const pick = (which: 'a' | 'b', v: number) => {
     location.hash = href(['resources', type, name], { a, b, [which]: v });
   };
-  const options = Array.from({ length: top }, (_, i) => top - i);
   return (
     <>
       <PageHeader title={`Resource ${type}/${name}`}>
@@ -93,26 +91,8 @@ export function ResourcePage({ type, name, route }: { type: string; name: string
       ) : (
         <>
           <form class="filters" aria-label="Versions to compare" onSubmit={(e) => e.preventDefault()}>
-            <label>
-              From version
-              <select value={a} onChange={(e) => pick('a', Number((e.target as HTMLSelectElement).value))}>
-                {options.map((v) => (
-                  <option key={v} value={v}>
-                    {v}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              to version
-              <select value={b} onChange={(e) => pick('b', Number((e.target as HTMLSelectElement).value))}>
-                {options.map((v) => (
-                  <option key={v} value={v}>
-                    {v}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <VersionSelect label="From version" value={a} top={top} onPick={(v) => pick('a', v)} />
+            <VersionSelect label="to version" value={b} top={top} onPick={(v) => pick('b', v)} />
           </form>
           {versions.error && <ErrorBox error={versions.error} title="Could not load the versions" />}
           {versions.data && <SpecDiff from={versions.data[0]} to={versions.data[1]} />}
@@ -130,6 +110,21 @@ export function ResourcePage({ type, name, route }: { type: string; name: string
         </ul>
       )}
     </>
+  );
+}
+
+function VersionSelect({ label, value, top, onPick }: { label: string; value: number; top: number; onPick: (v: number) => void }) {
+  return (
+    <label>
+      {label}
+      <select value={value} onChange={(e) => onPick(Number((e.target as HTMLSelectElement).value))}>
+        {Array.from({ length: top }, (_, i) => top - i).map((v) => (
+          <option key={v} value={v}>
+            {v}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
