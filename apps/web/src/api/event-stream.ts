@@ -8,6 +8,9 @@ import { authHeaders } from './client';
  * it stopped: no line missed, none twice. Stops on `stop()`, after an `until` event, and on a
  * 4xx other than 429 (which a retry would not change).
  */
+/** How long reading a stream may hold the page before it lets it draw (about half a frame). */
+const YIELD_MS = 8;
+
 export interface EventStreamOptions {
   path: string;
   /** Resume after this event id from the start (e.g. what was already loaded). */
@@ -59,10 +62,17 @@ export function openEventStream(o: EventStreamOptions): EventStream {
           },
         });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let busySince = performance.now();
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
           parser.feed(value);
+          // A read of data already buffered resolves at once (a microtask): a stream that arrives
+          // faster than it is parsed would never let the page draw. Yield every YIELD_MS.
+          if (performance.now() - busySince > YIELD_MS) {
+            await new Promise((r) => setTimeout(r, 0));
+            busySince = performance.now();
+          }
           if (ended) {
             await reader.cancel().catch(() => undefined);
             stopped = true;

@@ -20,7 +20,6 @@ const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
  */
 export function RunPage({ id, route }: { id: string; route: Route }) {
   useTitle(`Run ${id}`);
-  const session = useSession();
   const now = useNow();
   const [run, setRun] = useState<{ value: Run; rev: number } | undefined>();
   const [error, setError] = useState<Error | undefined>();
@@ -53,15 +52,53 @@ export function RunPage({ id, route }: { id: string; route: Route }) {
     return () => stream.stop();
   }, [id]);
 
-  if (error) return <ErrorBox error={error} title={error instanceof ApiError && error.status === 404 ? 'No such run' : 'Could not load the run'} />;
-  if (!run) return <Loading what="the run" />;
-  const r = run.value;
-  const failed = r.steps.find((s) => s.status === 'failed');
-  const selected = step && r.steps.some((s) => s.id === step) ? step : undefined;
+  // The log does not wait for the run's record: on a busy gateway its first lines come sooner.
+  const r = run?.value;
+  const selected = step && (!r || r.steps.some((s) => s.id === step)) ? step : undefined;
   const select = (s: string | undefined) => {
     location.hash = href(['runs', id], { step: s });
   };
+  return (
+    <>
+      {error ? (
+        <ErrorBox error={error} title={error instanceof ApiError && error.status === 404 ? 'No such run' : 'Could not load the run'} />
+      ) : r ? (
+        <RunDetails run={r} live={live} now={now} selected={selected} onSelect={select} />
+      ) : (
+        <Loading what="the run" />
+      )}
+      <h2 id="log">Log</h2>
+      <div class="tabs" role="tablist" aria-label="Whose log">
+        <a role="tab" aria-selected={!selected} href={href(['runs', id])}>
+          All steps
+        </a>
+        {r?.steps.map((s) => (
+          <a key={s.id} role="tab" aria-selected={selected === s.id} href={href(['runs', id], { step: s.id })}>
+            {s.id}
+          </a>
+        ))}
+      </div>
+      <p class="muted" role="status">
+        {log.state === 'ended' ? `The log is complete (the run ${log.end?.status}).` : log.state === 'open' ? 'Following the log live.' : log.state === 'retrying' ? `Reconnecting to the log${log.detail ? ` (${log.detail})` : ''}…` : log.state === 'closed' ? `The log stream closed${log.detail ? `: ${log.detail}` : ''}.` : 'Connecting to the log…'}
+      </p>
+      <LogView
+        key={selected ?? ''}
+        model={log.model}
+        version={log.version}
+        stepId={selected}
+        showStep={!selected}
+        label={selected ? `Log of step ${selected}` : 'Log of the run'}
+        lineHref={(n) => href(['runs', id], { step: selected, line: n })}
+        targetLine={line}
+        downloadName={`${id}${selected ? `-${selected}` : ''}.log`}
+      />
+    </>
+  );
+}
 
+function RunDetails({ run: r, live, now, selected, onSelect: select }: { run: Run; live: string; now: number; selected?: string; onSelect: (s: string | undefined) => void }) {
+  const session = useSession();
+  const failed = r.steps.find((s) => s.status === 'failed');
   return (
     <>
       <PageHeader
@@ -134,31 +171,6 @@ export function RunPage({ id, route }: { id: string; route: Route }) {
       <h2>Timeline</h2>
       <Timeline run={r} now={now} />
 
-      <h2 id="log">Log</h2>
-      <div class="tabs" role="tablist" aria-label="Whose log">
-        <a role="tab" aria-selected={!selected} href={href(['runs', id])}>
-          All steps
-        </a>
-        {r.steps.map((s) => (
-          <a key={s.id} role="tab" aria-selected={selected === s.id} href={href(['runs', id], { step: s.id })}>
-            {s.id}
-          </a>
-        ))}
-      </div>
-      <p class="muted" role="status">
-        {log.state === 'ended' ? `The log is complete (the run ${log.end?.status}).` : log.state === 'open' ? 'Following the log live.' : log.state === 'retrying' ? `Reconnecting to the log${log.detail ? ` (${log.detail})` : ''}…` : log.state === 'closed' ? `The log stream closed${log.detail ? `: ${log.detail}` : ''}.` : 'Connecting to the log…'}
-      </p>
-      <LogView
-        key={selected ?? ''}
-        model={log.model}
-        version={log.version}
-        stepId={selected}
-        showStep={!selected}
-        label={selected ? `Log of step ${selected}` : 'Log of the run'}
-        lineHref={(n) => href(['runs', id], { step: selected, line: n })}
-        targetLine={line}
-        downloadName={`${id}${selected ? `-${selected}` : ''}.log`}
-      />
     </>
   );
 }
