@@ -9,7 +9,6 @@ export interface RunLog {
   state: 'connecting' | 'open' | 'retrying' | 'ended' | 'closed';
   detail?: string;
   end?: LogsEnd;
-  /** When the first line was drawn, in ms since the page asked for the log (for the bench). */
 }
 
 /**
