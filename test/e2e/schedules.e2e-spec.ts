@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import type { Resource, Run } from '@conveyor/contracts';
+import { Api } from '../support/api';
+import { startGateway, type RunningGateway } from '../support/gateway';
+import { NatsServer } from '../support/nats-server';
+import { waitFor } from '../support/processes';
+import { TestSystem } from '../support/system';
+
+const ADMIN = `admin-${randomBytes(16).toString('hex')}`;
+const WRITER = `write-${randomBytes(16).toString('hex')}`;
+const READER = `read-${randomBytes(16).toString('hex')}`;
+const TOKENS = `${ADMIN}:admin,${WRITER}:write,${READER}:read`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface TickMeta {
+  schedule: string;
+  tick: string;
+  tickAt: string;
+  catchUp?: boolean;
+}
+
+/**
+ * Schedules on two gateways sharing one nats-server, with a test driver serving the pipeline:
+ * one run per tick however many gateways time it, one catch-up run after downtime, the API's
+ * answers to bad input and weaker roles.
+ */
+describe('schedules (two gateways, one nats-server, a test driver)', () => {
+  let sys: TestSystem;
+  let gw2: RunningGateway | undefined;
+  let pipeline: string;
+  const as = (token?: string) => new Api(sys.api.baseUrl, token);
+
+  beforeAll(async () => {
+    sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_API_TOKENS: TOKENS });
+    gw2 = await startGateway(sys.nats.url, { CONVEYOR_API_TOKENS: TOKENS });
+    await sys.startDriver(['tick-work']);
+    pipeline = await sys.pipeline([{ driver: 'tick-work' }]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw2?.close().catch(() => undefined);
+    await sys?.stop();
+  });
+
+  /** Every version of a resource of type `thing` with its tick metadata (a tick makes one version). */
+  async function versions(name: string): Promise<Array<Resource & { metadata: Partial<TickMeta> }>> {
+    const latest = await sys.api.request<Resource>('GET', `/resources/thing/${name}`);
+    if (latest.status === 404) return [];
+    const out = [];
+    for (let v = 1; v <= latest.body.version; v++) out.push(await sys.api.ok('GET', `/resources/thing/${name}/${v}`));
+    return out;
+  }
+
+  it('creates, reads, changes and deletes schedules; refuses bad input with a 400 that says why, and weaker roles', async () => {
+    const body = { name: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', resource: 'thing', pipeline, spec: { ref: 'main' } };
+    const bad = async (b: object, message: RegExp) => {
+      const r = await sys.api.request('POST', '/schedules', b);
+      expect({ status: r.status, message: r.body.message }).toEqual({ status: 400, message: expect.stringMatching(message) });
+    };
+    await bad({ ...body, cron: '61 * * * *' }, /^cron "61 \* \* \* \*" is not valid/);
+    await bad({ ...body, cron: '* * *' }, /3 field\(s\); use 5 .* or 6/);
+    await bad({ ...body, timezone: 'Mars/Olympus' }, /timezone "Mars\/Olympus" is not an IANA time zone/);
+    await bad({ ...body, pipeline: 'nope' }, /pipeline "nope" does not exist/);
+    await bad({ ...body, resource: 'nope' }, /resource definition "nope" does not exist/);
+    await bad({ ...body, name: 'Bad.Name' }, /name must be/);
+    await bad({ ...body, spec: undefined }, /spec must be an object/);
+
+    // Roles: reads for read, every change for admin only.
+    expect((await as(READER).request('POST', '/schedules', body)).status).toBe(403);
+    expect((await as(WRITER).request('POST', '/schedules', body)).status).toBe(403);
+    expect((await as().request('GET', '/schedules')).status).toBe(401);
+
+    const made = await sys.api.request('POST', '/schedules', body);
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({ name: 'nightly', resourceName: 'nightly', last: null, next: expect.stringMatching(/T0[12]:00:00\.000Z$/) });
+    expect((await sys.api.request('POST', '/schedules', body)).status).toBe(409);
+
+    const read = await as(READER).request('GET', '/schedules/nightly');
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ cron: '0 3 * * *', timezone: 'Europe/Berlin', pipeline });
+    expect((await as(READER).request('GET', '/schedules')).body.map((s: { name: string }) => s.name)).toEqual(['nightly']);
+    // The other gateway reads the same.
+    expect((await new Api(gw2!.url, READER).request('GET', '/schedules/nightly')).body.next).toBe(read.body.next);
+
+    for (const [method, path] of [['GET', '/schedules/nope'], ['PUT', '/schedules/nope'], ['DELETE', '/schedules/nope']] as const) {
+      expect((await sys.api.request(method, path, method === 'PUT' ? { ...body, name: undefined } : undefined)).status).toBe(404);
+    }
+    expect((await sys.api.request('PUT', '/schedules/nightly', { ...body, name: 'other' })).status).toBe(400);
+    expect((await sys.api.request('PUT', '/schedules/nightly', { ...body, cron: '0 3 * *' })).status).toBe(400);
+    expect((await as(READER).request('PUT', '/schedules/nightly', body)).status).toBe(403);
+    const changed = await sys.api.request('PUT', '/schedules/nightly', { ...body, cron: '30 4 * * 1', timezone: undefined });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ cron: '30 4 * * 1', next: expect.stringMatching(/T04:30:00\.000Z$/) });
+    expect(changed.body.timezone).toBeUndefined();
+
+    expect((await as(READER).request('DELETE', '/schedules/nightly')).status).toBe(403);
+    expect((await sys.api.request('DELETE', '/schedules/nightly')).status).toBe(204);
+    expect((await sys.api.request('GET', '/schedules/nightly')).status).toBe(404);
+  });
+
+  it('starts one run per tick, every second, with two gateways timing it; deleting the schedule stops its ticks', async () => {
+    const made = await sys.api.ok<{ createdAt: string }>('POST', '/schedules', { name: 'every-second', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });
+    const from = Date.parse(made.createdAt);
+    // The due times in the 5 s after it was made: exactly 5 whole seconds.
+    const lastDueMs = Math.floor((from + 5000) / 1000) * 1000;
+    await sleep(Math.max(0, lastDueMs - Date.now()));
+    await waitFor('the tick of the last second to start its run', async () => {
+      const s = await sys.api.ok<{ last: { at: string } | null }>('GET', '/schedules/every-second');
+      return s.last && Date.parse(s.last.at) >= lastDueMs ? true : undefined;
+    }, 10_000, 100);
+    expect((await sys.api.request('DELETE', '/schedules/every-second')).status).toBe(204);
+
+    await sleep(500); // a tick stored just before the delete is skipped by the runner, or ran
+    const all = await versions('every-second');
+    const inWindow = all.filter((v) => Date.parse(v.metadata.tickAt!) > from && Date.parse(v.metadata.tickAt!) <= lastDueMs);
+    expect(inWindow.length).toBeGreaterThanOrEqual(4);
+    expect(inWindow.length).toBeLessThanOrEqual(6);
+    // Never two versions (or runs) for one tick, and every tick is a due time of the schedule.
+    const ticks = all.map((v) => v.metadata.tick);
+    expect(new Set(ticks).size).toBe(all.length);
+    for (const v of all) expect(v.metadata.tick).toBe(`every-second:${new Date(v.metadata.tickAt!).toISOString()}`);
+    expect(all.every((v) => v.metadata.tickAt!.endsWith('.000Z'))).toBe(true);
+    const runIds = all.map((v) => v.runid!);
+    expect(new Set(runIds).size).toBe(all.length);
+    // One run per version, no other runs of the resource; each one really ran.
+    const runs = (await sys.api.ok<Run[]>('GET', '/runs?resource=every-second&limit=500'));
+    expect(runs.map((r) => r.id).sort()).toEqual([...runIds].sort());
+    for (const id of runIds) expect((await sys.waitForRun(id, ['succeeded'], 20_000)).resource.name).toBe('every-second');
+
+    // Deleted: no more ticks, on either gateway.
+    const after = all.length;
+    await sleep(2_500);
+    expect((await versions('every-second')).length).toBe(after);
+  }, 60_000);
+
+  it('after every gateway was down across several ticks, runs one catch-up tick, not one per missed tick', async () => {
+    await sys.api.ok('POST', '/schedules', { name: 'catch-up', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });
+    await waitFor('a first tick', async () => ((await sys.api.ok<{ last: unknown }>('GET', '/schedules/catch-up')).last ? true : undefined), 10_000, 100);
+
+    await gw2!.close();
+    gw2 = undefined;
+    let stoppedAt = 0;
+    await sys.restartGateway(async () => {
+      stoppedAt = Date.now();
+      await sleep(3_500);
+    });
+    const startedAt = Date.now();
+
+    const caughtUp = await waitFor('the catch-up tick to start its run', async () => {
+      const found = (await versions('catch-up')).find((v) => v.metadata.catchUp);
+      return found;
+    }, 10_000, 100);
+    const at = Date.parse(caughtUp.metadata.tickAt!);
+    // For the most recent due time when the gateway came back, not one of the first missed ones.
+    expect(at).toBeGreaterThan(stoppedAt + 2_000);
+    expect(at).toBeLessThanOrEqual(startedAt);
+    await sleep(1_500);
+    await sys.api.ok('DELETE', '/schedules/catch-up');
+    const all = await versions('catch-up');
+    const missed = all.filter((v) => Date.parse(v.metadata.tickAt!) > stoppedAt && Date.parse(v.metadata.tickAt!) <= startedAt);
+    expect(missed.map((v) => v.metadata.tick)).toEqual([caughtUp.metadata.tick]);
+    expect(all.filter((v) => v.metadata.catchUp).length).toBe(1);
+    expect(new Set(all.map((v) => v.runid)).size).toBe(all.length);
+    expect((await sys.waitForRun(caughtUp.runid!, ['succeeded'], 20_000)).resource.version).toBe(caughtUp.version);
+  }, 60_000);
+});
