@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import type { Resource, Run } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { startGateway, type RunningGateway } from '../support/gateway';
@@ -133,6 +135,30 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     await sleep(2_500);
     expect((await versions('every-second')).length).toBe(after);
   }, 60_000);
+
+  it('starts one run for a tick delivered twice (as after a gateway died before its ack)', async () => {
+    await sys.api.ok('POST', '/schedules', { name: 'twice', cron: '0 3 1 1 *', resource: 'thing', pipeline, spec: { n: 1 } });
+    const at = new Date(Math.ceil((Date.now() + 10) / 1000) * 1000).toISOString();
+    const tick = { v: 1, schedule: 'twice', at, tick: `twice:${at}`, catchUp: false, by: 'test' };
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      // Stored twice (distinct message ids, no fence): the shared consumer delivers the same tick two times.
+      const js = jetstream(nc);
+      await js.publish('conveyor.ticks.twice', JSON.stringify(tick), { msgID: 'redelivery-1' });
+      await js.publish('conveyor.ticks.twice', JSON.stringify(tick), { msgID: 'redelivery-2' });
+    } finally {
+      await nc.close();
+    }
+    const started = await waitFor('the tick to start its run', async () => {
+      const s = await sys.api.ok<{ last: { tick: string; runid?: string } | null }>('GET', '/schedules/twice');
+      return s.last?.tick === tick.tick && s.last.runid ? s.last.runid : undefined;
+    }, 10_000, 100);
+    await sleep(3_000); // past the other delivery's second look
+    const all = await versions('twice');
+    expect(all.map((v) => ({ tick: v.metadata.tick, runid: v.runid }))).toEqual([{ tick: tick.tick, runid: started }]);
+    expect((await sys.api.ok<Run[]>('GET', '/runs?resource=twice')).map((r) => r.id)).toEqual([started]);
+    await sys.api.ok('DELETE', '/schedules/twice');
+  });
 
   it('after every gateway was down across several ticks, runs one catch-up tick, not one per missed tick', async () => {
     await sys.api.ok('POST', '/schedules', { name: 'catch-up', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });

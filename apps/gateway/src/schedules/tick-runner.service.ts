@@ -106,26 +106,41 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       m.term();
       return;
     }
+    // Kept from redelivery while this gateway works on it: a redelivery means its taker stopped.
+    const working = setInterval(() => m.working(), Math.max(300, this.ctx.config.steps.ackWaitMs / 3));
     try {
-      const outcome = await this.start(tick);
+      const outcome = await this.start(tick, m.info.redelivered);
+      if (outcome === 'wait') {
+        m.nak(RETRY_DELAY_MS);
+        return;
+      }
       if (outcome) await this.record(tick.schedule, outcome);
       m.ack();
     } catch (err) {
       this.log.warn(`tick ${tick.tick}: its run could not be started yet: ${(err as Error).message}; trying again`);
       m.nak(RETRY_DELAY_MS);
+    } finally {
+      clearInterval(working);
     }
   }
 
-  /** Starts the tick's run once; undefined when the tick is not to run (its schedule gone or made again since). */
-  private async start(tick: ScheduleTick): Promise<ScheduleTickOutcome | undefined> {
+  /**
+   * Starts the tick's run once; undefined when the tick is not to run (its schedule gone or made
+   * again since); 'wait' when another delivery of the same tick may be starting it right now.
+   */
+  private async start(tick: ScheduleTick, redelivered: boolean): Promise<ScheduleTickOutcome | undefined | 'wait'> {
     const s = (await this.schedules.get(tick.schedule))?.value;
     if (!s || Date.parse(tick.at) < Date.parse(s.createdAt)) return undefined;
     const base = { at: tick.at, tick: tick.tick };
-    const runid = await this.runIdOf(tick);
+    const { runid, mine } = await this.runIdOf(tick);
     // Started already (this is a redelivery): the run's record, or the version that names it, tells.
     if (await this.runs.get(runid)) return { ...base, runid };
     const latest = await this.resources.latest(s.resource, s.resourceName);
     if (latest?.value.runid === runid) return { ...base, runid, version: await this.startStored(s, latest.value, runid) };
+    // Someone else recorded the run id and has written neither version nor run yet: on a first
+    // delivery it may be at it this moment (two copies of one tick), so look again shortly; a
+    // redelivery means that taker stopped acking it (gone), so this one takes over.
+    if (!mine && !redelivered) return 'wait';
     const metadata: JsonObject = { schedule: s.name, tick: tick.tick, tickAt: tick.at, ...(tick.catchUp ? { catchUp: true } : {}) };
     try {
       const written = latest
@@ -159,18 +174,18 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     return version.version;
   }
 
-  /** The run id of a tick: made once (KV create), read back by every later delivery. */
-  private async runIdOf(tick: ScheduleTick): Promise<string> {
+  /** The run id of a tick: made once (KV create), read back by every later delivery; `mine` when this call made it. */
+  private async runIdOf(tick: ScheduleTick): Promise<{ runid: string; mine: boolean }> {
     const key = tickKey(tick.schedule, new Date(tick.at));
-    const mine = newRunId();
+    const runid = newRunId();
     try {
-      await this.tickRuns.create(key, mine);
-      return mine;
+      await this.tickRuns.create(key, runid);
+      return { runid, mine: true };
     } catch (err) {
       if (!isWrongRevision(err) && !/key exists/i.test((err as Error).message)) throw err;
       const e = await this.tickRuns.get(key);
       if (!e || e.operation !== 'PUT') throw new Error(`the run id of tick ${tick.tick} could not be read back`);
-      return e.string();
+      return { runid: e.string(), mine: false };
     }
   }
 
