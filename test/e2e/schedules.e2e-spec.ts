@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Resource, Run } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { startGateway, type RunningGateway } from '../support/gateway';
@@ -34,8 +34,8 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
   const as = (token?: string) => new Api(sys.api.baseUrl, token);
 
   beforeAll(async () => {
-    sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_API_TOKENS: TOKENS });
-    gw2 = await startGateway(sys.nats.url, { CONVEYOR_API_TOKENS: TOKENS });
+    sys = await TestSystem.on(await NatsServer.start(), { CONVEYOR_AGENT_ID: 'agent-1' }, { CONVEYOR_API_TOKENS: TOKENS, CONVEYOR_AGENT_ID: 'gateway-1' });
+    gw2 = await startGateway(sys.nats.url, { CONVEYOR_API_TOKENS: TOKENS, CONVEYOR_AGENT_ID: 'gateway-2' });
     await sys.startDriver(['tick-work']);
     pipeline = await sys.pipeline([{ driver: 'tick-work' }]);
   }, 60_000);
@@ -52,6 +52,25 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     const out = [];
     for (let v = 1; v <= latest.body.version; v++) out.push(await sys.api.ok('GET', `/resources/thing/${name}/${v}`));
     return out;
+  }
+
+  /** The ticks stored on a schedule's subject of the ticks stream, in order. */
+  async function storedTicks(schedule: string): Promise<Array<{ at: string; by: string }>> {
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const out = [];
+      let seq = 1;
+      for (let i = 0; i < 200; i++) {
+        const m = await jsm.direct.getMessage('CONVEYOR_TICKS', { next_by_subj: `conveyor.ticks.${schedule}`, seq }).catch(() => null);
+        if (!m) break;
+        out.push(m.json<{ at: string; by: string }>());
+        seq = m.seq + 1;
+      }
+      return out;
+    } finally {
+      await nc.close();
+    }
   }
 
   it('creates, reads, changes and deletes schedules; refuses bad input with a 400 that says why, and weaker roles', async () => {
@@ -123,6 +142,11 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     expect(new Set(ticks).size).toBe(all.length);
     for (const v of all) expect(v.metadata.tick).toBe(`every-second:${new Date(v.metadata.tickAt!).toISOString()}`);
     expect(all.every((v) => v.metadata.tickAt!.endsWith('.000Z'))).toBe(true);
+    // Both gateways timed every second, and the stream holds one tick per due time.
+    const stored = await storedTicks('every-second');
+    expect(new Set(stored.map((t) => t.at)).size).toBe(stored.length);
+    expect(stored.length).toBeGreaterThanOrEqual(all.length);
+    expect(stored.length).toBeLessThanOrEqual(all.length + 1); // one stored as it was deleted
     const runIds = all.map((v) => v.runid!);
     expect(new Set(runIds).size).toBe(all.length);
     // One run per version, no other runs of the resource; each one really ran.
