@@ -184,6 +184,22 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     await sys.api.ok('DELETE', '/schedules/twice');
   });
 
+  it("starts the runs of ticks again after the gateways' tick consumer was deleted by hand", async () => {
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      await (await jetstreamManager(nc)).consumers.delete('CONVEYOR_TICKS', 'gateway-ticks');
+    } finally {
+      await nc.close();
+    }
+    await sys.api.ok('POST', '/schedules', { name: 'after-loss', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });
+    const runid = await waitFor('a tick of a schedule made after the loss to start its run', async () => {
+      const s = await sys.api.ok<{ last: { runid?: string } | null }>('GET', '/schedules/after-loss');
+      return s.last?.runid;
+    }, 20_000, 200);
+    await sys.api.ok('DELETE', '/schedules/after-loss');
+    expect((await sys.waitForRun(runid, ['succeeded'], 20_000)).resource.name).toBe('after-loss');
+  }, 40_000);
+
   it('after every gateway was down across several ticks, runs one catch-up tick, not one per missed tick', async () => {
     await sys.api.ok('POST', '/schedules', { name: 'catch-up', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });
     await waitFor('a first tick', async () => ((await sys.api.ok<{ last: unknown }>('GET', '/schedules/catch-up')).last ? true : undefined), 10_000, 100);

@@ -83,6 +83,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       try {
         const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.ticksStream, TICKS_CONSUMER);
         this.messages = await consumer.consume({ max_messages: 16, expires: 5_000 });
+        void this.watch(this.messages);
         for await (const m of this.messages) {
           if (this.stopped) break;
           await this.handle(m);
@@ -93,6 +94,16 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
         if (isNotFound(err)) await this.ensureConsumer().catch(() => undefined);
       }
       if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+    }
+  }
+
+  /** A consumer deleted by hand (or lost with its stream) is made again, and consuming resumes (as the run projector's). */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 1)) {
+        this.log.warn(`tick consumer ${s.type.replace('_', ' ')}; recreating it`);
+        await this.ensureConsumer().catch((err) => this.log.warn(`could not recreate the tick consumer: ${(err as Error).message}`));
+      }
     }
   }
 
