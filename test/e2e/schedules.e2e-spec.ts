@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { Resource, Run } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { startGateway, type RunningGateway } from '../support/gateway';
@@ -183,6 +184,26 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     expect((await sys.api.ok<Run[]>('GET', '/runs?resource=twice')).map((r) => r.id)).toEqual([started]);
     await sys.api.ok('DELETE', '/schedules/twice');
   });
+
+  it('takes over a tick whose taker stopped after recording its run id, and starts that run', async () => {
+    await sys.api.ok('POST', '/schedules', { name: 'orphan', cron: '0 3 1 1 *', resource: 'thing', pipeline, spec: {} });
+    const at = new Date(Math.ceil((Date.now() + 10) / 1000) * 1000);
+    const tick = { v: 1, schedule: 'orphan', at: at.toISOString(), tick: `orphan:${at.toISOString()}`, catchUp: false, by: 'gone' };
+    const recorded = '0'.repeat(20) + 'orphan';
+    const nc = await connect({ servers: sys.nats.url });
+    try {
+      // What a gateway that died mid-start leaves: the tick's run id recorded, no version, no run.
+      await (await new Kvm(nc).open('conveyor-tick-runs')).create(`orphan.${at.getTime()}`, recorded);
+      await jetstream(nc).publish('conveyor.ticks.orphan', JSON.stringify(tick), { msgID: tick.tick });
+    } finally {
+      await nc.close();
+    }
+    const started = await waitFor('the tick to be taken over', async () => (await sys.api.ok<{ last: { runid?: string } | null }>('GET', '/schedules/orphan')).last?.runid, 15_000, 100);
+    expect(started).toBe(recorded);
+    expect((await versions('orphan')).map((v) => v.runid)).toEqual([recorded]);
+    expect((await sys.waitForRun(recorded, ['succeeded'], 20_000)).resource.name).toBe('orphan');
+    await sys.api.ok('DELETE', '/schedules/orphan');
+  }, 40_000);
 
   it("starts the runs of ticks again after the gateways' tick consumer was deleted by hand", async () => {
     const nc = await connect({ servers: sys.nats.url });

@@ -3,7 +3,7 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type 
 import type { KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
 import { TICKS_CONSUMER, newRunId, type JsonObject, type Resource, type Schedule, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
-import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
 import { ConflictError, NotFoundError, PipelinesStore, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
 import { ResourcesService } from '../resources/resources.service';
@@ -42,7 +42,8 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.ensureConsumer();
+    // Not a reason to refuse to start: the loop makes it again until it can.
+    await this.ensureConsumer().catch((err) => this.log.warn(`could not make sure of the tick consumer: ${(err as Error).message}; trying again`));
     this.loop = this.run();
   }
 
@@ -71,9 +72,16 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     try {
       await this.ctx.jsm.consumers.add(stream, config);
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || !/already exists/i.test(err.message)) throw err;
-      const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
-      await this.ctx.jsm.consumers.update(stream, TICKS_CONSUMER, changeable);
+      if (err instanceof JetStreamApiError && /already exists/i.test(err.message)) {
+        const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
+        await this.ctx.jsm.consumers.update(stream, TICKS_CONSUMER, changeable);
+        return;
+      }
+      // Seen on nats-server 2.15 after the consumer was deleted and made again at once by two
+      // gateways: the add failed writing the consumer's file, yet the consumer serves. Use it.
+      const found = await this.ctx.jsm.consumers.info(stream, TICKS_CONSUMER).catch(() => undefined);
+      if (!found) throw err;
+      this.log.warn(`the tick consumer could not be written again (${(err as Error).message}); using it as it is`);
     }
   }
 
@@ -91,7 +99,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       } catch (err) {
         if (this.stopped) break;
         this.log.warn(`tick consumer failed: ${(err as Error).message}; retrying`);
-        if (isNotFound(err)) await this.ensureConsumer().catch(() => undefined);
+        await this.ensureConsumer().catch(() => undefined);
       }
       if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
     }
