@@ -125,7 +125,10 @@ describe('a gateway shutting down', () => {
         (e: Error & { cause?: { code?: string } }) => e.cause?.code ?? e.name,
       );
       open.abort();
-      expect(['503', 'ECONNREFUSED']).toContain(late);
+      // ECONNRESET: the request went on a kept-alive socket that was idle when the HTTP server
+      // closed (Node closes idle sockets then), which also lets it go at once; which of the three
+      // comes depends on how long the other destroy hooks take.
+      expect(['503', 'ECONNREFUSED', 'ECONNRESET']).toContain(late);
       expect(await Promise.race([closing.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still closing after 20 s'), 20_000))])).toBe('closed');
     } finally {
       await sys.stop();
