@@ -33,6 +33,22 @@ describe('schedule times', () => {
     expect(lastDue({ cron: '*/10 * * * *' }, at('2026-01-10T12:34:00Z'))).toEqual(at('2026-01-10T12:30:00Z'));
   });
 
+  it('crosses DST as croner does: a fixed time once (after a gap, at its end), a stepped time in both copies of a repeated hour', () => {
+    const fixed = { cron: '30 2 * * *', timezone: 'Europe/Berlin' };
+    const series = (t: { cron: string; timezone: string }, from: string, n: number) => {
+      const out: string[] = [];
+      for (let d: Date | undefined = at(from), i = 0; d && i < n; i++) out.push((d = nextDue(t, d))!.toISOString());
+      return out;
+    };
+    // 2026-03-29 02:30 does not exist in Berlin: 03:00 CEST instead.
+    expect(series(fixed, '2026-03-28T12:00:00Z', 1)).toEqual(['2026-03-29T01:00:00.000Z']);
+    // 2026-10-25 02:30 happens twice: once.
+    expect(series(fixed, '2026-10-24T12:00:00Z', 2)).toEqual(['2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z']);
+    const stepped = { cron: '*/30 * * * *', timezone: 'Europe/Berlin' };
+    expect(series(stepped, '2026-10-24T23:50:00Z', 4)).toEqual(['2026-10-25T00:00:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-25T01:00:00.000Z', '2026-10-25T01:30:00.000Z']);
+    expect(series(stepped, '2026-03-29T00:20:00Z', 2)).toEqual(['2026-03-29T00:30:00.000Z', '2026-03-29T01:00:00.000Z']);
+  });
+
   it('plans the tick of a timer that fires on time, once', () => {
     const t = { cron: '* * * * * *', since: '2026-01-10T12:00:00.500Z' };
     expect(planTick(t, undefined, at('2026-01-10T12:00:00.900Z'))).toBeUndefined(); // due 12:00:00 is before the schedule
