@@ -205,6 +205,21 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     await sys.api.ok('DELETE', '/schedules/orphan');
   }, 40_000);
 
+  it('records a tick whose resource write is refused (a definition changed since), and starts no run', async () => {
+    await sys.api.ok('POST', '/resource-definitions', { name: 'strict', version: '1', schema: { type: 'object' } });
+    const strictPipeline = await sys.api.ok<{ name: string }>('POST', '/pipelines', { name: 'strict-pipe', resource: 'strict', steps: [{ id: 's1', name: 'one', driver: 'tick-work' }] });
+    await sys.api.ok('POST', '/schedules', { name: 'refused', cron: '* * * * * *', resource: 'strict', pipeline: strictPipeline.name, spec: {} });
+    await sys.api.ok('PUT', '/resource-definitions/strict', { name: 'strict', version: '2', schema: { type: 'object', properties: { repository: { type: 'string' } }, required: ['repository'] } });
+    const last = await waitFor('a refused tick to be recorded', async () => {
+      const s = await sys.api.ok<{ last: { error?: string; runid?: string; tick: string } | null }>('GET', '/schedules/refused');
+      return s.last?.error ? s.last : undefined;
+    }, 10_000, 100);
+    expect(last.error).toMatch(/spec does not match resource definition "strict"/);
+    expect(last.runid).toBeUndefined();
+    await sys.api.ok('DELETE', '/schedules/refused');
+    expect((await sys.api.request('GET', '/resources/strict/refused')).status).toBe(404);
+  });
+
   it("starts the runs of ticks again after the gateways' tick consumer was deleted by hand", async () => {
     const nc = await connect({ servers: sys.nats.url });
     try {
