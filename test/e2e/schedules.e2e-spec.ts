@@ -155,6 +155,13 @@ describe('schedules (two gateways, one nats-server, a test driver)', () => {
     expect(runs.map((r) => r.id).sort()).toEqual([...runIds].sort());
     for (const id of runIds) expect((await sys.waitForRun(id, ['succeeded'], 20_000)).resource.name).toBe('every-second');
 
+    // The two gateways' counters of started ticks add up to the runs.
+    const started = async (api: Api) => {
+      const text = (await api.request<string>('GET', '/metrics')).body;
+      return Number(/conveyor_schedule_ticks_total\{schedule="every-second",outcome="started"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    expect((await started(sys.api)) + (await started(new Api(gw2!.url, ADMIN)))).toBe(all.length);
+
     // Deleted: no more ticks, on either gateway.
     const after = all.length;
     await sleep(2_500);

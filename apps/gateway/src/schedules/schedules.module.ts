@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
 import { JETSTREAM, openSchedulesBucket, openTickRunsBucket, provisionTicksStream, type JetStreamContext } from '@conveyor/jetstream';
+import { MetricsModule } from '../metrics/metrics.module';
 import { ResourcesModule } from '../resources/resources.module';
 import { RunsModule } from '../runs/runs.module';
 import { ScheduleTimers } from './schedule-timers.service';
@@ -11,7 +12,7 @@ import { TickRunner } from './tick-runner.service';
 
 /** Schedules: their API, every gateway's timers that store ticks, and the shared consumer that starts ticks' runs. */
 @Module({
-  imports: [ResourcesModule, RunsModule],
+  imports: [ResourcesModule, RunsModule, MetricsModule],
   controllers: [SchedulesController],
   providers: [
     { provide: 'SCHEDULES_KV', useFactory: (ctx: JetStreamContext) => openSchedulesBucket(ctx), inject: [JETSTREAM] },

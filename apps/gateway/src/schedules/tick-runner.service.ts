@@ -6,6 +6,7 @@ import { TICKS_CONSUMER, newRunId, type JsonObject, type Resource, type Schedule
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
 import { ConflictError, NotFoundError, PipelinesStore, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
+import { MetricsService } from '../metrics/metrics.service';
 import { ResourcesService } from '../resources/resources.service';
 import { RunAdmission } from '../runs/run-admission.service';
 import { SchedulesStore } from './schedules.store';
@@ -39,6 +40,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly pipelines: PipelinesStore,
     private readonly runs: RunsStore,
     private readonly admission: RunAdmission,
+    private readonly metrics: MetricsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -135,6 +137,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       }
       if (outcome) await this.record(tick.schedule, outcome);
       m.ack();
+      this.metrics.tick(tick.schedule, !outcome ? 'skipped' : outcome.error ? 'refused' : 'started');
     } catch (err) {
       this.log.warn(`tick ${tick.tick}: its run could not be started yet: ${(err as Error).message}; trying again`);
       m.nak(RETRY_DELAY_MS);
