@@ -2,7 +2,7 @@ import { ConflictException, HttpException, Inject, Injectable, Logger, type OnAp
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
-import { TICKS_CONSUMER, newRunId, type JsonObject, type Resource, type Schedule, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
+import { TICKS_CONSUMER, isName, newRunId, type JsonObject, type Resource, type Schedule, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
 import { ConflictError, NotFoundError, PipelinesStore, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
@@ -121,7 +121,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     let tick: ScheduleTick;
     try {
       tick = m.json<ScheduleTick>();
-      if (tick?.v !== 1 || typeof tick.schedule !== 'string' || !Number.isFinite(Date.parse(tick.at))) throw new Error('not a tick');
+      if (tick?.v !== 1 || typeof tick.schedule !== 'string' || !isName(tick.schedule) || typeof tick.tick !== 'string' || !Number.isFinite(Date.parse(tick.at))) throw new Error('not a tick');
     } catch {
       this.log.warn(`a message on ${m.subject} is not a tick; dropped`);
       m.term();
@@ -157,14 +157,14 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     const { runid, mine } = await this.runIdOf(tick);
     // Started already (this is a redelivery): the run's record, or the version that names it, tells.
     if (await this.runs.get(runid)) return { ...base, runid };
-    const latest = await this.resources.latest(s.resource, s.resourceName);
-    if (latest?.value.runid === runid) return { ...base, runid, version: await this.startStored(s, latest.value, runid) };
-    // Someone else recorded the run id and has written neither version nor run yet: on a first
-    // delivery it may be at it this moment (two copies of one tick), so look again shortly; a
-    // redelivery means that taker stopped acking it (gone), so this one takes over.
-    if (!mine && !redelivered) return 'wait';
-    const metadata: JsonObject = { schedule: s.name, tick: tick.tick, tickAt: tick.at, ...(tick.catchUp ? { catchUp: true } : {}) };
     try {
+      const latest = await this.resources.latest(s.resource, s.resourceName);
+      if (latest?.value.runid === runid) return { ...base, runid, version: await this.startStored(s, latest.value, runid) };
+      // Someone else recorded the run id and has written neither version nor run yet: on a first
+      // delivery it may be at it this moment (two copies of one tick), so look again shortly; a
+      // redelivery means that taker stopped acking it (gone), so this one takes over.
+      if (!mine && !redelivered) return 'wait';
+      const metadata: JsonObject = { schedule: s.name, tick: tick.tick, tickAt: tick.at, ...(tick.catchUp ? { catchUp: true } : {}) };
       const written = latest
         ? await this.resourcesService.update(s.resource, s.resourceName, { spec: s.spec, metadata, pipeline: s.pipeline }, undefined, runid)
         : await this.resourcesService
