@@ -330,6 +330,26 @@ describe('conveyor CLI', () => {
     ]);
   }, 120_000);
 
+  it('applies a Schedule manifest (created, then unchanged, then changed) and lists schedules', async () => {
+    const file = join(dir, 'schedule.yaml');
+    const manifest = `kind: ResourceDefinition\nname: cli-sched-thing\nschema: { type: object }\n---\nkind: Pipeline\nname: cli-sched-pipe\nresource: cli-sched-thing\nsteps:\n  - { id: one, name: First, driver: cli-say }\n---\nkind: Schedule\nname: cli-nightly\ncron: "0 3 * * *"\ntimezone: Europe/Berlin\nresource: cli-sched-thing\npipeline: cli-sched-pipe\nspec: {}\n`;
+    writeFileSync(file, manifest);
+    const first = await cli(['apply', '-f', file]);
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toMatch(/\nschedule\/cli-nightly created \(next \d{4}-\d\d-\d\dT0[12]:00:00\.000Z\)\n$/);
+    expect((await cli(['apply', '-f', file])).stdout).toContain('schedule/cli-nightly unchanged');
+    // Without its zone it is a change (the gateway's default is UTC).
+    writeFileSync(file, manifest.replace('timezone: Europe/Berlin\n', ''));
+    expect((await cli(['apply', '-f', file])).stdout).toMatch(/schedule\/cli-nightly changed \(next \S+T03:00:00\.000Z\)/);
+    const listed = await cli(['get', 'schedules']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^NAME\s+CRON\s+TIMEZONE\s+PIPELINE\s+RESOURCE\s+NEXT\s+LAST\s+LAST RUN$/);
+    expect(listed.stdout).toMatch(/cli-nightly\s+0 3 \* \* \*\s+UTC\s+cli-sched-pipe\s+cli-sched-thing\/cli-nightly\s+\S+T03:00:00\.000Z\s+-\s+-/);
+    const one = JSON.parse((await cli(['get', 'schedule', 'cli-nightly', '-o', 'json'])).stdout);
+    expect(one).toMatchObject({ name: 'cli-nightly', last: null });
+    await sys.api.ok('DELETE', '/schedules/cli-nightly');
+  }, 60_000);
+
   it('sends CONVEYOR_TOKEN as a bearer token and shows a 401 as the server words it', async () => {
     const seen: Array<string | undefined> = [];
     const server = createServer((req, res) => {

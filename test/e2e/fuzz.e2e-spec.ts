@@ -30,6 +30,15 @@ const bodies = {
   pipeline: loose({ name: field, description: field, resource: fc.oneof(fc.constant('app'), field), steps: fc.oneof(fc.array(step, { maxLength: 60 }), field) }),
   resource: loose({ name: field, resource: fc.oneof(fc.constant('app'), field), pipeline: fc.oneof(fc.constant('ci'), field), spec: fc.oneof(loose({ env: fc.oneof(fc.array(envEntry, { maxLength: 5 }), field), repository: field, commands: field }), field), metadata: field }),
   secret: loose({ value: field }),
+  schedule: loose({
+    name: field,
+    cron: fc.oneof(fc.constantFrom('0 3 * * *', '0 0 3 * * *', '61 * * * *', '* * *', '@daily', 'L W # ?', '0 0 30 2 *'), field),
+    timezone: fc.oneof(fc.constantFrom('UTC', 'Europe/Berlin', 'Mars/Olympus', '+01:00', 'utc'), field),
+    resource: fc.oneof(fc.constant('app'), field),
+    pipeline: fc.oneof(fc.constant('ci'), field),
+    resourceName: field,
+    spec: fc.oneof(fc.constant({}), field),
+  }),
   any: fc.jsonValue({ maxDepth: 4 }),
 };
 
@@ -69,6 +78,7 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     await send('POST', '/pipelines', JSON.stringify({ name: 'ci', resource: 'app', steps: [{ id: 'a', name: 'a', driver: 'nobody' }] }));
     await send('POST', '/resources', JSON.stringify({ name: 'web', resource: 'app', spec: {} }));
     await send('PUT', '/secrets/deploy-token', JSON.stringify({ value: 'v'.repeat(20) }));
+    await send('POST', '/schedules', JSON.stringify({ name: 'nightly', cron: '0 3 * * *', resource: 'app', pipeline: 'ci', spec: {} }));
   });
   afterAll(async () => {
     // eslint-disable-next-line no-console
@@ -86,6 +96,8 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     ['POST', '/resources', bodies.resource],
     ['PUT', '/resources/app/web', bodies.resource],
     ['PUT', '/secrets/fuzzed', bodies.secret],
+    ['POST', '/schedules', bodies.schedule],
+    ['PUT', '/schedules/nightly', bodies.schedule],
     ['POST', `/runs/${'0'.repeat(26)}/cancel`, bodies.any],
   ];
 
@@ -105,6 +117,7 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     const template = fc.constantFrom(
       'GET /resource-definitions/$', 'DELETE /pipelines/$', 'GET /pipelines/$', 'GET /resources/$/$', 'GET /resources/app/$/$', 'DELETE /resources/$/$',
       'GET /runs/$', 'POST /runs/$/cancel', 'GET /logs?runid=$&driver=$', 'GET /runs?status=$&limit=$', 'GET /drivers?driver=$', 'DELETE /secrets/$', 'GET /resources?resource=$',
+      'GET /schedules/$', 'DELETE /schedules/$',
     );
     await fc.assert(
       fc.asyncProperty(template, fc.array(segment, { minLength: 2, maxLength: 2 }), async (t, [a, b]) => {

@@ -103,6 +103,8 @@ describe('NATS authentication and per-role permissions (deploy/nats/auth.conf)',
     await expect(jsm.streams.delete('CONVEYOR_RUNS')).rejects.toThrow(/permission|timeout/i);
     await expect(jsm.streams.purge('CONVEYOR_LOGS')).rejects.toThrow(/permission|timeout/i);
     await expect(js.publish('$KV.conveyor-runs.x', 'forged')).rejects.toThrow(/permission|timeout|no responders/i);
+    // Nor forge a schedule's tick (which would start a run).
+    await expect(js.publish('conveyor.ticks.nightly', JSON.stringify({ v: 1, schedule: 'nightly' }))).rejects.toThrow(/permission|timeout|no responders/i);
     // A subscription it may not have is refused by the server (reported on the connection).
     const sub = asDriver.subscribe('conveyor.>');
     const closed = sub.closed.then(() => 'closed by the server', (e: Error) => e.message);

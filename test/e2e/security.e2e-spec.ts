@@ -88,6 +88,11 @@ describe('security: API tokens, roles, secrets, limits (real gateway, real nats-
     { method: 'PUT', path: '/secrets/deploy-token', body: { value: 'replaced' }, need: 'admin' },
     { method: 'GET', path: '/secrets', need: 'admin' },
     { method: 'DELETE', path: '/secrets/deploy-token', need: 'admin' },
+    { method: 'GET', path: '/schedules', need: 'read' },
+    { method: 'GET', path: '/schedules/nightly', need: 'read' },
+    { method: 'POST', path: '/schedules', body: { name: 'evil', cron: '* * * * * *', resource: 'app', pipeline: 'ci', spec: {} }, need: 'admin' },
+    { method: 'PUT', path: '/schedules/nightly', body: { cron: '* * * * * *', resource: 'app', pipeline: 'ci', spec: {} }, need: 'admin' },
+    { method: 'DELETE', path: '/schedules/nightly', need: 'admin' },
   ];
 
   it('answers 401 with WWW-Authenticate: Bearer to every endpoint without a token or with a wrong one, and stores nothing', async () => {

@@ -26,7 +26,7 @@ describe('manifests', () => {
       throw new Error('no error');
     };
     expect(err('kind: Pipeline\nname: [unclosed\n')).toMatch(/^m\.yaml:\d: invalid YAML/);
-    expect(err('\n\nname: x\n')).toBe('m.yaml:3: "kind" is missing (ResourceDefinition, Pipeline or Resource)');
+    expect(err('\n\nname: x\n')).toBe('m.yaml:3: "kind" is missing (ResourceDefinition, Pipeline, Resource or Schedule)');
     expect(err('name: x\nkind: Gadget\n')).toMatch(/^m\.yaml:2: unknown kind "Gadget"/);
     expect(err('- a\n- b\n')).toMatch(/^m\.yaml:1: a manifest must be a mapping/);
   });

@@ -13,6 +13,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { PipelinesModule } from './pipelines/pipelines.module';
 import { ResourcesModule } from './resources/resources.module';
 import { RunsModule } from './runs/runs.module';
+import { SchedulesModule } from './schedules/schedules.module';
 import { SecretsModule } from './secrets/secrets.module';
 
 @Module({})
@@ -22,7 +23,7 @@ export class AppModule {
       module: AppModule,
       // Here, in the root module, so that its destroy hook runs first (see ShutdownGate).
       providers: [ShutdownGate],
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }
 }

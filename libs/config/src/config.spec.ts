@@ -10,6 +10,8 @@ describe('loadConfig', () => {
     expect(c.http.webDir).toBeUndefined();
     expect(loadConfig({ CONVEYOR_WEB_DIR: ' /srv/web ', CONVEYOR_SSE_MAX_RUN_FEEDS: '3' }).http).toMatchObject({ webDir: '/srv/web', sseMaxRunFeeds: 3 });
     expect(c.retention.runsMaxAgeMs).toBe(30 * 86_400_000);
+    expect(c.retention.ticksMaxAgeMs).toBe(7 * 86_400_000);
+    expect(loadConfig({ CONVEYOR_TICKS_MAX_AGE: '1h' }).retention.ticksMaxAgeMs).toBe(3_600_000);
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
@@ -55,6 +57,7 @@ describe('loadConfig', () => {
     ['CONVEYOR_MACHINE_ID', 'rack/1'],
     ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
     ['CONVEYOR_RUNS_MAX_AGE', 'forever'],
+    ['CONVEYOR_TICKS_MAX_AGE', '0s'],
     ['CONVEYOR_RUNS_LIST_SCAN', '100'],
   ])('refuses %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);

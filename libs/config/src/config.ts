@@ -29,6 +29,8 @@ export interface ConveyorConfig {
     deadLettersMaxAgeMs: number;
     /** How long the runs bucket keeps a run record after its last change. */
     runsMaxAgeMs: number;
+    /** How long the ticks stream keeps schedules' ticks (and the tick → run records). */
+    ticksMaxAgeMs: number;
   };
   /**
    * `runsListScan`: run records a filtered `GET /runs` reads at most, newest first.
@@ -122,6 +124,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       logsMaxBytes: bytes(env, 'CONVEYOR_LOGS_MAX_BYTES', '1gb'),
       deadLettersMaxAgeMs: duration(env, 'CONVEYOR_DLQ_MAX_AGE', '30d'),
       runsMaxAgeMs: duration(env, 'CONVEYOR_RUNS_MAX_AGE', '30d'),
+      ticksMaxAgeMs: duration(env, 'CONVEYOR_TICKS_MAX_AGE', '7d'),
     },
     http: {
       port: int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535),

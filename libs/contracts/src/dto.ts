@@ -264,3 +264,82 @@ export class ResourceUpdateDto {
   metadata?: JsonObject;
 }
 
+
+/** POST /schedules. */
+export class ScheduleDto {
+  @ApiProperty({ example: 'nightly', pattern: NAME_PATTERN.source })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+
+  @ApiProperty({ example: '0 3 * * *', description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first' })
+  @IsString()
+  @MaxLength(200)
+  cron!: string;
+
+  @ApiPropertyOptional({ example: 'Europe/Berlin', description: 'IANA time zone the cron is read in (default UTC)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  timezone?: string;
+
+  @ApiProperty({ example: 'flutter-builder', description: 'the resource definition (type) of the resource each tick makes a version of' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiProperty({ example: 'flutter-pipeline' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline!: string;
+
+  @ApiPropertyOptional({ example: 'nightly-app', description: "the resource's name (default: the schedule's name)" })
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resourceName?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  @IsObject()
+  spec!: JsonObject;
+}
+
+/** PUT /schedules/:name: the whole schedule again; the name comes from the path. */
+export class ScheduleUpdateDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name?: string;
+
+  @ApiProperty({ example: '0 3 * * *' })
+  @IsString()
+  @MaxLength(200)
+  cron!: string;
+
+  @ApiPropertyOptional({ example: 'Europe/Berlin' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  timezone?: string;
+
+  @ApiProperty()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiProperty()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline!: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resourceName?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true })
+  @IsObject()
+  spec!: JsonObject;
+}

@@ -185,3 +185,52 @@ export interface AgentInfo {
   /** Stopping (SIGTERM/SIGINT): takes no new work, lets its running steps finish. */
   draining?: boolean;
 }
+
+/**
+ * A resource built on a cron schedule: each tick makes a new version of resource
+ * `resourceName` of type `resource` with `spec`, and starts a run of `pipeline` (see the
+ * gateway's schedules).
+ */
+export interface Schedule {
+  name: string;
+  /** 5 fields (minute hour day month weekday), or 6 with seconds first. */
+  cron: string;
+  /** IANA zone the cron is read in; UTC when absent. */
+  timezone?: string;
+  resource: string;
+  pipeline: string;
+  /** The resource's name; the schedule's name by default. */
+  resourceName: string;
+  spec: JsonObject;
+  createdAt: string;
+  updatedAt: string;
+  /** When the current cron and zone took effect: no tick is due before it. */
+  since: string;
+  /** The last tick whose run was started (or that failed to start one). */
+  last?: ScheduleTickOutcome;
+}
+
+export interface ScheduleTickOutcome {
+  /** The tick's due time (ISO). */
+  at: string;
+  /** `<schedule>:<at>` */
+  tick: string;
+  runid?: string;
+  /** The resource version the tick made. */
+  version?: number;
+  /** Why the tick started no run (a pipeline deleted since, a spec its definition no longer takes). */
+  error?: string;
+}
+
+/** A tick on the ticks stream (`<prefix>.ticks.<schedule>`): one per due time, stored by whichever gateway came first. */
+export interface ScheduleTick {
+  v: 1;
+  schedule: string;
+  /** The due time (ISO). */
+  at: string;
+  tick: string;
+  /** It stands in for due times missed while no gateway ran (only the most recent is run). */
+  catchUp: boolean;
+  /** The gateway that stored it (its agent id), for the record. */
+  by: string;
+}

@@ -11,6 +11,9 @@ export const PROJECTOR_CONSUMER = 'gateway-runs';
 /** The driver token of an approval step's work (a person's decision: no consumer reads it); no driver may be named so. */
 export const APPROVAL_DRIVER = 'approval';
 
+/** The gateways' shared durable consumer of the ticks stream: it starts each tick's run. */
+export const TICKS_CONSUMER = 'gateway-ticks';
+
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
@@ -36,6 +39,7 @@ export type RunRecordSubject =
  *   <prefix>.logs.<run>.end                          end-of-logs marker, published once the run ended
  *   <prefix>.control.<run>.cancel                    cancel signal (core NATS) to the agent running a step
  *   <prefix>.dlq.<driver>                            dead letters: poison messages terminated by a driver
+ *   <prefix>.ticks.<schedule>                        a schedule's ticks, one per due time (see the gateway's schedules)
  *
  * The records of a run differ in their number of tokens, so no step id (`end`, `claim`) or
  * driver name can make one kind look like another.
@@ -61,8 +65,9 @@ export class Subjects {
   get runsStream(): string { return `${this.streamPrefix}_RUNS`; }
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
+  get ticksStream(): string { return `${this.streamPrefix}_TICKS`; }
 
-  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups'): string {
+  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups' | 'schedules' | 'tick-runs'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 
@@ -70,6 +75,13 @@ export class Subjects {
   get allEvents(): string { return `${this.prefix}.events.>`; }
   get allLogs(): string { return `${this.prefix}.logs.>`; }
   get allDeadLetters(): string { return `${this.prefix}.dlq.>`; }
+  get allTicks(): string { return `${this.prefix}.ticks.*`; }
+
+  /** A schedule's ticks: the last one is what a gateway's next tick is fenced on. */
+  ticks(schedule: string): string {
+    assertToken('schedule', schedule);
+    return `${this.prefix}.ticks.${schedule}`;
+  }
 
   /** Every record of one run: what a fenced write's expectation is checked against. */
   runLog(runId: string): string {

@@ -40,6 +40,44 @@ export function openGroupsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('groups'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File });
 }
 
+/** Schedules by name (see the gateway's schedules); every gateway watches it. */
+export function openSchedulesBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('schedules'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File });
+}
+
+/**
+ * The run each tick started (`<schedule>.<due ms>` → run id), written with create() so that a
+ * tick delivered twice starts one run. Kept as long as the ticks: a tick can be redelivered
+ * only while it is stored.
+ */
+export function openTickRunsBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('tick-runs'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File, ttl: ctx.config.retention.ticksMaxAgeMs });
+}
+
+/**
+ * Schedules' ticks, one subject per schedule (`<prefix>.ticks.<schedule>`): each gateway
+ * fences its tick on the last one it read, so one tick per due time is stored. Limits
+ * retention (not WorkQueue) so that the last tick stays to be read and fenced on after its
+ * run started. Made by the gateways only (drivers have no use for it).
+ */
+export async function provisionTicksStream(ctx: JetStreamContext): Promise<void> {
+  const { subjects: s, config: c } = ctx;
+  await ensureStream(ctx, {
+    name: s.ticksStream,
+    description: "Schedules' ticks: one per schedule and due time, fenced on the schedule's last tick",
+    subjects: [s.allTicks],
+    storage: StorageType.File,
+    num_replicas: c.replicas,
+    discard: DiscardPolicy.Old,
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.retention.ticksMaxAgeMs),
+    // Its last tick is read by subject at every due time.
+    allow_direct: true,
+    // A window longer than the stream's age is refused by the server.
+    duplicate_window: nanos(Math.min(c.steps.dedupeWindowMs, c.retention.ticksMaxAgeMs)),
+  });
+}
+
 export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('open-runs'), {
     history: 1,

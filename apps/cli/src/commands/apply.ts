@@ -1,13 +1,13 @@
-import type { Pipeline, Resource, ResourceDefinition } from '@conveyor/contracts';
+import type { Pipeline, Resource, ResourceDefinition, Schedule } from '@conveyor/contracts';
 import { GatewayError, type GatewayClient } from '../client';
 import { CliError } from '../errors';
 import { manifestFiles, readManifests, type Kind, type Manifest } from '../manifests';
 
 type Outcome = 'created' | 'changed' | 'unchanged';
 
-/** Definitions first, then pipelines (which name a definition), then resources (which may start runs). */
-const ORDER: Record<Kind, number> = { ResourceDefinition: 0, Pipeline: 1, Resource: 2 };
-const NOUN: Record<Kind, string> = { ResourceDefinition: 'definition', Pipeline: 'pipeline', Resource: 'resource' };
+/** Definitions first, then pipelines (which name a definition), then resources (which may start runs), then schedules (which name both). */
+const ORDER: Record<Kind, number> = { ResourceDefinition: 0, Pipeline: 1, Resource: 2, Schedule: 3 };
+const NOUN: Record<Kind, string> = { ResourceDefinition: 'definition', Pipeline: 'pipeline', Resource: 'resource', Schedule: 'schedule' };
 
 /**
  * `conveyor apply -f FILE|DIR [--dry-run]`: creates what is missing, updates what differs,
@@ -64,6 +64,15 @@ async function applyOne(client: GatewayClient, m: Manifest, dryRun: boolean): Pr
         ? await client.request<{ version: number; runid?: string }>('POST', '/resources', m.body)
         : await client.request<{ version: number; runid?: string }>('PUT', `/resources/${type}/${name}`, update);
       return { outcome, extra: ` (version ${res?.version}${res?.runid ? `, run ${res.runid}` : ''})` };
+    }
+    case 'Schedule': {
+      const current = await client.find<Schedule>(`/schedules/${name}`);
+      // What the gateway fills in when the manifest leaves it out counts as said: no zone is UTC, the resource is named after the schedule.
+      const outcome = decide(current, { timezone: undefined, resourceName: m.name, ...m.body });
+      if (!dryRun && outcome === 'created') await client.request('POST', '/schedules', m.body);
+      if (!dryRun && outcome === 'changed') await client.request('PUT', `/schedules/${name}`, m.body);
+      const next = dryRun || outcome === 'unchanged' ? undefined : (await client.find<{ next: string | null }>(`/schedules/${name}`))?.next;
+      return { outcome, extra: next ? ` (next ${next})` : '' };
     }
   }
 }

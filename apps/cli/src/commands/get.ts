@@ -1,9 +1,9 @@
-import type { AgentInfo, Pipeline, Resource, ResourceDefinition, Run } from '@conveyor/contracts';
+import type { AgentInfo, Pipeline, Resource, ResourceDefinition, Run, Schedule } from '@conveyor/contracts';
 import type { GatewayClient } from '../client';
 import { CliError } from '../errors';
 import { age, formatDuration, printStructured, table, type OutputFormat } from '../output';
 
-export const GET_KINDS = ['definitions', 'pipelines', 'resources', 'runs', 'drivers'] as const;
+export const GET_KINDS = ['definitions', 'pipelines', 'resources', 'runs', 'drivers', 'schedules'] as const;
 type GetKind = (typeof GET_KINDS)[number];
 
 /** Singular and short spellings, as kubectl accepts them. */
@@ -13,6 +13,7 @@ const ALIASES: Record<string, GetKind> = {
   resource: 'resources', resources: 'resources', res: 'resources',
   run: 'runs', runs: 'runs',
   driver: 'drivers', drivers: 'drivers', agents: 'drivers', agent: 'drivers',
+  schedule: 'schedules', schedules: 'schedules', sched: 'schedules',
 };
 
 export function parseKind(kind: string): GetKind {
@@ -60,6 +61,15 @@ export async function get(client: GatewayClient, kind: GetKind, name: string | u
       if (printStructured(format, items)) return;
       out(table(['AGENT', 'MACHINE', 'DRIVERS', 'RUNNING', 'CONCURRENCY', 'HEARTBEAT', 'UP'], items.map((a) => [
         a.id, a.machine, a.drivers.join(','), a.running.length, a.concurrency, `${age(a.lastHeartbeat)} ago`, age(a.startedAt),
+      ])));
+      return;
+    }
+    case 'schedules': {
+      type Shown = Schedule & { next: string | null };
+      const items = n ? [await client.get<Shown>(`/schedules/${n}`)] : await client.get<Shown[]>('/schedules');
+      if (printStructured(format, n ? items[0] : items)) return;
+      out(table(['NAME', 'CRON', 'TIMEZONE', 'PIPELINE', 'RESOURCE', 'NEXT', 'LAST', 'LAST RUN'], items.map((s) => [
+        s.name, s.cron, s.timezone ?? 'UTC', s.pipeline, `${s.resource}/${s.resourceName}`, s.next ?? '-', s.last ? `${age(s.last.at)} ago` : '-', s.last?.runid ?? s.last?.error,
       ])));
       return;
     }

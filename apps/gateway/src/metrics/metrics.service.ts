@@ -26,6 +26,7 @@ export class MetricsService implements OnModuleInit {
   private queues: StepQueue[] = [];
   private readonly runEvents: Counter<'pipeline' | 'status'>;
   private readonly stepDuration: Histogram<'driver' | 'outcome'>;
+  private readonly scheduleTicks: Counter<'schedule' | 'outcome'>;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -37,6 +38,12 @@ export class MetricsService implements OnModuleInit {
       name: 'conveyor_runs_total',
       help: 'Runs that reached a status (queued, succeeded, failed, cancelled), by pipeline',
       labelNames: ['pipeline', 'status'],
+      registers,
+    });
+    this.scheduleTicks = new Counter({
+      name: 'conveyor_schedule_ticks_total',
+      help: "Schedules' ticks taken by this gateway: started (a run), refused (the resource write was refused; see the schedule's last), skipped (the schedule is gone)",
+      labelNames: ['schedule', 'outcome'],
       registers,
     });
     this.stepDuration = new Histogram({
@@ -92,6 +99,11 @@ export class MetricsService implements OnModuleInit {
    * folded by one gateway: sum the copies): a run queued (its first work) or ended, a step
    * attempt that ended. Fed by the projector, so the records are read and decoded once.
    */
+  /** A schedule's tick taken by this gateway's tick runner (counted by one gateway of several: sum them). */
+  tick(schedule: string, outcome: 'started' | 'refused' | 'skipped'): void {
+    this.scheduleTicks.inc({ schedule, outcome });
+  }
+
   observe(record: RunRecord): void {
     void this.count(record).catch((error: Error) => this.log.warn(`could not count a ${record.kind} record: ${error.message}`));
   }

@@ -29,11 +29,12 @@ export class ResourcesService {
     private readonly secrets: SecretsService,
   ) {}
 
-  async create(dto: ResourceDto): Promise<ResourceWriteResult> {
+  /** `runid`: the id its run gets (a schedule's tick names it, so that a tick delivered twice starts one run). */
+  async create(dto: ResourceDto, runid?: string): Promise<ResourceWriteResult> {
     await this.checkSpec(dto.resource, dto.spec);
     const pipeline = dto.pipeline ? await this.pipelineFor(dto.pipeline, dto.resource) : undefined;
     if (pipeline) this.runs.checkFits(pipeline, { name: dto.name, resource: dto.resource, spec: dto.spec, metadata: dto.metadata ?? {} });
-    const runid = pipeline ? newRunId() : undefined;
+    runid = pipeline ? (runid ?? newRunId()) : undefined;
     const resource: Resource = {
       name: dto.name,
       resource: dto.resource,
@@ -52,7 +53,7 @@ export class ResourcesService {
    * a name sets it; whenever the new version has a pipeline, a run of it starts. `metadata`
    * absent keeps the previous metadata.
    */
-  async update(type: string, name: string, dto: ResourceUpdateDto, ifMatchVersion: number | undefined): Promise<ResourceWriteResult> {
+  async update(type: string, name: string, dto: ResourceUpdateDto, ifMatchVersion: number | undefined, runid?: string): Promise<ResourceWriteResult> {
     if (dto.name !== undefined && dto.name !== name) {
       throw new BadRequestException(`name "${dto.name}" in the body does not match "${name}" in the path; a resource cannot be renamed`);
     }
@@ -64,7 +65,7 @@ export class ResourcesService {
     const pipelineName = dto.pipeline === null ? undefined : (dto.pipeline ?? latest.value.pipeline);
     const pipeline = pipelineName ? await this.pipelineFor(pipelineName, type) : undefined;
     if (pipeline) this.runs.checkFits(pipeline, { name, resource: type, spec: dto.spec, metadata: dto.metadata ?? latest.value.metadata });
-    const runid = pipeline ? newRunId() : undefined;
+    runid = pipeline ? (runid ?? newRunId()) : undefined;
     const saved = await this.resources.update(
       type,
       name,
@@ -102,6 +103,16 @@ export class ResourcesService {
 
   async delete(type: string, name: string, ifMatchVersion: number | undefined): Promise<void> {
     await this.resources.delete(type, name, ifMatchVersion);
+  }
+
+  /**
+   * What a write of resource `name` of `type` with `spec` for `pipeline` would be refused for,
+   * checked now (a schedule is checked when it is saved, as its ticks' writes will be).
+   */
+  async checkWrite(type: string, name: string, pipelineName: string, spec: JsonObject, metadata: JsonObject = {}): Promise<void> {
+    await this.checkSpec(type, spec);
+    const pipeline = await this.pipelineFor(pipelineName, type);
+    this.runs.checkFits(pipeline, { name, resource: type, spec, metadata });
   }
 
   private async checkSpec(type: string, spec: JsonObject): Promise<void> {
