@@ -68,8 +68,18 @@ export interface Pipeline {
   failFast?: boolean;
   /** At most one run of a group runs at a time; later ones queue in order, or cancel the running one. */
   concurrency?: Concurrency;
+  /** Where to post a summary of each run when it ends (see the gateway's reports). */
+  notify?: NotifyTarget[];
   createdAt: string;
   updatedAt: string;
+}
+
+/** A pipeline's notification: a JSON run summary posted to `url` when a run ends in one of `on`. */
+export interface NotifyTarget {
+  url: string;
+  on: Array<'succeeded' | 'failed' | 'cancelled'>;
+  /** A stored secret's name: the body is signed with it as a generic webhook is (`X-Conveyor-Signature-256`). */
+  secret?: string;
 }
 
 export interface Resource {
@@ -83,6 +93,8 @@ export interface Resource {
   version: number;
   /** The run this version started, when it names a pipeline. */
   runid?: string;
+  /** The forge event that made this version (set by `POST /hooks/:trigger` only, never by a client). */
+  trigger?: TriggerOrigin;
   createdAt: string;
 }
 
@@ -131,6 +143,7 @@ export interface PipelineSnapshot {
   resource: string;
   steps: PipelineStep[];
   failFast?: boolean;
+  notify?: NotifyTarget[];
 }
 
 export interface Concurrency {
@@ -165,6 +178,8 @@ export interface Run {
   startedAt?: string;
   finishedAt?: string;
   durationMs?: number;
+  /** Commit statuses and notifications posted for this run, and those given up on (see the gateway's reports). */
+  reports?: RunReport[];
   /** The run's end, folded before the outcome of a step it still shows running (see libs/runs `applyEvent`). */
   ending?: { status: 'succeeded' | 'failed' | 'cancelled'; message?: string; at: string };
 }
@@ -233,4 +248,81 @@ export interface ScheduleTick {
   catchUp: boolean;
   /** The gateway that stored it (its agent id), for the record. */
   by: string;
+}
+
+export type TriggerSource = 'github' | 'gitea' | 'gitlab' | 'generic';
+export type TriggerEvent = 'push' | 'tag' | 'pull_request';
+export type Forge = 'github' | 'gitea' | 'gitlab';
+
+/** Where a trigger's runs report their commit status: a forge's API, with a token kept as a stored secret. */
+export interface CommitStatusTarget {
+  /** The forge API's base URL: `https://api.github.com`, `https://gitea.example/api/v1`, `https://gitlab.example/api/v4`. */
+  api: string;
+  /** A stored secret's name: the API token. */
+  token: string;
+  /** Which API it is; the trigger's source when absent (required for a generic trigger). */
+  forge?: Forge;
+  /** `owner/name` (GitHub, Gitea) or the project's id or path (GitLab); read from the event when absent. */
+  project?: string;
+  /** The status's context (name) on the commit; `conveyor/<pipeline>` when absent. */
+  context?: string;
+}
+
+/**
+ * A stored webhook trigger: an event from a forge (or from a git server's post-receive hook)
+ * that matches `events` and `branches` makes a new version of resource `resourceName` of type
+ * `resource`, whose spec is `spec` merged with what the event gives, and starts a run of `pipeline`.
+ */
+export interface Trigger {
+  name: string;
+  source: TriggerSource;
+  /** A stored secret's name: the webhook secret the forge signs with. */
+  secret: string;
+  /** Only events of this repository (its clone URL or `owner/name`) are taken, when set. */
+  repository?: string;
+  events: TriggerEvent[];
+  /** Globs over branch names (and tag names for `tag` events); every branch when absent. */
+  branches?: string[];
+  resource: string;
+  pipeline: string;
+  /** A template for the resource's name (`${{ trigger }}`, `${{ branch }}`, `${{ event }}`, `${{ repository.name }}`); the trigger's name when absent. */
+  resourceName: string;
+  /** Merged under what the event gives (`repository`, `ref`, `commit`, `sender`, `message`). */
+  spec: JsonObject;
+  status?: CommitStatusTarget;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What a trigger's event was, kept with the resource version it made (and read by the reports). */
+export interface TriggerOrigin {
+  trigger: string;
+  source: TriggerSource;
+  event: TriggerEvent;
+  /** The forge's delivery id. */
+  delivery: string;
+  /** Clone URL. */
+  repository: string;
+  /** `refs/heads/<branch>`, `refs/tags/<tag>`, or the pull request's head ref. */
+  ref: string;
+  commit: string;
+  /** `owner/name` (GitHub, Gitea) or the project's id (GitLab), as the forge's API names it. */
+  project?: string;
+  sender?: string;
+  message?: string;
+  /** The trigger's status target when the event came (a later edit of the trigger does not change it). */
+  status?: CommitStatusTarget;
+}
+
+/** A commit status or a notification posted for a run, or given up on. */
+export interface RunReport {
+  kind: 'status' | 'notification';
+  /** What was reported: the status state (`pending`, `success`, `failure`, `error`) or the run's outcome. */
+  event: string;
+  /** Where to (a URL without credentials). */
+  target: string;
+  outcome: 'delivered' | 'failed';
+  attempts: number;
+  at: string;
+  error?: string;
 }
