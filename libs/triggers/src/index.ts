@@ -1,0 +1,3 @@
+export * from './forge-events';
+export * from './signatures';
+export * from './trigger-match';
