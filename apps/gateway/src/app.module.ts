@@ -15,6 +15,7 @@ import { ResourcesModule } from './resources/resources.module';
 import { RunsModule } from './runs/runs.module';
 import { SchedulesModule } from './schedules/schedules.module';
 import { SecretsModule } from './secrets/secrets.module';
+import { TriggersModule } from './triggers/triggers.module';
 
 @Module({})
 export class AppModule {
@@ -23,7 +24,7 @@ export class AppModule {
       module: AppModule,
       // Here, in the root module, so that its destroy hook runs first (see ShutdownGate).
       providers: [ShutdownGate],
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, TriggersModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }
 }

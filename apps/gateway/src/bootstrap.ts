@@ -2,7 +2,7 @@ import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
+import { raw, type NextFunction, type Request, type Response } from 'express';
 import { TokenAuthenticator } from '@conveyor/auth';
 import type { ConveyorConfig } from '@conveyor/config';
 import { AppModule } from './app.module';
@@ -26,6 +26,8 @@ export async function createGateway(config: ConveyorConfig, options: NestApplica
   app.use(webDashboard(dashboardDir(config.http.webDir, __dirname)));
   // Then, before a body is read: every other path but /health needs a token when tokens are configured.
   app.use(authMiddleware(new TokenAuthenticator(config.auth.tokens)));
+  // Webhooks keep their body as bytes: the forge signed those exact bytes (see the triggers' HookDeliveries).
+  app.use('/hooks', raw({ type: () => true, limit: config.http.hookBodyLimitBytes }));
   // Our own parser, so that the limit is the configured one; its errors become 400/413 in HttpErrorFilter.
   app.useBodyParser('json', { limit: config.http.bodyLimitBytes });
   // Body-parser errors (invalid JSON, too large, bad charset) are answered here, before any route.

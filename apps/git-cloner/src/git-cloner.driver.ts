@@ -5,7 +5,7 @@ import { cloneRepository, maskCredentials } from '@conveyor/git';
 import { Workspaces } from '@conveyor/workspace';
 
 /**
- * Step 2 of a build: clones the spec's `repository` at `ref` into the run's workspace, which
+ * Step 2 of a build: clones the spec's `repository` at `commit` (or else `ref`) into the run's workspace, which
  * container-start mounted at /workspace. git's progress goes to the run's log. A redelivered
  * step finds the complete clone and does not fetch again.
  */
@@ -22,7 +22,7 @@ export class GitClonerDriver {
     try {
       const clone = await cloneRepository({
         repository: spec.repository,
-        ref: spec.ref,
+        ref: spec.commit ?? spec.ref,
         dir: this.workspaces.workspaceFor(ctx.runId),
         log: ctx.log,
         signal: ctx.signal,

@@ -7,6 +7,7 @@ describe('resolveBuildSpec', () => {
     const spec = resolveBuildSpec(source({
       repository: 'https://example.invalid/app.git',
       ref: 'v1.2',
+      commit: 'ABCDEF0123456789ABCDEF0123456789ABCDEF01',
       env: [{ name: 'GREETING', value: 'hello' }],
       image: 'conveyor/build:latest',
       commands: ['make', 'make test'],
@@ -16,6 +17,7 @@ describe('resolveBuildSpec', () => {
     expect(spec).toEqual({
       repository: 'https://example.invalid/app.git',
       ref: 'v1.2',
+      commit: 'abcdef0123456789abcdef0123456789abcdef01',
       env: [{ name: 'GREETING', value: 'hello' }],
       secretEnv: [],
       image: 'conveyor/build:latest',
@@ -25,7 +27,7 @@ describe('resolveBuildSpec', () => {
   });
 
   it('has empty commands and env and nothing else when nothing is set', () => {
-    expect(resolveBuildSpec(source({}))).toEqual({ env: [], secretEnv: [], commands: [], repository: undefined, ref: undefined, image: undefined, workdir: undefined });
+    expect(resolveBuildSpec(source({}))).toEqual({ env: [], secretEnv: [], commands: [], repository: undefined, ref: undefined, commit: undefined, image: undefined, workdir: undefined });
   });
 
   it('lets the spec win over the step config, and the config over the defaults', () => {
@@ -56,6 +58,7 @@ describe('resolveBuildSpec', () => {
     [{ repository: 42 }, 'resource spec: "repository" must be a string, not a number'],
     [{ repository: '  ' }, 'resource spec: "repository" must not be empty'],
     [{ ref: ['main'] }, 'resource spec: "ref" must be a string, not an array'],
+    [{ commit: 'main' }, 'resource spec: "commit" "main" is not a full commit id (40 or 64 hex digits)'],
     [{ image: 'bad image' }, 'resource spec: "image" "bad image" is not an image name'],
     [{ env: { A: '1' } }, 'resource spec: "env" must be an array of {name, value}, not an object'],
     [{ env: ['A=1'] }, 'resource spec: "env[0]" must be an object {name, value}, not a string'],

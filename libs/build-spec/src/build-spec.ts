@@ -22,6 +22,8 @@ export interface BuildSpec {
   repository?: string;
   /** Branch, tag or commit; the remote's HEAD when absent. */
   ref?: string;
+  /** A full commit id to check out, over `ref` (a webhook's version names the pushed commit, so a later push cannot change what it builds). */
+  commit?: string;
   /** Set in the container for every command. Merged by name: the spec's value wins over the config's. */
   env: BuildEnvVar[];
   /**
@@ -68,6 +70,7 @@ export function resolveBuildSpec(source: BuildSpecSource, defaults: Partial<Buil
   return {
     repository: pick('repository'),
     ref: pick('ref'),
+    commit: pick('commit'),
     env: env.filter((e): e is BuildEnvVar => 'value' in e),
     secretEnv: env.filter((e): e is SecretEnvVar => 'secret' in e),
     image: pick('image'),
@@ -106,6 +109,11 @@ function readKeys(raw: unknown, where: string): Partial<SpecKeys> & { env?: EnvE
   }
   const ref = text('ref');
   if (ref !== undefined && ref !== '') out.ref = ref;
+  const commit = text('commit');
+  if (commit !== undefined && commit !== '') {
+    if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/i.test(commit)) fail('commit', `${JSON.stringify(commit.slice(0, 80))} is not a full commit id (40 or 64 hex digits)`);
+    out.commit = commit.toLowerCase();
+  }
 
   const image = text('image');
   if (image !== undefined && image.trim() !== '') {

@@ -6,12 +6,15 @@ describe('loadConfig', () => {
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(c.prefix).toBe('conveyor');
     expect(c.replicas).toBe(1);
-    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, sseMaxPerRun: 20, sseMaxRunFeeds: 100, runsListScan: 5000 });
+    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', bodyLimitBytes: 1024 * 1024, hookBodyLimitBytes: 5 * 1024 * 1024, sseMaxPerRun: 20, sseMaxRunFeeds: 100, runsListScan: 5000 });
     expect(c.http.webDir).toBeUndefined();
     expect(loadConfig({ CONVEYOR_WEB_DIR: ' /srv/web ', CONVEYOR_SSE_MAX_RUN_FEEDS: '3' }).http).toMatchObject({ webDir: '/srv/web', sseMaxRunFeeds: 3 });
     expect(c.retention.runsMaxAgeMs).toBe(30 * 86_400_000);
     expect(c.retention.ticksMaxAgeMs).toBe(7 * 86_400_000);
     expect(loadConfig({ CONVEYOR_TICKS_MAX_AGE: '1h' }).retention.ticksMaxAgeMs).toBe(3_600_000);
+    expect(c.retention.hookDeliveriesMaxAgeMs).toBe(7 * 86_400_000);
+    expect(c.http.hookBodyLimitBytes).toBe(5 * 1024 * 1024);
+    expect(loadConfig({ CONVEYOR_HOOK_BODY_LIMIT: '25mb' }).http.hookBodyLimitBytes).toBe(25 * 1024 * 1024);
     expect(c.steps.ackWaitMs).toBe(30_000);
     expect(c.agent.concurrency).toBe(1);
     expect(c.machineGraceMs).toBe(60_000);
@@ -58,6 +61,7 @@ describe('loadConfig', () => {
     ['CONVEYOR_MACHINE_ID', `n${'x'.repeat(253)}`],
     ['CONVEYOR_RUNS_MAX_AGE', 'forever'],
     ['CONVEYOR_TICKS_MAX_AGE', '0s'],
+    ['CONVEYOR_HOOK_DELIVERIES_MAX_AGE', '0s'],
     ['CONVEYOR_RUNS_LIST_SCAN', '100'],
   ])('refuses %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);

@@ -31,13 +31,16 @@ export interface ConveyorConfig {
     runsMaxAgeMs: number;
     /** How long the ticks stream keeps schedules' ticks (and the tick → run records). */
     ticksMaxAgeMs: number;
+    /** How long a webhook delivery id is remembered (a forge's redelivery within it starts no second run). */
+    hookDeliveriesMaxAgeMs: number;
   };
   /**
    * `runsListScan`: run records a filtered `GET /runs` reads at most, newest first.
    * `sseMaxRunFeeds`: open `GET /runs/events` streams per gateway (each holds a KV watch).
+   * `hookBodyLimitBytes`: the body limit of `POST /hooks/:trigger` (forges send large pushes).
    * `webDir`: the built web dashboard (CONVEYOR_WEB_DIR); undefined: found beside the gateway.
    */
-  http: { port: number; host: string; bodyLimitBytes: number; sseMaxPerRun: number; sseMaxRunFeeds: number; runsListScan: number; webDir?: string };
+  http: { port: number; host: string; bodyLimitBytes: number; hookBodyLimitBytes: number; sseMaxPerRun: number; sseMaxRunFeeds: number; runsListScan: number; webDir?: string };
   /** API tokens and their roles (none: an open API, loopback only unless allowed). */
   auth: ApiAuthConfig;
   /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
@@ -125,11 +128,13 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       deadLettersMaxAgeMs: duration(env, 'CONVEYOR_DLQ_MAX_AGE', '30d'),
       runsMaxAgeMs: duration(env, 'CONVEYOR_RUNS_MAX_AGE', '30d'),
       ticksMaxAgeMs: duration(env, 'CONVEYOR_TICKS_MAX_AGE', '7d'),
+      hookDeliveriesMaxAgeMs: duration(env, 'CONVEYOR_HOOK_DELIVERIES_MAX_AGE', '7d'),
     },
     http: {
       port: int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535),
       host: env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1',
       bodyLimitBytes: bytes(env, 'CONVEYOR_BODY_LIMIT', '1mb'),
+      hookBodyLimitBytes: bytes(env, 'CONVEYOR_HOOK_BODY_LIMIT', '5mb'),
       sseMaxPerRun: int(env, 'CONVEYOR_SSE_MAX_PER_RUN', 20, 1, 10_000),
       sseMaxRunFeeds: int(env, 'CONVEYOR_SSE_MAX_RUN_FEEDS', 100, 1, 100_000),
       runsListScan: int(env, 'CONVEYOR_RUNS_LIST_SCAN', 5000, 500, 1_000_000),

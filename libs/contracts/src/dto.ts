@@ -5,6 +5,7 @@ import {
   ArrayMinSize,
   IsArray,
   IsBoolean,
+  IsIn,
   IsInt,
   IsObject,
   IsOptional,
@@ -16,7 +17,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN } from './names';
-import type { JsonObject, MatrixSpec, StepWhen } from './models';
+import type { Forge, JsonObject, MatrixSpec, StepWhen, TriggerEvent, TriggerSource } from './models';
 
 /** Limits that keep one request from filling the store; the body limit itself is set on the HTTP server. */
 export const LIMITS = {
@@ -342,4 +343,118 @@ export class ScheduleUpdateDto {
   @ApiProperty({ type: 'object', additionalProperties: true })
   @IsObject()
   spec!: JsonObject;
+}
+
+export const TRIGGER_SOURCES: readonly TriggerSource[] = ['github', 'gitea', 'gitlab', 'generic'];
+export const TRIGGER_EVENTS: readonly TriggerEvent[] = ['push', 'tag', 'pull_request'];
+export const FORGES: readonly Forge[] = ['github', 'gitea', 'gitlab'];
+/** Secret names as libs/secrets takes them (SECRET_NAME_PATTERN there; contracts import no lib). */
+const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
+const secretMessage = { message: '$property must be a secret name: a letter followed by letters, digits, "_" or "-", at most 63 characters' };
+
+export class CommitStatusTargetDto {
+  @ApiProperty({ example: 'https://api.github.com', description: "the forge API's base URL (GitHub https://api.github.com, Gitea https://host/api/v1, GitLab https://host/api/v4)" })
+  @IsString()
+  @MaxLength(500)
+  api!: string;
+
+  @ApiProperty({ example: 'github-status-token', description: 'a stored secret: the API token' })
+  @IsString()
+  @Matches(SECRET_NAME, secretMessage)
+  token!: string;
+
+  @ApiPropertyOptional({ enum: FORGES, description: "which API (default: the trigger's source; required for a generic trigger)" })
+  @IsOptional()
+  @IsIn(FORGES as Forge[])
+  forge?: Forge;
+
+  @ApiPropertyOptional({ example: 'octo-org/hello-world', description: "owner/name (GitHub, Gitea) or the project id or path (GitLab); read from the event by default" })
+  @IsOptional()
+  @IsString()
+  @MaxLength(300)
+  project?: string;
+
+  @ApiPropertyOptional({ example: 'conveyor/build', description: 'the status context on the commit (default conveyor/<pipeline>)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  context?: string;
+}
+
+/** What a trigger is made of, created or replaced alike (the two differ only in `name`). */
+class TriggerBodyDto {
+  @ApiProperty({ enum: TRIGGER_SOURCES })
+  @IsIn(TRIGGER_SOURCES as TriggerSource[])
+  source!: TriggerSource;
+
+  @ApiProperty({ example: 'github-webhook', description: 'a stored secret: the webhook secret the forge signs with' })
+  @IsString()
+  @Matches(SECRET_NAME, secretMessage)
+  secret!: string;
+
+  @ApiPropertyOptional({ example: 'octo-org/hello-world', description: 'only events of this repository (clone URL or owner/name)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
+  repository?: string;
+
+  @ApiPropertyOptional({ enum: TRIGGER_EVENTS, isArray: true, description: 'default ["push"]' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(3)
+  @IsIn(TRIGGER_EVENTS as TriggerEvent[], { each: true })
+  events?: TriggerEvent[];
+
+  @ApiPropertyOptional({ example: ['main', 'release/*', '!release/old'], description: 'globs over the branch (the tag for tag events, the target branch for pull requests); "!" excludes' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(50)
+  @IsString({ each: true })
+  @MaxLength(200, { each: true })
+  branches?: string[];
+
+  @ApiProperty({ example: 'flutter-builder', description: 'the resource definition (type) of the resource each event makes a version of' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  resource!: string;
+
+  @ApiProperty({ example: 'flutter-pipeline' })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  pipeline!: string;
+
+  @ApiPropertyOptional({ example: 'app-${{ branch }}', description: "template for the resource's name: ${{ trigger }}, ${{ branch }}, ${{ event }}, ${{ repository.name }} (default: the trigger's name)" })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  resourceName?: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: "merged over what the event gives (repository, ref, commit, sender, message); strings may use ${{ event.commit }} and the like" })
+  @IsOptional()
+  @IsObject()
+  spec?: JsonObject;
+
+  @ApiPropertyOptional({ type: () => CommitStatusTargetDto, description: "post the run's commit status to this forge API" })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CommitStatusTargetDto)
+  status?: CommitStatusTargetDto;
+}
+
+/** POST /triggers. */
+export class TriggerDto extends TriggerBodyDto {
+  @ApiProperty({ example: 'hello-world', pattern: NAME_PATTERN.source })
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name!: string;
+}
+
+/** PUT /triggers/:name: the whole trigger again; the name comes from the path. */
+export class TriggerUpdateDto extends TriggerBodyDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  name?: string;
 }

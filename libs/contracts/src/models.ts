@@ -292,6 +292,20 @@ export interface Trigger {
   status?: CommitStatusTarget;
   createdAt: string;
   updatedAt: string;
+  /** The last delivery that passed the signature check, and what came of it. */
+  last?: HookDeliveryOutcome;
+}
+
+export interface HookDeliveryOutcome {
+  at: string;
+  delivery: string;
+  event?: TriggerEvent;
+  /** started: a run (or the run an earlier copy started); ignored: not an event or branch this trigger runs for; rejected: the version was refused. */
+  outcome: 'started' | 'ignored' | 'rejected';
+  runid?: string;
+  resource?: string;
+  version?: number;
+  reason?: string;
 }
 
 /** What a trigger's event was, kept with the resource version it made (and read by the reports). */

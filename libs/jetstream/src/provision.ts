@@ -45,6 +45,19 @@ export function openSchedulesBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('schedules'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File });
 }
 
+/** Webhook triggers by name (see the gateway's triggers). */
+export function openTriggersBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('triggers'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File });
+}
+
+/**
+ * Webhook deliveries (`<trigger>.<hash of the delivery id>` → the run it started), written with
+ * create() so that a forge's redelivery, or two copies of one delivery at once, start one run.
+ */
+export function openHookDeliveriesBucket(ctx: JetStreamContext): Promise<KV> {
+  return ensureBucket(ctx, ctx.subjects.bucket('hook-deliveries'), { history: 1, replicas: ctx.config.replicas, storage: StorageType.File, ttl: ctx.config.retention.hookDeliveriesMaxAgeMs });
+}
+
 /**
  * The run each tick started (`<schedule>.<due ms>` → run id), written with create() so that a
  * tick delivered twice starts one run. Kept as long as the ticks: a tick can be redelivered

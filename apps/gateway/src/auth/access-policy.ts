@@ -15,6 +15,14 @@ const WRITE_ROUTES = new Set([
   'POST /runs/:id/steps/:stepId/reject',
 ]);
 
+/**
+ * Routes open without a token: the health check, and forges' webhook deliveries, which the
+ * trigger's own signature authenticates (see the triggers' HookDeliveries).
+ */
+export function isOpenRoute(method: string, routePath: string): boolean {
+  return routePath === '/health' || (method.toUpperCase() === 'POST' && routePath === '/hooks/:trigger');
+}
+
 export function requiredRole(method: string, routePath: string): Role {
   const m = method.toUpperCase();
   // Even the names of secrets are for admins only.

@@ -12,8 +12,11 @@ export interface AuthenticatedRequest extends Request {
 /** Paths open without a token (exact: anything else, e.g. `/HEALTH/`, needs one). */
 const OPEN_PATHS = new Set(['/health']);
 
-export function isOpenPath(path: string): boolean {
-  return OPEN_PATHS.has(path);
+/** A forge's webhook delivery: the trigger's signature authenticates it, not a token. */
+const HOOK_PATH = /^\/hooks\/[^/]+$/;
+
+export function isOpenPath(path: string, method = 'GET'): boolean {
+  return OPEN_PATHS.has(path) || (method === 'POST' && HOOK_PATH.test(path));
 }
 
 /** Browsers' EventSource cannot send headers: SSE streams also take `?access_token=`. */
@@ -27,7 +30,7 @@ const SSE_PATH = /^\/logs\/(pipeline|streams)\/|^\/runs\/events$/;
  */
 export function authMiddleware(auth: TokenAuthenticator) {
   return (req: AuthenticatedRequest, res: Response, next: NextFunction): void => {
-    if (!auth.enabled || isOpenPath(req.path)) return next();
+    if (!auth.enabled || isOpenPath(req.path, req.method)) return next();
     const token = bearerToken(req);
     const role = auth.authenticate(token);
     if (!role) {

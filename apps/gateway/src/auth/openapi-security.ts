@@ -1,13 +1,12 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
-import { isOpenPath } from './auth.middleware';
-import { requiredRole } from './access-policy';
+import { isOpenRoute, requiredRole } from './access-policy';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
 
 /**
  * Declares the API's authentication in the OpenAPI document from the same table the gateway
  * enforces (access-policy.ts), so the document cannot drift from the checks: every operation
- * needs a bearer token of the role named in `x-conveyor-role`, except the open paths.
+ * needs a bearer token of the role named in `x-conveyor-role`, except the open routes (health, webhooks).
  */
 export function declareBearerAuth(doc: OpenAPIObject): OpenAPIObject {
   for (const [path, item] of Object.entries(doc.paths)) {
@@ -15,7 +14,7 @@ export function declareBearerAuth(doc: OpenAPIObject): OpenAPIObject {
     for (const method of METHODS) {
       const op = item[method];
       if (!op) continue;
-      if (isOpenPath(routePath)) {
+      if (isOpenRoute(method, routePath)) {
         op.security = [];
         continue;
       }

@@ -1,6 +1,6 @@
 import { type CanActivate, type ExecutionContext, ForbiddenException, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
 import { roleAllows, TokenAuthenticator } from '@conveyor/auth';
-import { requiredRole } from './access-policy';
+import { isOpenRoute, requiredRole } from './access-policy';
 import type { AuthenticatedRequest } from './auth.middleware';
 
 /** Authorization for Nest routes: 403 when the token's role may not use the route (see access-policy.ts). */
@@ -12,7 +12,7 @@ export class RolesGuard implements CanActivate {
     if (!this.auth.enabled || context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const routePath: string = req.route?.path ?? req.path;
-    if (routePath === '/health') return true;
+    if (isOpenRoute(req.method, routePath)) return true;
     // The middleware let it through only with a valid token; a route reached without one is a wiring bug: refuse.
     if (!req.conveyorRole) throw new UnauthorizedException('this API needs a bearer token (Authorization: Bearer <token>)');
     const need = requiredRole(req.method, routePath);

@@ -27,6 +27,7 @@ export class MetricsService implements OnModuleInit {
   private readonly runEvents: Counter<'pipeline' | 'status'>;
   private readonly stepDuration: Histogram<'driver' | 'outcome'>;
   private readonly scheduleTicks: Counter<'schedule' | 'outcome'>;
+  private readonly hookDeliveries: Counter<'trigger' | 'outcome'>;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -44,6 +45,12 @@ export class MetricsService implements OnModuleInit {
       name: 'conveyor_schedule_ticks_total',
       help: "Schedules' ticks taken by this gateway: started (a run), refused (the resource write was refused; see the schedule's last), skipped (the schedule is gone)",
       labelNames: ['schedule', 'outcome'],
+      registers,
+    });
+    this.hookDeliveries = new Counter({
+      name: 'conveyor_hook_deliveries_total',
+      help: "Webhook deliveries answered by this gateway, by trigger and outcome (started, duplicate, ignored, refused: a bad signature or payload, rejected: the trigger's resource or pipeline refused the version)",
+      labelNames: ['trigger', 'outcome'],
       registers,
     });
     this.stepDuration = new Histogram({
@@ -102,6 +109,11 @@ export class MetricsService implements OnModuleInit {
   /** A schedule's tick taken by this gateway's tick runner (counted by one gateway of several: sum them). */
   tick(schedule: string, outcome: 'started' | 'refused' | 'skipped'): void {
     this.scheduleTicks.inc({ schedule, outcome });
+  }
+
+  /** A webhook delivery answered by this gateway (unknown trigger names are not counted: anyone can make them up). */
+  hook(trigger: string, outcome: 'started' | 'duplicate' | 'ignored' | 'refused' | 'rejected'): void {
+    this.hookDeliveries.inc({ trigger, outcome });
   }
 
   observe(record: RunRecord): void {

@@ -1,5 +1,5 @@
 import { BadRequestException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
-import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type ResourceUpdateDto, newRunId } from '@conveyor/contracts';
+import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type ResourceUpdateDto, type TriggerOrigin, newRunId } from '@conveyor/contracts';
 import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { RunStarter } from '../runs/run-starter.service';
@@ -29,8 +29,11 @@ export class ResourcesService {
     private readonly secrets: SecretsService,
   ) {}
 
-  /** `runid`: the id its run gets (a schedule's tick names it, so that a tick delivered twice starts one run). */
-  async create(dto: ResourceDto, runid?: string): Promise<ResourceWriteResult> {
+  /**
+   * `runid`: the id its run gets (a schedule's tick or a webhook delivery names it, so that one
+   * delivered twice starts one run). `trigger`: the forge event that made the version (hooks only).
+   */
+  async create(dto: ResourceDto, runid?: string, trigger?: TriggerOrigin): Promise<ResourceWriteResult> {
     await this.checkSpec(dto.resource, dto.spec);
     const pipeline = dto.pipeline ? await this.pipelineFor(dto.pipeline, dto.resource) : undefined;
     if (pipeline) this.runs.checkFits(pipeline, { name: dto.name, resource: dto.resource, spec: dto.spec, metadata: dto.metadata ?? {} });
@@ -43,6 +46,7 @@ export class ResourcesService {
       version: 1,
       createdAt: new Date().toISOString(),
       ...(pipeline ? { pipeline: pipeline.name, runid } : {}),
+      ...(trigger ? { trigger } : {}),
     };
     const saved = await this.resources.create(resource);
     return this.startRun(saved, pipeline, 'created');
@@ -53,7 +57,7 @@ export class ResourcesService {
    * a name sets it; whenever the new version has a pipeline, a run of it starts. `metadata`
    * absent keeps the previous metadata.
    */
-  async update(type: string, name: string, dto: ResourceUpdateDto, ifMatchVersion: number | undefined, runid?: string): Promise<ResourceWriteResult> {
+  async update(type: string, name: string, dto: ResourceUpdateDto, ifMatchVersion: number | undefined, runid?: string, trigger?: TriggerOrigin): Promise<ResourceWriteResult> {
     if (dto.name !== undefined && dto.name !== name) {
       throw new BadRequestException(`name "${dto.name}" in the body does not match "${name}" in the path; a resource cannot be renamed`);
     }
@@ -70,13 +74,15 @@ export class ResourcesService {
       type,
       name,
       (cur) => {
-        const { pipeline: _p, runid: _r, ...rest } = cur;
+        // A version's run and the event that made it are its own: never carried to the next version.
+        const { pipeline: _p, runid: _r, trigger: _t, ...rest } = cur;
         return {
           ...rest,
           spec: dto.spec,
           metadata: dto.metadata ?? cur.metadata,
           createdAt: new Date().toISOString(),
           ...(pipeline ? { pipeline: pipeline.name, runid } : {}),
+          ...(trigger ? { trigger } : {}),
         };
       },
       ifMatchVersion,

@@ -42,6 +42,22 @@ export class SecretsService {
     }
   }
 
+  /** Every name must be a stored secret (a trigger's webhook secret and status token): 400 naming those that are not. */
+  async requireStored(names: string[], what: string): Promise<void> {
+    this.requireKey();
+    const missing: string[] = [];
+    for (const n of new Set(names)) if (!(await this.store.exists(n))) missing.push(n);
+    if (missing.length) {
+      throw new BadRequestException(`the ${what} names secret${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')} that do${missing.length > 1 ? '' : 'es'} not exist; create ${missing.length > 1 ? 'them' : 'it'} with PUT /secrets/<name>`);
+    }
+  }
+
+  /** The value of a stored secret, for the gateway's own use (a webhook's signature check); undefined when it is gone or secrets are off. */
+  async valueOf(name: string): Promise<string | undefined> {
+    if (!this.store.canDecrypt || !(await this.store.exists(name))) return undefined;
+    return (await this.store.reveal([name])).get(name);
+  }
+
   private requireKey(): void {
     if (!this.store.canDecrypt) throw new ServiceUnavailableException(NO_KEY);
   }
