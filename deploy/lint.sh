@@ -5,6 +5,7 @@
 #   compose         docker compose config, else docker-compose config (Debian docker-compose)
 #   Kubernetes      kubeconform if on PATH; always deploy/k8s/check-manifests.js
 #   NATS images     every nats image named in deploy/ is of the line setup.sh installs (2.15)
+#   shell scripts   bash -n always; shellcheck if on PATH (deploy/local/*.sh, deploy/git/post-receive)
 # A linter that is missing is reported as skipped; any error found makes the exit non-zero.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ ran() { echo "lint: $1: ok"; }
 bad() { echo "lint: $1: FAILED" >&2; failed=1; }
 skip() { echo "lint: $1: skipped ($2)"; }
 check() { local what=$1; shift; if "$@"; then ran "$what"; else bad "$what"; fi; }
+
+for f in deploy/local/*.sh deploy/git/post-receive deploy/image/build.sh; do
+  check "$f (bash -n)" bash -n "$f"
+  if command -v shellcheck >/dev/null; then check "$f (shellcheck)" shellcheck -x "$f"; fi
+done
 
 if command -v nats-server >/dev/null; then
   # auth.conf reads its passwords from the environment: check it with stand-ins.
