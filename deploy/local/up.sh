@@ -10,6 +10,8 @@
 #   CONVEYOR_NATS_URL    use this NATS server instead of starting one on 127.0.0.1
 #   CONVEYOR_LOCAL_NATS_PORT  port of the NATS server this script starts (default 4222)
 #   CONVEYOR_EXAMPLE_TIMEOUT  seconds the example run may take (default 300)
+#   CONVEYOR_SECRET_KEY / CONVEYOR_SECRET_KEY_FILE  the secrets key; by default one made once
+#                        in .data/secret.key (mode 0600) and given to every app as a file
 set -euo pipefail
 
 # shellcheck source=deploy/local/setup.sh
@@ -220,8 +222,25 @@ Stop it:  deploy/local/down.sh        (add --purge to delete .data as well)
 EOF
 }
 
+# Secrets (and triggers' webhook secrets) need a key on every app: made once, kept in .data,
+# readable by this user only, and passed as a file so it is not in the processes' environment.
+ensure_secret_key() {
+  if [ -n "${CONVEYOR_SECRET_KEY:-}" ] || [ -n "${CONVEYOR_SECRET_KEY_FILE:-}" ]; then
+    log "using the secrets key given in the environment"
+    return 0
+  fi
+  local file="$CONVEYOR_DATA/secret.key"
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$file.tmp" && mv "$file.tmp" "$file")
+    log "made a secrets key: $file (keep it: stored secrets cannot be read without it)"
+  fi
+  chmod 600 "$file"
+  export CONVEYOR_SECRET_KEY_FILE="$file"
+}
+
 main() {
   conveyor_setup
+  ensure_secret_key
   export CONVEYOR_HTTP_PORT="$HTTP_PORT"
   export CONVEYOR_WORKSPACE_ROOT="${CONVEYOR_WORKSPACE_ROOT:-$CONVEYOR_DATA/workspaces}"
   mkdir -p "$CONVEYOR_WORKSPACE_ROOT"

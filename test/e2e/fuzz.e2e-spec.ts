@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { startGateway, type RunningGateway } from '../support/gateway';
 import { NatsServer } from '../support/nats-server';
@@ -39,8 +41,38 @@ const bodies = {
     resourceName: field,
     spec: fc.oneof(fc.constant({}), field),
   }),
+  trigger: loose({
+    name: field,
+    source: fc.oneof(fc.constantFrom('github', 'gitea', 'gitlab', 'generic', 'GitHub'), field),
+    secret: fc.oneof(fc.constant('deploy-token'), field),
+    repository: field,
+    events: fc.oneof(fc.constant(['push']), fc.array(fc.oneof(fc.constantFrom('push', 'tag', 'pull_request', 'release'), field), { maxLength: 4 }), field),
+    branches: fc.oneof(fc.array(fc.oneof(fc.constantFrom('main', 'release/*', '!x', '[', '**', ''), field), { maxLength: 4 }), field),
+    resource: fc.oneof(fc.constant('app'), field),
+    pipeline: fc.oneof(fc.constant('ci'), field),
+    resourceName: fc.oneof(fc.constantFrom('x-${{ branch }}', '${{ nope }}', '${{ trigger }}-${{ repository.name }}'), field),
+    spec: fc.oneof(fc.constant({}), fc.constant({ a: '${{ event.commit }}' }), field),
+    status: fc.oneof(loose({ api: fc.oneof(fc.constantFrom('https://api.github.com', 'ftp://x', 'http://u:p@h'), field), token: fc.oneof(fc.constant('deploy-token'), field), forge: field, project: field, context: field }), field),
+  }),
   any: fc.jsonValue({ maxDepth: 4 }),
 };
+
+const FIXTURES = join(__dirname, '..', '..', 'libs', 'triggers', 'fixtures');
+const forgePayloads = ['github-push', 'github-tag', 'github-pull_request', 'github-ping', 'github-push-deleted', 'gitea-push', 'gitea-pull_request', 'gitlab-push', 'gitlab-tag_push', 'gitlab-merge_request'].map(
+  (f) => JSON.parse(readFileSync(join(FIXTURES, `${f}.json`), 'utf8')) as Record<string, unknown>,
+);
+/** A forge's payload with some of its fields (top-level or one level down) replaced by fuzz. */
+const hookPayload = fc
+  .tuple(fc.constantFrom(...forgePayloads), fc.array(fc.tuple(fc.constantFrom('ref', 'after', 'before', 'repository', 'head_commit', 'pull_request', 'action', 'number', 'object_kind', 'project', 'checkout_sha', 'object_attributes', 'commit', 'sender'), fc.option(fc.constantFrom('clone_url', 'full_name', 'id', 'head', 'sha', 'git_http_url', 'iid', 'last_commit')), field), { maxLength: 3 }))
+  .map(([base, changes]) => {
+    const body = structuredClone(base);
+    for (const [key, sub, value] of changes) {
+      const target = body[key];
+      if (sub && typeof target === 'object' && target !== null && !Array.isArray(target)) (target as Record<string, unknown>)[sub] = value;
+      else body[key] = value;
+    }
+    return body;
+  });
 
 /** A body as sent: the JSON of a near-valid object, of anything, a truncated JSON text, or raw text. */
 function wire(near: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
@@ -79,6 +111,10 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     await send('POST', '/resources', JSON.stringify({ name: 'web', resource: 'app', spec: {} }));
     await send('PUT', '/secrets/deploy-token', JSON.stringify({ value: 'v'.repeat(20) }));
     await send('POST', '/schedules', JSON.stringify({ name: 'nightly', cron: '0 3 * * *', resource: 'app', pipeline: 'ci', spec: {} }));
+    for (const source of ['github', 'gitea', 'gitlab', 'generic']) {
+      // `github` is fuzzed by PUT below; `hook-github` and the like take the fuzzed deliveries.
+      for (const name of [source, `hook-${source}`]) await send('POST', '/triggers', JSON.stringify({ name, source, secret: 'deploy-token', resource: 'app', pipeline: 'ci', events: ['push', 'tag', 'pull_request'] }));
+    }
   });
   afterAll(async () => {
     // eslint-disable-next-line no-console
@@ -98,6 +134,8 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     ['PUT', '/secrets/fuzzed', bodies.secret],
     ['POST', '/schedules', bodies.schedule],
     ['PUT', '/schedules/nightly', bodies.schedule],
+    ['POST', '/triggers', bodies.trigger],
+    ['PUT', '/triggers/github', bodies.trigger],
     ['POST', `/runs/${'0'.repeat(26)}/cancel`, bodies.any],
   ];
 
@@ -117,7 +155,7 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     const template = fc.constantFrom(
       'GET /resource-definitions/$', 'DELETE /pipelines/$', 'GET /pipelines/$', 'GET /resources/$/$', 'GET /resources/app/$/$', 'DELETE /resources/$/$',
       'GET /runs/$', 'POST /runs/$/cancel', 'GET /logs?runid=$&driver=$', 'GET /runs?status=$&limit=$', 'GET /drivers?driver=$', 'DELETE /secrets/$', 'GET /resources?resource=$',
-      'GET /schedules/$', 'DELETE /schedules/$',
+      'GET /schedules/$', 'DELETE /schedules/$', 'GET /triggers/$', 'POST /hooks/$',
     );
     await fc.assert(
       fc.asyncProperty(template, fc.array(segment, { minLength: 2, maxLength: 2 }), async (t, [a, b]) => {
@@ -128,6 +166,54 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
       }),
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
     );
+    expect(await send('GET', '/health')).toBe(200);
+  });
+
+  it('webhooks: whatever is delivered, signed or not, never a 5xx, and only a correctly signed one starts a run', async () => {
+    const SECRET = 'v'.repeat(20);
+    const started = new Set<string>();
+    const names: Record<string, [string, string, string]> = {
+      github: ['x-github-event', 'x-github-delivery', 'x-hub-signature-256'],
+      gitea: ['x-gitea-event', 'x-gitea-delivery', 'x-gitea-signature'],
+      gitlab: ['x-gitlab-event', 'x-gitlab-event-uuid', 'x-gitlab-token'],
+      generic: ['x-conveyor-event', 'x-conveyor-delivery', 'x-conveyor-signature-256'],
+    };
+    const signing = fc.constantFrom('right', 'right', 'right', 'wrong', 'none', 'other-body');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('github', 'gitea', 'gitlab', 'generic'),
+        wire(hookPayload),
+        signing,
+        fc.oneof(fc.constantFrom('push', 'pull_request', 'ping', 'Push Hook', 'Tag Push Hook', 'Merge Request Hook', 'tag', ''), fc.string({ maxLength: 30 })),
+        fc.oneof(fc.uuid(), fc.constantFrom('same-delivery', '', ' ', 'a b'), fc.string({ maxLength: 40 })),
+        async (source, body, how, event, delivery) => {
+          const [eventHeader, deliveryHeader, signatureHeader] = names[source];
+          const hex = (text: string) => createHmac('sha256', how === 'wrong' ? 'not-the-secret' : SECRET).update(text).digest('hex');
+          const signed = how === 'other-body' ? `${body} ` : body;
+          const signature = source === 'gitlab' ? (how === 'wrong' ? 'nope' : SECRET) : source === 'gitea' ? hex(signed) : `sha256=${hex(signed)}`;
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (how !== 'none') headers[signatureHeader] = signature;
+          // Header values must be ByteStrings without newlines for fetch to send them.
+          const safe = (v: string) => v.replace(/[^\x20-\x7e]/g, '');
+          if (safe(event)) headers[eventHeader] = safe(event);
+          if (safe(delivery)) headers[deliveryHeader] = safe(delivery);
+          const res = await fetch(`${gw.url}/hooks/hook-${source}`, { method: 'POST', headers, body });
+          const answer = (await res.json().catch(() => ({}))) as { runid?: string };
+          seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
+          const genuine = how === 'right' || (how === 'other-body' && source === 'gitlab');
+          if (res.status === 202) {
+            if (!genuine || !answer.runid) return false;
+            started.add(answer.runid);
+          }
+          return res.status < 500;
+        },
+      ),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    // Every run there is was answered to a signed delivery (the pipeline's driver never takes them, so they stay).
+    const runs = (await (await fetch(`${gw.url}/runs?limit=500`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as Array<{ id: string; resource: { name: string } }>;
+    const fromHooks = runs.filter((r) => r.resource.name.startsWith('hook-'));
+    expect(new Set(fromHooks.map((r) => r.id))).toEqual(started);
     expect(await send('GET', '/health')).toBe(200);
   });
 

@@ -93,6 +93,11 @@ describe('security: API tokens, roles, secrets, limits (real gateway, real nats-
     { method: 'POST', path: '/schedules', body: { name: 'evil', cron: '* * * * * *', resource: 'app', pipeline: 'ci', spec: {} }, need: 'admin' },
     { method: 'PUT', path: '/schedules/nightly', body: { cron: '* * * * * *', resource: 'app', pipeline: 'ci', spec: {} }, need: 'admin' },
     { method: 'DELETE', path: '/schedules/nightly', need: 'admin' },
+    { method: 'GET', path: '/triggers', need: 'read' },
+    { method: 'GET', path: '/triggers/gh', need: 'read' },
+    { method: 'POST', path: '/triggers', body: { name: 'evil', source: 'generic', secret: 'deploy-token', resource: 'app', pipeline: 'ci' }, need: 'admin' },
+    { method: 'PUT', path: '/triggers/gh', body: { source: 'generic', secret: 'deploy-token', resource: 'app', pipeline: 'ci' }, need: 'admin' },
+    { method: 'DELETE', path: '/triggers/gh', need: 'admin' },
   ];
 
   it('answers 401 with WWW-Authenticate: Bearer to every endpoint without a token or with a wrong one, and stores nothing', async () => {
@@ -145,6 +150,12 @@ describe('security: API tokens, roles, secrets, limits (real gateway, real nats-
     expect((await as('admin').request('DELETE', '/resources/app/by-writer')).status).toBe(204);
     // /health is open to everyone.
     expect((await as().request('GET', '/health')).status).toBe(200);
+    // So is a webhook delivery (POST /hooks/<trigger>): the trigger's signature is its authentication.
+    expect(await as().request('POST', '/hooks/no-such-trigger', {})).toMatchObject({ status: 404 });
+    // Only that: other methods and spellings of the path need a token.
+    expect((await as().request('GET', '/hooks/no-such-trigger')).status).toBe(401);
+    expect((await as().request('POST', '/hooks/a/b', {})).status).toBe(401);
+    expect((await as().request('POST', '/HOOKS/no-such-trigger', {})).status).toBe(401);
   });
 
   it('accepts the token on SSE streams as a header or as ?access_token=, and limits streams per run (429)', async () => {

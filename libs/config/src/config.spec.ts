@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig, parseBytes, parseDuration } from './config';
 
 describe('loadConfig', () => {
@@ -87,6 +90,25 @@ describe('loadConfig', () => {
     expect(parseBytes('1gb')).toBe(1024 ** 3);
     expect(parseBytes('10MB')).toBe(10 * 1024 ** 2);
     expect(parseBytes('lots')).toBeUndefined();
+  });
+});
+
+describe('loadConfig secret key', () => {
+  it('reads CONVEYOR_SECRET_KEY or the file CONVEYOR_SECRET_KEY_FILE names, never both', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    expect(loadConfig({ CONVEYOR_SECRET_KEY: key }).secretKey).toEqual(Buffer.alloc(32, 7));
+    const dir = mkdtempSync(join(tmpdir(), 'conveyor-key-'));
+    try {
+      const file = join(dir, 'secret.key');
+      writeFileSync(file, `${key}\n`, { mode: 0o600 });
+      expect(loadConfig({ CONVEYOR_SECRET_KEY_FILE: file }).secretKey).toEqual(Buffer.alloc(32, 7));
+      expect(() => loadConfig({ CONVEYOR_SECRET_KEY_FILE: file, CONVEYOR_SECRET_KEY: key })).toThrow(/not both/);
+      expect(() => loadConfig({ CONVEYOR_SECRET_KEY_FILE: join(dir, 'missing') })).toThrow(/CONVEYOR_SECRET_KEY_FILE=.*cannot be read/);
+      writeFileSync(file, 'short');
+      expect(() => loadConfig({ CONVEYOR_SECRET_KEY_FILE: file })).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

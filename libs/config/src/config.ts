@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { loadApiAuthConfig, type ApiAuthConfig } from '@conveyor/auth';
 import { ANY_MACHINE, DEFAULT_PREFIX, nameFromDnsName } from '@conveyor/contracts';
@@ -166,8 +167,18 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
 }
 
 /** CONVEYOR_SECRET_KEY: 32 random bytes, base64 (`openssl rand -base64 32`); libs/secrets seals with it. */
+/** CONVEYOR_SECRET_KEY, or the file CONVEYOR_SECRET_KEY_FILE names (which keeps the key out of the process's environment). */
 export function loadSecretKey(env: Env): Buffer | undefined {
-  const raw = env.CONVEYOR_SECRET_KEY?.trim();
+  const file = env.CONVEYOR_SECRET_KEY_FILE?.trim();
+  if (file && env.CONVEYOR_SECRET_KEY?.trim()) throw new ConfigError('CONVEYOR_SECRET_KEY and CONVEYOR_SECRET_KEY_FILE: set one of them, not both');
+  let raw = env.CONVEYOR_SECRET_KEY?.trim();
+  if (file) {
+    try {
+      raw = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`CONVEYOR_SECRET_KEY_FILE=${file} cannot be read: ${(err as Error).message}`);
+    }
+  }
   if (!raw) return undefined;
   const key = /^[A-Za-z0-9+/]+={0,2}$/.test(raw) ? Buffer.from(raw, 'base64') : Buffer.alloc(0);
   if (key.length !== 32) throw new ConfigError('CONVEYOR_SECRET_KEY must be 32 bytes in base64 (e.g. the output of `openssl rand -base64 32`)');
