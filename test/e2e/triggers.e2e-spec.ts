@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Resource, Run } from '@conveyor/contracts';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { newRunId, type Resource, type Run } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { BuildSystem, stepOf } from '../support/build-system';
 import { buildOutput, tutorialPipeline } from '../support/builtin-drivers';
@@ -164,6 +166,36 @@ describe('webhook triggers (built-in drivers, real git, Docker)', () => {
     expect(new Set(answers.map((a) => a.body.runid)).size).toBe(1);
     expect((await build.sys.api.ok<Resource>('GET', '/resources/thing/gitlab')).version).toBe(before + 1);
     expect((await build.sys.waitForRun(answers[0].body.runid, undefined, 120_000)).status).toBe('succeeded');
+  });
+
+  it('a delivery whose taker stopped before writing its version is taken over with the run id it recorded; a copy still at work is waited for', async () => {
+    const nc = await connect({ servers: build.sys.nats.url });
+    try {
+      const kv = await new Kvm(nc).open('conveyor-hook-deliveries');
+      const keyOf = (trigger: string, delivery: string) => `${trigger}.${createHash('sha256').update(delivery).digest('hex').slice(0, 32)}`;
+      const payload = fixture('gitlab-push');
+      payload.project.git_http_url = build.repo.url;
+      payload.after = payload.checkout_sha = build.repo.main;
+      const body = JSON.stringify(payload);
+      const send = (delivery: string) => post('gitlab', body, { 'x-gitlab-event': 'Push Hook', 'x-gitlab-event-uuid': delivery, 'x-gitlab-token': HOOK_SECRET });
+
+      // What a gateway killed right after recording the delivery leaves: the run id, no version, 31 s ago.
+      const stale = randomUUID();
+      const recorded = newRunId();
+      await kv.create(keyOf('gitlab', stale), JSON.stringify({ runid: recorded, at: Date.now() - 31_000 }));
+      const taken = await send(stale);
+      expect(taken).toMatchObject({ status: 202, body: { runid: recorded, resource: 'gitlab' } });
+      expect((await build.sys.waitForRun(recorded, undefined, 120_000)).status).toBe('succeeded');
+
+      // A copy that recorded it a moment ago and is still writing: waited for (8 s), then 409, starting nothing.
+      const busy = randomUUID();
+      await kv.create(keyOf('gitlab', busy), JSON.stringify({ runid: newRunId(), at: Date.now() }));
+      const versionBefore = (await build.sys.api.ok<Resource>('GET', '/resources/thing/gitlab')).version;
+      expect((await send(busy)).status).toBe(409);
+      expect((await build.sys.api.ok<Resource>('GET', '/resources/thing/gitlab')).version).toBe(versionBefore);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('a git push to a bare repository with deploy/git/post-receive builds the pushed commit', async () => {
