@@ -1,4 +1,4 @@
-import { BadRequestException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, ConflictException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type ResourceUpdateDto, type TriggerOrigin, newRunId } from '@conveyor/contracts';
 import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
@@ -88,6 +88,21 @@ export class ResourcesService {
       ifMatchVersion,
     );
     return this.startRun(saved, pipeline, 'updated');
+  }
+
+  /**
+   * Starts the run a stored version names (`runid`), for a writer that stopped between writing
+   * the version and starting its run (a schedule's tick, a webhook delivery); a run already
+   * started is left alone (its start is fenced on an empty run log).
+   */
+  async startStoredRun(version: Resource, pipelineName: string): Promise<void> {
+    const name = version.pipeline ?? pipelineName;
+    const pipeline = (await this.pipelines.get(name))?.value;
+    if (!pipeline) throw new NotFoundException(`pipeline "${name}" not found`);
+    if (!version.runid) throw new BadRequestException(`version ${version.version} of resource "${version.name}" names no run`);
+    await this.admission.start(version.runid, pipeline, version).catch((err) => {
+      if (!(err instanceof ConflictException)) throw err;
+    });
   }
 
   list(type?: string): Promise<Resource[]> {

@@ -1,14 +1,13 @@
-import { ConflictException, HttpException, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { HttpException, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
-import { TICKS_CONSUMER, isName, newRunId, type JsonObject, type Resource, type Schedule, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
+import { TICKS_CONSUMER, isName, newRunId, type JsonObject, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
-import { ConflictError, NotFoundError, PipelinesStore, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
+import { ConflictError, NotFoundError, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { ResourcesService } from '../resources/resources.service';
-import { RunAdmission } from '../runs/run-admission.service';
 import { SchedulesStore } from './schedules.store';
 
 const RESTART_DELAY_MS = 1000;
@@ -37,9 +36,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly schedules: SchedulesStore,
     private readonly resourcesService: ResourcesService,
     private readonly resources: ResourcesStore,
-    private readonly pipelines: PipelinesStore,
     private readonly runs: RunsStore,
-    private readonly admission: RunAdmission,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -159,7 +156,11 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     if (await this.runs.get(runid)) return { ...base, runid };
     try {
       const latest = await this.resources.latest(s.resource, s.resourceName);
-      if (latest?.value.runid === runid) return { ...base, runid, version: await this.startStored(s, latest.value, runid) };
+      if (latest?.value.runid === runid) {
+        // The version for this tick was stored, its run not started (the gateway stopped in between): start it now.
+        await this.resourcesService.startStoredRun(latest.value, s.pipeline);
+        return { ...base, runid, version: latest.value.version };
+      }
       // Someone else recorded the run id and has written neither version nor run yet: on a first
       // delivery it may be at it this moment (two copies of one tick), so look again shortly; a
       // redelivery means that taker stopped acking it (gone), so this one takes over.
@@ -184,16 +185,6 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       }
       throw err;
     }
-  }
-
-  /** The version for this tick was stored, its run not started (the gateway stopped in between): start it now. */
-  private async startStored(s: Schedule, version: Resource, runid: string): Promise<number> {
-    const pipeline = (await this.pipelines.get(version.pipeline ?? s.pipeline))?.value;
-    if (!pipeline) throw new NotFoundError(`pipeline "${version.pipeline ?? s.pipeline}" not found`);
-    await this.admission.start(runid, pipeline, version).catch((err) => {
-      if (!(err instanceof ConflictException)) throw err;
-    });
-    return version.version;
   }
 
   /** The run id of a tick: made once (KV create), read back by every later delivery; `mine` when this call made it. */

@@ -2,11 +2,10 @@ import { createHash } from 'node:crypto';
 import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
 import { isName, newRunId, type HookDeliveryOutcome, type JsonObject, type Trigger, type TriggerOrigin } from '@conveyor/contracts';
-import { ConflictError, NotFoundError, PipelinesStore, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
+import { ConflictError, NotFoundError, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
 import { HookPayloadError, ignoredBecause, parseHook, resourceNameFor, signatureProblem, specFor, type HookEvent, type HookHeaders } from '@conveyor/triggers';
 import { MetricsService } from '../metrics/metrics.service';
 import { ResourcesService } from '../resources/resources.service';
-import { RunAdmission } from '../runs/run-admission.service';
 import { SecretsService } from '../secrets/secrets.service';
 import { TriggersStore } from './triggers.store';
 
@@ -47,9 +46,7 @@ export class HookDeliveries {
     private readonly secrets: SecretsService,
     private readonly resourcesService: ResourcesService,
     private readonly resources: ResourcesStore,
-    private readonly pipelines: PipelinesStore,
     private readonly runs: RunsStore,
-    private readonly admission: RunAdmission,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -178,11 +175,7 @@ export class HookDeliveries {
   private async write(t: Trigger, name: string, spec: JsonObject, metadata: JsonObject, runid: string, origin: TriggerOrigin): Promise<number> {
     const latest = await this.resources.latest(t.resource, name);
     if (latest?.value.runid === runid) {
-      const pipeline = (await this.pipelines.get(latest.value.pipeline ?? t.pipeline))?.value;
-      if (!pipeline) throw new NotFoundError(`pipeline "${latest.value.pipeline ?? t.pipeline}" not found`);
-      await this.admission.start(runid, pipeline, latest.value).catch((err) => {
-        if (!(err instanceof HttpException && err.getStatus() === 409)) throw err;
-      });
+      await this.resourcesService.startStoredRun(latest.value, t.pipeline);
       return latest.value.version;
     }
     const update = () => this.resourcesService.update(t.resource, name, { spec, metadata, pipeline: t.pipeline }, undefined, runid, origin);
