@@ -13,6 +13,7 @@ import type { ConveyorConfig } from '@conveyor/config';
 import { liveBeats, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
+import { ArtifactStore } from '@conveyor/artifacts';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
 import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
@@ -23,7 +24,7 @@ import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
 import { ackAck, holdMessage } from './keep-alive';
 import { StepRecords, type Written } from './step-records';
-import type { StepContext, StepResult } from './step-context';
+import type { StepArtifacts, StepContext, StepResult } from './step-context';
 
 /** Attempts allowed beyond a step's own when the agents running it stopped (died, lost their connection) before finishing it. */
 const EXTRA_ATTEMPTS = 2;
@@ -66,6 +67,8 @@ export class StepRunner implements MessageProcessor {
   private readonly active = new ActiveSteps();
   private heartbeat?: Heartbeat;
   private secrets?: SecretsStore;
+  /** Opened at the first step that uses artifacts: most drivers never do. */
+  private artifactStore?: Promise<ArtifactStore>;
   private readonly cancels = new CancelWatch((runId, order) => {
     const n = this.active.cancelRun(runId, order.message);
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
@@ -336,6 +339,22 @@ export class StepRunner implements MessageProcessor {
       log,
       signal,
       secrets,
+      artifacts: this.stepArtifacts(msg.runId, step.id),
+    };
+  }
+
+  private stepArtifacts(runId: string, stepId: string): StepArtifacts {
+    const store = () => {
+      this.artifactStore ??= ArtifactStore.open(this.ctx).catch((err) => {
+        this.artifactStore = undefined;
+        throw err;
+      });
+      return this.artifactStore;
+    };
+    return {
+      upload: async (files) => (await store()).upload(runId, stepId, files),
+      list: async () => (await store()).list(runId),
+      download: async (name, dir) => (await store()).download(runId, name, dir),
     };
   }
 

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import type { JsonObject, Run } from '@conveyor/contracts';
+import { BuildSystem, stepOf } from '../support/build-system';
+import { tutorialPipeline } from '../support/builtin-drivers';
+
+jest.setTimeout(180_000);
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** What `seq 1 20000` prints: the file a build makes, made here by hand. */
+const NUMBERS = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `${i + 1}\n`).join(''));
+
+/**
+ * Artifacts in the JetStream Object Store, end to end with the built-in drivers on Docker: a
+ * build keeps files its globs match, the API lists and streams them (ETag, Range), a later step
+ * fetches one into its workspace, and hostile workspaces (symlinks out, `..`, a sparse file over
+ * the limit, control characters) are refused with a reason, with nothing uploaded.
+ */
+describe('artifacts (built-in drivers, Docker, Object Store)', () => {
+  let build: BuildSystem;
+  let seq = 0;
+
+  beforeAll(async () => {
+    build = await BuildSystem.start();
+  });
+  afterAll(async () => {
+    expect(await build?.stop()).toBe(0);
+  });
+
+  const runBuild = async (config: JsonObject, spec: JsonObject = {}): Promise<Run> => {
+    const name = `art-${++seq}`;
+    await build.sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', { config }));
+    const { runid } = await build.sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec: { repository: build.repo.url, ...spec } });
+    return build.sys.waitForRun(runid, undefined, 120_000);
+  };
+  const fetchRaw = (path: string, headers: Record<string, string> = {}) => fetch(`${build.sys.api.baseUrl}${path}`, { headers });
+
+  it('keeps what the globs match, lists it with size and sha256, and streams it byte for byte (ETag, Range)', async () => {
+    const run = await runBuild({
+      commands: ['mkdir -p out/sub', 'seq 1 20000 > out/numbers.txt', 'cp version.txt out/sub/version.txt', 'echo not kept > out/skip.log'],
+      artifacts: ['out/*.txt', 'out/**/version.txt'],
+    });
+    expect(run.status).toBe('succeeded');
+    const list = await build.sys.api.ok<any[]>('GET', `/runs/${run.id}/artifacts`);
+    expect(list).toEqual([
+      { name: 'out/numbers.txt', step: 'build', size: NUMBERS.length, sha256: sha256(NUMBERS), contentType: 'text/plain; charset=utf-8', created: expect.any(String) },
+      { name: 'out/sub/version.txt', step: 'build', size: 7, sha256: sha256(Buffer.from('main-3\n')), contentType: 'text/plain; charset=utf-8', created: expect.any(String) },
+    ]);
+
+    const whole = await fetchRaw(`/runs/${run.id}/artifacts/out/numbers.txt`);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-length')).toBe(String(NUMBERS.length));
+    expect(whole.headers.get('etag')).toBe(`"${sha256(NUMBERS)}"`);
+    expect(Buffer.from(await whole.arrayBuffer()).equals(NUMBERS)).toBe(true);
+
+    const part = await fetchRaw(`/runs/${run.id}/artifacts/out/numbers.txt`, { range: 'bytes=100000-100009' });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100000-100009/${NUMBERS.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(NUMBERS.subarray(100000, 100010))).toBe(true);
+    const tail = await fetchRaw(`/runs/${run.id}/artifacts/out/numbers.txt`, { range: 'bytes=-6' });
+    expect(Buffer.from(await tail.arrayBuffer()).toString()).toBe('20000\n');
+    expect((await fetchRaw(`/runs/${run.id}/artifacts/out/numbers.txt`, { range: `bytes=${NUMBERS.length}-` })).status).toBe(416);
+    expect((await fetchRaw(`/runs/${run.id}/artifacts/out/numbers.txt`, { 'if-none-match': `"${sha256(NUMBERS)}"` })).status).toBe(304);
+    expect((await fetchRaw(`/runs/${run.id}/artifacts/out/nope.txt`)).status).toBe(404);
+    expect((await fetchRaw(`/runs/${'0'.repeat(26)}/artifacts`)).status).toBe(404);
+  });
+
+  it('a later step fetches an earlier step\'s artifact into its workspace before its commands', async () => {
+    const name = `handoff-${++seq}`;
+    await build.sys.api.ok('POST', '/pipelines', {
+      name,
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start', driver: 'container-start' },
+        { id: 'clone', name: 'Clone', driver: 'git-cloner' },
+        { id: 'make', name: 'Make', driver: 'builder', config: { commands: ['mkdir -p dist', 'echo "binary of $(cat version.txt)" > dist/app'], artifacts: ['dist/app'] } },
+        { id: 'wipe', name: 'Wipe', driver: 'builder', config: { commands: ['rm -rf dist'] } },
+        { id: 'deploy', name: 'Deploy', driver: 'builder', config: { commands: ['cat dist/app'], artifacts: { needs: ['dist/app'] } } },
+        { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+      ],
+    });
+    const { runid } = await build.sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec: { repository: build.repo.url } });
+    const run = await build.sys.waitForRun(runid, undefined, 120_000);
+    expect(run.status).toBe('succeeded');
+    const lines = (await build.sys.api.ok<Array<{ stepId: string; line: string }>>('GET', `/logs?runid=${runid}&driver=builder`)).filter((l) => l.stepId === 'deploy').map((l) => l.line);
+    expect(lines).toContain('binary of main-3');
+    expect(lines.some((l) => /^fetched artifact dist\/app \(\d+ B, sha256 [0-9a-f]{12}, from step make\) in \d+ ms$/.test(l))).toBe(true);
+  });
+
+  it.each([
+    ['a symlink to a file outside the workspace', ['mkdir -p out', 'ln -s /etc/passwd out/passwd'], ['out/*'], /artifact "out\/passwd" is refused: it is a symlink to a file outside the workspace/],
+    ['a glob with ..', ['true'], ['../*'], /artifact glob "\.\.\/\*" is refused: it leaves the workspace/],
+    ['an absolute glob', ['true'], ['/etc/passwd'], /is an absolute path/],
+    ['a sparse 2 GiB file over the limit', ['mkdir -p out', 'echo small > out/a.txt', 'dd if=/dev/zero of=out/huge.bin bs=1 count=0 seek=2147483648'], ['out/*'], /artifact "out\/huge.bin" is 2\.0 GiB, over the limit of 1\.0 GiB a file/],
+    ['a name with control characters', ['mkdir -p out', 'touch "out/a$(printf "\\001")b.txt"'], ['out/*'], /its name contains control characters/],
+    ['a glob that matches nothing', ['true'], ['dist/*.tar.gz'], /artifact glob "dist\/\*\.tar\.gz" matched no file/],
+  ])('refuses %s with a reason, uploading nothing', async (_what, commands, artifacts, why) => {
+    const run = await runBuild({ commands, artifacts });
+    expect(run.status).toBe('failed');
+    expect(stepOf(run, 'build').message).toMatch(why);
+    expect(await build.sys.api.ok('GET', `/runs/${run.id}/artifacts`)).toEqual([]);
+  });
+
+  it('an optional glob may match nothing; with when: always a failed build still keeps its files', async () => {
+    const optional = await runBuild({ commands: ['true'], artifacts: { paths: ['nothing/*'], optional: true } });
+    expect(optional.status).toBe('succeeded');
+    const failed = await runBuild({ commands: ['echo "it broke" > report.txt', 'exit 3'], artifacts: { paths: ['report.txt'], when: 'always' } });
+    expect(failed.status).toBe('failed');
+    expect(stepOf(failed, 'build').message).toMatch(/exited with code 3/);
+    expect((await build.sys.api.ok<any[]>('GET', `/runs/${failed.id}/artifacts`)).map((a) => a.name)).toEqual(['report.txt']);
+  });
+});
