@@ -87,7 +87,7 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
   });
 
   it.each([
-    ['a symlink to a file outside the workspace', ['mkdir -p out', 'ln -s /etc/passwd out/passwd'], ['out/*'], /artifact "out\/passwd" is refused: it is a symlink to a file outside the workspace/],
+    ['a symlink to a file outside the workspace', ['mkdir -p out', 'ln -s /etc/passwd out/passwd'], ['out/*'], /artifact "out\/passwd" is refused: it is a symlink to a path outside the workspace/],
     ['a glob with ..', ['true'], ['../*'], /artifact glob "\.\.\/\*" is refused: it leaves the workspace/],
     ['an absolute glob', ['true'], ['/etc/passwd'], /is an absolute path/],
     ['a sparse 2 GiB file over the limit', ['mkdir -p out', 'echo small > out/a.txt', 'dd if=/dev/zero of=out/huge.bin bs=1 count=0 seek=2147483648'], ['out/*'], /artifact "out\/huge.bin" is 2\.0 GiB, over the limit of 1\.0 GiB a file/],

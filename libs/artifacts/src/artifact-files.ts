@@ -111,7 +111,7 @@ export async function collectArtifacts(root: string, rule: ArtifactRule, limits:
       if (entry.isSymbolicLink()) {
         const target = await realpath(path).catch(() => undefined);
         if (!target || !(target + sep).startsWith(realRoot + sep) || target === realRoot) {
-          throw new ArtifactError(`artifact ${JSON.stringify(name)} is refused: it is a symlink to ${target ? 'a file outside the workspace' : 'nothing'}`);
+          throw new ArtifactError(`artifact ${JSON.stringify(name)} is refused: it is a symlink to ${target ? 'a path outside the workspace' : 'nothing'}`);
         }
         const info = await stat(target);
         if (!info.isFile()) continue;

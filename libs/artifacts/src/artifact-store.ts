@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageType } from '@nats-io/jetstream';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
@@ -98,14 +98,16 @@ export class ArtifactStore {
     return out;
   }
 
-  /** The object's bytes from `start` to `end` (inclusive), streamed chunk by chunk; undefined when there is no such artifact. */
+  /**
+   * The object's bytes from `start` to `end` (inclusive), streamed chunk by chunk; undefined when
+   * there is no such artifact. A range's leading chunks are read and dropped (the Object Store reads
+   * an object from its first chunk), and reading stops after its last byte.
+   */
   async read(runId: string, name: string, range?: { start: number; end: number }): Promise<{ info: ArtifactInfo; stream: Readable } | undefined> {
     const result = await this.os.get(`${runId}/${name}`);
     if (!result || result.info.deleted) return undefined;
     const info = toInfo(result.info, `${runId}/`);
-    const source = Readable.fromWeb(result.data as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
-    if (!range) return { info, stream: source };
-    return { info, stream: source.pipe(byteRange(range.start, range.end)) };
+    return { info, stream: Readable.from(slice(result.data, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER)) };
   }
 
   /** Downloads an artifact of the run into `dir` at its name (a later step fetching an earlier one's artifact). */
@@ -157,16 +159,20 @@ export function contentTypeOf(name: string): string {
   return (ext && TYPES[ext]) || 'application/octet-stream';
 }
 
-/** Passes bytes `start`..`end` (inclusive) of what flows through, dropping the rest. */
-function byteRange(start: number, end: number) {
+/** Bytes `start`..`end` (inclusive) of a web stream; the stream is cancelled once they are through (or the reader stops early). */
+async function* slice(data: ReadableStream<Uint8Array>, start: number, end: number): AsyncGenerator<Buffer> {
+  const reader = data.getReader();
   let pos = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
+  try {
+    while (pos <= end) {
+      const { done, value } = await reader.read();
+      if (done) return;
       const from = Math.max(start - pos, 0);
-      const to = Math.min(end + 1 - pos, chunk.length);
-      pos += chunk.length;
-      if (to > from) this.push(chunk.subarray(from, to));
-      done();
-    },
-  });
+      const to = Math.min(end + 1 - pos, value.length);
+      pos += value.length;
+      if (to > from) yield Buffer.from(value.buffer, value.byteOffset + from, to - from);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
 }
