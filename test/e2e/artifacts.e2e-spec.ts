@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { JsonObject, Run } from '@conveyor/contracts';
 import { BuildSystem, stepOf } from '../support/build-system';
 import { tutorialPipeline } from '../support/builtin-drivers';
@@ -107,5 +110,91 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
     expect(failed.status).toBe('failed');
     expect(stepOf(failed, 'build').message).toMatch(/exited with code 3/);
     expect((await build.sys.api.ok<any[]>('GET', `/runs/${failed.id}/artifacts`)).map((a) => a.name)).toEqual(['report.txt']);
+  });
+
+  describe('caches', () => {
+    const logOf = async (run: Run) => (await build.sys.api.ok<Array<{ stepId: string; line: string }>>('GET', `/logs?runid=${run.id}&driver=builder`)).map((l) => l.line);
+    const USE = ['if [ -f deps/data.txt ]; then echo "found $(cat deps/data.txt)"; else echo "no deps"; fi', 'mkdir -p deps && echo "made at $(cat version.txt)" > deps/data.txt'];
+
+    it('a first run misses and saves; the next restores before its first command; restoreKeys fall back to the newest prefix match', async () => {
+      const cache = [{ key: "deps-${{ hashFiles('version.txt') }}", paths: ['deps'], restoreKeys: ['deps-'] }];
+      const first = await runBuild({ commands: USE, cache });
+      expect(first.status).toBe('succeeded');
+      const firstLog = await logOf(first);
+      expect(firstLog).toContain('no deps');
+      expect(firstLog.some((l) => /^cache deps-[0-9a-f]{64}: miss$/.test(l))).toBe(true);
+      expect(firstLog.some((l) => /^cache deps-[0-9a-f]{64}: saved \d+ B in \d+ ms$/.test(l))).toBe(true);
+
+      const second = await runBuild({ commands: USE, cache });
+      const secondLog = await logOf(second);
+      expect(secondLog.some((l) => /^cache deps-[0-9a-f]{64}: restored it, \d+ B, in \d+ ms$/.test(l))).toBe(true);
+      expect(secondLog).toContain('found made at main-3');
+      // An exact hit is not saved again.
+      expect(secondLog.some((l) => / saved /.test(l))).toBe(false);
+
+      // Another key (the hashed file differs on this branch): the restoreKeys prefix finds the entry above.
+      const other = await runBuild({ commands: USE, cache }, { ref: 'feature' });
+      const otherLog = await logOf(other);
+      expect(otherLog.some((l) => /^cache deps-[0-9a-f]{64}: restored deps-[0-9a-f]{64} \(a restoreKeys match\)/.test(l))).toBe(true);
+      // Restored from main's entry into the feature branch's build.
+      expect(otherLog).toContain('found made at main-3');
+      expect(otherLog.some((l) => /: saved \d+ B/.test(l))).toBe(true);
+
+      const entries = await build.sys.api.ok<Array<{ key: string; size: number; run: string }>>('GET', '/caches');
+      expect(entries.filter((e) => e.key.startsWith('deps-')).map((e) => e.run).sort()).toEqual([first.id, other.id].sort());
+    });
+
+    it('two runs saving one key at once store one entry', async () => {
+      const cache = [{ key: 'shared-once', paths: ['deps'] }];
+      const name = `cache-race-${++seq}`;
+      await build.sys.api.ok('POST', '/pipelines', tutorialPipeline(name, 'thing', { config: { commands: USE, cache } }));
+      const start = (n: number) => build.sys.api.ok<{ runid: string }>('POST', '/resources', { name: `${name}-${n}`, resource: 'thing', pipeline: name, spec: { repository: build.repo.url } });
+      const ids = await Promise.all([start(1), start(2)]);
+      const runs = await Promise.all(ids.map((r) => build.sys.waitForRun(r.runid, undefined, 120_000)));
+      expect(runs.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+      const saved = (await Promise.all(runs.map(logOf))).flat().filter((l) => /^cache shared-once: saved /.test(l));
+      expect(saved).toHaveLength(1);
+      expect((await build.sys.api.ok<Array<{ key: string }>>('GET', '/caches')).filter((e) => e.key === 'shared-once')).toHaveLength(1);
+      expect((await build.sys.api.request('DELETE', '/caches/shared-once')).status).toBe(204);
+      expect((await build.sys.api.request('DELETE', '/caches/shared-once')).status).toBe(404);
+      expect((await build.sys.api.request('DELETE', '/caches/bad%2Fkey')).status).toBe(400);
+    });
+
+    it('never archives a host file through a symlink, and never restores through one', async () => {
+      const outside = mkdtempSync(join(tmpdir(), 'conveyor-cache-outside-'));
+      try {
+        // Save side: deps -> a host directory, then the cache path deps/secret.
+        writeFileSync(join(outside, 'secret'), 'host secret');
+        const saving = await runBuild({ commands: [`ln -s ${outside} deps`], cache: [{ key: 'hostile-save', paths: ['deps/secret'] }] });
+        expect(saving.status).toBe('succeeded');
+        expect(await logOf(saving)).toContain('warning: cache hostile-save: not saved: cache path "deps/secret" leads outside the workspace (through a symlink); not saved');
+        expect((await build.sys.api.ok<Array<{ key: string }>>('GET', '/caches')).some((e) => e.key === 'hostile-save')).toBe(false);
+
+        // Restore side: an entry with deps/data.txt, restored into a workspace where deps links out.
+        await runBuild({ commands: USE, cache: [{ key: 'hostile-restore', paths: ['deps'] }] });
+        const name = `cache-link-${++seq}`;
+        await build.sys.api.ok('POST', '/pipelines', {
+          name,
+          resource: 'thing',
+          steps: [
+            { id: 'start', name: 'Start', driver: 'container-start' },
+            { id: 'clone', name: 'Clone', driver: 'git-cloner' },
+            { id: 'link', name: 'Link', driver: 'builder', config: { commands: [`ln -s ${outside} deps`] } },
+            { id: 'use', name: 'Use', driver: 'builder', config: { commands: ['test -d deps && ! test -L deps && test -f deps/data.txt && echo "a directory, not a link"'], cache: [{ key: 'hostile-restore', paths: ['deps'] }] } },
+            { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+          ],
+        });
+        const { runid } = await build.sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec: { repository: build.repo.url } });
+        const run = await build.sys.waitForRun(runid, undefined, 120_000);
+        expect(run.status).toBe('succeeded');
+        // node-tar replaces the link with a directory of the workspace instead of writing through it.
+        const useLog = await logOf(run);
+        expect(useLog.some((l) => /^cache hostile-restore: restored it, \d+ B/.test(l))).toBe(true);
+        expect(useLog).toContain('a directory, not a link');
+        expect(readdirSync(outside)).toEqual(['secret']);
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
+    });
   });
 });

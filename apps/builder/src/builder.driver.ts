@@ -1,6 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { ArtifactError, collectArtifacts, formatBytes, readArtifactRule, type ArtifactRule } from '@conveyor/artifacts';
 import { containerWorkdir, resolveBuildSpec } from '@conveyor/build-spec';
+import { CacheError, readCacheRules, renderCacheKey, type CacheRule, type Restored } from '@conveyor/caches';
 import { loadConfig } from '@conveyor/config';
 import { BuildContainers } from '@conveyor/docker';
 import { HandleStep, type StepContext, type StepResult } from '@conveyor/driver-sdk';
@@ -27,8 +28,10 @@ export class BuilderDriver {
   @HandleStep('builder')
   async run(ctx: StepContext): Promise<StepResult> {
     let rule: ArtifactRule | undefined;
+    let caches: CacheRule[];
     try {
       rule = readArtifactRule(ctx.resource.spec.artifacts ?? ctx.config.artifacts);
+      caches = readCacheRules(ctx.resource.spec.cache ?? ctx.config.cache);
     } catch (err) {
       return { success: false, message: (err as Error).message };
     }
@@ -42,11 +45,48 @@ export class BuilderDriver {
         return { success: false, message: `cannot fetch artifact ${JSON.stringify(name)}: ${(err as Error).message}` };
       }
     }
+    const restored: Array<{ rule: CacheRule; key: string; got: Restored }> = [];
+    for (const c of caches) {
+      let key: string;
+      try {
+        key = await renderCacheKey(c.key, { workspace, pipeline: ctx.pipeline, resource: { name: ctx.resource.name, type: ctx.resource.type } });
+      } catch (err) {
+        return { success: false, message: err instanceof CacheError ? err.message : `cache key ${JSON.stringify(c.key)} could not be made: ${(err as Error).message}` };
+      }
+      restored.push({ rule: c, key, got: await this.restore(ctx, workspace, c, key) });
+    }
     const result = await this.build(ctx);
+    // Saved after success only, and only when the exact key missed (an entry is never replaced).
+    if (result.success) for (const r of restored) if (r.got.hit !== 'exact') await this.save(ctx, workspace, r.rule, r.key);
     if (!rule?.paths.length || (!result.success && rule.when !== 'always')) return result;
     const kept = await this.keep(ctx, workspace, rule);
     if (kept === undefined) return result;
     return result.success ? { success: false, message: kept } : { ...result, message: `${result.message}; and ${kept}` };
+  }
+
+  /** A cache is an optimisation: one that cannot be read is a warning and a miss, not a failed step. */
+  private async restore(ctx: StepContext, workspace: string, rule: CacheRule, key: string): Promise<Restored> {
+    const started = Date.now();
+    try {
+      const got = await ctx.caches.restore(key, rule.restoreKeys, workspace);
+      if (got.hit === 'miss') ctx.log.info(`cache ${key}: miss`);
+      else ctx.log.info(`cache ${key}: restored ${got.hit === 'exact' ? 'it' : `${got.key} (a restoreKeys match)`}, ${formatBytes(got.size)}, in ${Date.now() - started} ms`);
+      return got;
+    } catch (err) {
+      ctx.log.warn(`cache ${key}: could not be restored (${(err as Error).message}); building without it`);
+      return { hit: 'miss' };
+    }
+  }
+
+  private async save(ctx: StepContext, workspace: string, rule: CacheRule, key: string): Promise<void> {
+    const started = Date.now();
+    try {
+      const saved = await ctx.caches.save(key, rule.paths, workspace);
+      if (saved.saved) ctx.log.info(`cache ${key}: saved ${formatBytes(saved.size)} in ${Date.now() - started} ms`);
+      else ctx.log.info(`cache ${key}: not saved: ${saved.why}`);
+    } catch (err) {
+      ctx.log.warn(`cache ${key}: not saved: ${(err as Error).message}`);
+    }
   }
 
   /** Uploads what the rule matches; undefined when all went well, else why not (nothing is uploaded then). */

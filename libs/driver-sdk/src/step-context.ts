@@ -1,5 +1,14 @@
 import type { ArtifactFile, ArtifactInfo } from '@conveyor/artifacts';
+import type { Restored, Saved } from '@conveyor/caches';
 import type { JsonObject, PipelineStep, StepMessage, StepOutput, StepResource } from '@conveyor/contracts';
+
+/** Build caches in the JetStream Object Store, shared by all runs (see libs/caches). */
+export interface StepCaches {
+  /** Restores `key` into `dir`, else the most recently used entry a `restoreKeys` prefix matches. */
+  restore(key: string, restoreKeys: string[], dir: string): Promise<Restored>;
+  /** Saves `paths` of `dir` under `key` unless an entry of that key exists (one entry per key). */
+  save(key: string, paths: string[], dir: string): Promise<Saved>;
+}
 
 /** The run's artifacts in the JetStream Object Store, as a step sees them (see libs/artifacts). */
 export interface StepArtifacts {
@@ -55,6 +64,8 @@ export interface StepContext {
   secrets?: ReadonlyMap<string, string>;
   /** The run's artifacts: keep files, list, fetch an earlier step's. */
   artifacts: StepArtifacts;
+  /** Build caches: restore before the work, save after it. */
+  caches: StepCaches;
 }
 
 /** What a driver returns. `success: false` fails the attempt (retried while retries remain). */

@@ -14,6 +14,7 @@ import { liveBeats, openAgentsBucket, openBuckets, type JetStreamContext } from 
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { ArtifactStore } from '@conveyor/artifacts';
+import { CacheStore } from '@conveyor/caches';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
 import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
@@ -24,7 +25,7 @@ import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
 import { ackAck, holdMessage } from './keep-alive';
 import { StepRecords, type Written } from './step-records';
-import type { StepArtifacts, StepContext, StepResult } from './step-context';
+import type { StepArtifacts, StepCaches, StepContext, StepResult } from './step-context';
 
 /** Attempts allowed beyond a step's own when the agents running it stopped (died, lost their connection) before finishing it. */
 const EXTRA_ATTEMPTS = 2;
@@ -69,6 +70,7 @@ export class StepRunner implements MessageProcessor {
   private secrets?: SecretsStore;
   /** Opened at the first step that uses artifacts: most drivers never do. */
   private artifactStore?: Promise<ArtifactStore>;
+  private cacheStore?: Promise<CacheStore>;
   private readonly cancels = new CancelWatch((runId, order) => {
     const n = this.active.cancelRun(runId, order.message);
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
@@ -340,6 +342,21 @@ export class StepRunner implements MessageProcessor {
       signal,
       secrets,
       artifacts: this.stepArtifacts(msg.runId, step.id),
+      caches: this.stepCaches(msg.runId),
+    };
+  }
+
+  private stepCaches(runId: string): StepCaches {
+    const store = () => {
+      this.cacheStore ??= CacheStore.open(this.ctx).catch((err) => {
+        this.cacheStore = undefined;
+        throw err;
+      });
+      return this.cacheStore;
+    };
+    return {
+      restore: async (key, restoreKeys, dir) => (await store()).restore(key, restoreKeys, dir),
+      save: async (key, paths, dir) => (await store()).save(key, paths, dir, runId),
     };
   }
 
