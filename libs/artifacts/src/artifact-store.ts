@@ -82,7 +82,8 @@ export class ArtifactStore {
       try {
         const st = await fh.stat();
         if (!st.isFile() || st.size !== f.size) throw new ArtifactError(`artifact ${JSON.stringify(f.name)} changed while it was being kept (a build step still writing it?)`);
-        const stream = Readable.toWeb(fh.createReadStream({ autoClose: false })) as unknown as ReadableStream<Uint8Array>;
+        // 1 MiB reads: the client cuts 128 KiB chunks from them; 64 KiB reads cost a quarter of the throughput.
+        const stream = Readable.toWeb(fh.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 })) as unknown as ReadableStream<Uint8Array>;
         const info = await this.os.put(
           { name: `${runId}/${f.name}`, metadata: { run: runId, step: stepId, contentType: contentTypeOf(f.name) } },
           stream,
@@ -107,7 +108,8 @@ export class ArtifactStore {
     const result = await this.os.get(`${runId}/${name}`);
     if (!result || result.info.deleted) return undefined;
     const info = toInfo(result.info, `${runId}/`);
-    return { info, stream: Readable.from(slice(result.data, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER)) };
+    if (!range) return { info, stream: Readable.fromWeb(result.data as unknown as import('node:stream/web').ReadableStream<Uint8Array>, { highWaterMark: 1024 * 1024 }) };
+    return { info, stream: Readable.from(slice(result.data, range.start, range.end)) };
   }
 
   /** Downloads an artifact of the run into `dir` at its name (a later step fetching an earlier one's artifact). */
