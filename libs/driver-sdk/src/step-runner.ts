@@ -15,6 +15,7 @@ import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { ArtifactStore } from '@conveyor/artifacts';
 import { CacheStore } from '@conveyor/caches';
+import type { AgentStoreMetrics } from '@conveyor/metrics';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
 import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
@@ -81,6 +82,8 @@ export class StepRunner implements MessageProcessor {
     private readonly config: ConveyorConfig,
     /** Told when a handler starts; the returned function, how it ended (e.g. the agent's metrics). */
     private readonly onStep?: (driver: string) => (outcome: 'succeeded' | 'failed') => void,
+    /** Counts what artifacts and caches move (the agent's metrics). */
+    private readonly storeMetrics?: AgentStoreMetrics,
   ) {}
 
   async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
@@ -355,8 +358,16 @@ export class StepRunner implements MessageProcessor {
       return this.cacheStore;
     };
     return {
-      restore: async (key, restoreKeys, dir) => (await store()).restore(key, restoreKeys, dir),
-      save: async (key, paths, dir) => (await store()).save(key, paths, dir, runId),
+      restore: async (key, restoreKeys, dir) => {
+        const got = await (await store()).restore(key, restoreKeys, dir);
+        this.storeMetrics?.cacheRestore(got.hit, got.hit === 'miss' ? 0 : got.size);
+        return got;
+      },
+      save: async (key, paths, dir) => {
+        const saved = await (await store()).save(key, paths, dir, runId);
+        if (saved.saved) this.storeMetrics?.cacheSaved(saved.size);
+        return saved;
+      },
     };
   }
 
@@ -369,9 +380,17 @@ export class StepRunner implements MessageProcessor {
       return this.artifactStore;
     };
     return {
-      upload: async (files) => (await store()).upload(runId, stepId, files),
+      upload: async (files) => {
+        const kept = await (await store()).upload(runId, stepId, files);
+        this.storeMetrics?.artifacts('up', kept.reduce((n, a) => n + a.size, 0));
+        return kept;
+      },
       list: async () => (await store()).list(runId),
-      download: async (name, dir) => (await store()).download(runId, name, dir),
+      download: async (name, dir) => {
+        const got = await (await store()).download(runId, name, dir);
+        this.storeMetrics?.artifacts('down', got.size);
+        return got;
+      },
     };
   }
 
