@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonObject, Run } from '@conveyor/contracts';
 import { BuildSystem, stepOf } from '../support/build-system';
-import { tutorialPipeline } from '../support/builtin-drivers';
+import { buildOutput, tutorialPipeline } from '../support/builtin-drivers';
+import { ensureCBuildImage } from '../support/docker';
+import { git } from '../support/git-repo';
 
 jest.setTimeout(180_000);
 
@@ -36,6 +39,7 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
     return build.sys.waitForRun(runid, undefined, 120_000);
   };
   const fetchRaw = (path: string, headers: Record<string, string> = {}) => fetch(`${build.sys.api.baseUrl}${path}`, { headers });
+  const logsOf = (runId: string) => buildOutput(build.sys.api, runId);
 
   it('keeps what the globs match, lists it with size and sha256, and streams it byte for byte (ETag, Range)', async () => {
     const run = await runBuild({
@@ -111,6 +115,45 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
     expect(stepOf(failed, 'build').message).toMatch(/exited with code 3/);
     expect((await build.sys.api.ok<any[]>('GET', `/runs/${failed.id}/artifacts`)).map((a) => a.name)).toEqual(['report.txt']);
   });
+
+  it('the seed pipeline builds the example C project in conveyor/build-c and keeps its binary, byte for byte the one built by hand', async () => {
+    ensureCBuildImage();
+    const examples = join(__dirname, '..', '..', 'deploy', 'examples');
+    const work = mkdtempSync(join(tmpdir(), 'conveyor-c-app-'));
+    try {
+      const repo = join(work, 'repo');
+      const byHand = join(work, 'by-hand');
+      for (const dir of [repo, byHand]) {
+        mkdirSync(dir);
+        for (const f of ['hello.c', 'Makefile', 'README.md']) copyFileSync(join(examples, 'c-app', f), join(dir, f));
+      }
+      git(work, 'init', '-q', '-b', 'main', repo);
+      git(repo, 'add', '-A');
+      git(repo, 'commit', '-q', '-m', 'example app');
+      const api = (f: string) => JSON.parse(readFileSync(join(examples, 'api', f), 'utf8'));
+      await build.sys.api.ok('POST', '/resource-definitions', api('flutter-builder.definition.json'));
+      await build.sys.api.ok('POST', '/pipelines', api('flutter-pipeline.pipeline.json'));
+      const body = api('example-app.resource.json');
+      body.spec.repository = `file://${repo}`;
+      const { runid } = await build.sys.api.ok<{ runid: string }>('POST', '/resources', body);
+      const run = await build.sys.waitForRun(runid, undefined, 120_000);
+      expect(run.status).toBe('succeeded');
+      expect((await logsOf(run.id)).some((l) => l === 'hello from a C program built by Conveyor')).toBe(true);
+
+      // The same make in the same image, by hand.
+      execFileSync('docker', ['run', '--rm', '--network', 'none', '-v', `${byHand}:/workspace`, 'conveyor/build-c:latest', 'make'], { stdio: 'pipe', timeout: 120_000 });
+      const expected = readFileSync(join(byHand, 'hello'));
+      const [listed] = await build.sys.api.ok<any[]>('GET', `/runs/${run.id}/artifacts`);
+      expect(listed).toMatchObject({ name: 'hello', step: '3', size: expected.length, sha256: sha256(expected), contentType: 'application/octet-stream' });
+      const got = Buffer.from(await (await fetchRaw(`/runs/${run.id}/artifacts/hello`)).arrayBuffer());
+      expect(got.equals(expected)).toBe(true);
+      const head = await fetchRaw(`/runs/${run.id}/artifacts/hello`, { range: 'bytes=0-3' });
+      expect(head.status).toBe(206);
+      expect(Buffer.from(await head.arrayBuffer()).toString('latin1')).toBe('\x7fELF');
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   describe('caches', () => {
     const logOf = async (run: Run) => (await build.sys.api.ok<Array<{ stepId: string; line: string }>>('GET', `/logs?runid=${run.id}&driver=builder`)).map((l) => l.line);
