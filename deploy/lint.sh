@@ -19,7 +19,7 @@ bad() { echo "lint: $1: FAILED" >&2; failed=1; }
 skip() { echo "lint: $1: skipped ($2)"; }
 check() { local what=$1; shift; if "$@"; then ran "$what"; else bad "$what"; fi; }
 
-for f in deploy/local/*.sh deploy/git/post-receive deploy/image/build.sh; do
+for f in deploy/local/*.sh deploy/git/post-receive deploy/image/*.sh; do
   check "$f (bash -n)" bash -n "$f"
   if command -v shellcheck >/dev/null; then check "$f (shellcheck)" shellcheck -x "$f"; fi
 done

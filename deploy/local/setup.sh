@@ -211,6 +211,13 @@ ensure_build_image() {
   fi
 }
 
+# The C toolchain image the example project builds in (Debian minbase + gcc + make, ~1 min once).
+ensure_c_build_image() {
+  if docker image inspect conveyor/build-c:latest >/dev/null 2>&1; then return 0; fi
+  log "building the C build image conveyor/build-c:latest (debootstrap from the Debian mirror, about a minute)"
+  bash "$CONVEYOR_ROOT/deploy/image/build-c.sh" || die "could not build conveyor/build-c:latest (see above)"
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   conveyor_setup

@@ -133,21 +133,14 @@ rl.on("line", (raw) => {
 }
 
 make_example_repo() {
-  if [ -d "$EXAMPLE_REPO/.git" ]; then return 0; fi
-  log "creating the example git repository $EXAMPLE_REPO"
+  # A repository made by an older up.sh (a shell script, no C program) gets the C project added.
+  if [ -f "$EXAMPLE_REPO/hello.c" ]; then return 0; fi
+  log "creating the example git repository $EXAMPLE_REPO (a small C program: deploy/examples/c-app)"
   mkdir -p "$EXAMPLE_REPO"
-  git -C "$EXAMPLE_REPO" init -q
-  cat >"$EXAMPLE_REPO/build.sh" <<'SH'
-#!/bin/sh
-# The example project's build: prints where it runs and what it was given.
-set -e
-echo "building in $(pwd) as $(id -un 2>/dev/null || id -u)"
-echo "GREETING=${GREETING:-unset}"
-SH
-  chmod +x "$EXAMPLE_REPO/build.sh"
-  printf '# example-app\n\nThe example repository that deploy/local/up.sh builds.\n' >"$EXAMPLE_REPO/README.md"
-  git -C "$EXAMPLE_REPO" add build.sh README.md
-  git -C "$EXAMPLE_REPO" -c user.name=conveyor -c user.email=conveyor@localhost commit -q -m "Example app"
+  [ -d "$EXAMPLE_REPO/.git" ] || git -C "$EXAMPLE_REPO" init -q
+  cp "$CONVEYOR_ROOT"/deploy/examples/c-app/{hello.c,Makefile,README.md} "$EXAMPLE_REPO/"
+  git -C "$EXAMPLE_REPO" add hello.c Makefile README.md
+  git -C "$EXAMPLE_REPO" -c user.name=conveyor -c user.email=conveyor@localhost commit -q -m "Example app: a small C program"
 }
 
 # The example resource with the example repository's file:// URL filled in.
@@ -216,6 +209,8 @@ Try it:
        --data-binary @$EXAMPLE_BODY $API/resources/flutter-builder/example-app
   curl -s $API/runs${EXAMPLE_RUNID:+/$EXAMPLE_RUNID}
   curl -sN $API/logs/pipeline/${EXAMPLE_RUNID:-<runid>}      # live logs (Server-Sent Events)
+  curl -s  $API/runs/${EXAMPLE_RUNID:-<runid>}/artifacts     # the example's binary, kept as an artifact
+  curl -s -o hello $API/runs/${EXAMPLE_RUNID:-<runid>}/artifacts/hello
   curl -s  $API/drivers
 
 Stop it:  deploy/local/down.sh        (add --purge to delete .data as well)
@@ -252,6 +247,7 @@ main() {
   fi
   ensure_dockerd
   ensure_build_image
+  ensure_c_build_image
 
   local gateway_entry
   gateway_entry="$(entry_of gateway)"

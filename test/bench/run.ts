@@ -3,6 +3,7 @@ import { Api } from '../support/api';
 import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
+import { benchArtifacts } from './artifacts';
 import { benchBrowser } from './browser';
 import { benchDockerPipeline } from './docker-pipeline';
 import { fencedWrite } from './fenced-write';
@@ -262,6 +263,11 @@ async function main(): Promise<void> {
         copies === copiesList[0] ? '-' : tp[copiesList[0]].perSecond.toFixed(1),
         `${tp[copies].correct}/${THROUGHPUT_RUNS} succeeded (target >= 100/s)${copies === copiesList[0] ? '' : `, ${(tp[copies].perSecond / tp[copiesList[0]].perSecond).toFixed(2)}x of ${copiesList[0]}`}`,
       ]);
+    }
+    if (process.env.BENCH_ARTIFACTS !== '0') {
+      process.stdout.write('a 100 MB artifact: upload, download through the gateway, the gateway\'s memory ... ');
+      results.push(...(await benchArtifacts(api, nats, gateway.proc.pid!)));
+      console.log('done');
     }
     if (process.env.BENCH_BROWSER !== '0') {
       process.stdout.write('dashboard in headless chromium: first log line, a 100,000-line log, the bundle ... ');

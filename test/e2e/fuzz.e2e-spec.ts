@@ -166,7 +166,7 @@ describe('fuzz: no request body yields a 500 or a crash', () => {
     const template = fc.constantFrom(
       'GET /resource-definitions/$', 'DELETE /pipelines/$', 'GET /pipelines/$', 'GET /resources/$/$', 'GET /resources/app/$/$', 'DELETE /resources/$/$',
       'GET /runs/$', 'POST /runs/$/cancel', 'GET /logs?runid=$&driver=$', 'GET /runs?status=$&limit=$', 'GET /drivers?driver=$', 'DELETE /secrets/$', 'GET /resources?resource=$',
-      'GET /schedules/$', 'DELETE /schedules/$', 'GET /triggers/$', 'POST /hooks/$',
+      'GET /schedules/$', 'DELETE /schedules/$', 'GET /triggers/$', 'POST /hooks/$', 'GET /runs/$/artifacts', 'GET /runs/01m8w6fhd0c3v52sabgjk3tyrn/artifacts/$/$', 'DELETE /caches/$',
     );
     await fc.assert(
       fc.asyncProperty(template, fc.array(segment, { minLength: 2, maxLength: 2 }), async (t, [a, b]) => {

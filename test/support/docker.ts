@@ -39,6 +39,11 @@ export function ensureBuildImage(): void {
   execFileSync('bash', [join(__dirname, '..', '..', 'deploy', 'image', 'build.sh')], { stdio: 'pipe', timeout: 120_000 });
 }
 
+/** conveyor/build-c:latest (gcc, make), built once per machine by deploy/image/build-c.sh (about a minute). */
+export function ensureCBuildImage(): void {
+  execFileSync('bash', [join(__dirname, '..', '..', 'deploy', 'image', 'build-c.sh')], { stdio: 'pipe', timeout: 600_000 });
+}
+
 /** BuildContainers as tests use it: no network, never pulling, quick stops. */
 export function testBuildContainers(docker: Docker = new Docker(), overrides: Partial<BuildContainerOptions> = {}): BuildContainers {
   const options = buildContainerOptionsFromEnv({

@@ -1,7 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
+import { ArtifactsModule } from './artifacts/artifacts.module';
 import { AuthModule } from './auth/auth.module';
+import { CachesModule } from './caches/caches.module';
 import { ShutdownGate } from './common/shutdown-gate';
 import { StoresModule } from './common/stores.module';
 import { DeadLettersModule } from './dead-letters/dead-letters.module';
@@ -24,7 +26,7 @@ export class AppModule {
       module: AppModule,
       // Here, in the root module, so that its destroy hook runs first (see ShutdownGate).
       providers: [ShutdownGate],
-      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, TriggersModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
+      imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, TriggersModule, ArtifactsModule, CachesModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }
 }

@@ -42,6 +42,10 @@ export interface ConveyorConfig {
    * `webDir`: the built web dashboard (CONVEYOR_WEB_DIR); undefined: found beside the gateway.
    */
   http: { port: number; host: string; bodyLimitBytes: number; hookBodyLimitBytes: number; sseMaxPerRun: number; sseMaxRunFeeds: number; runsListScan: number; webDir?: string };
+  /** Limits and retention of runs' artifacts (see libs/artifacts). */
+  artifacts: { maxFileBytes: number; maxStepBytes: number; maxRunBytes: number; maxFiles: number; maxAgeMs: number };
+  /** Limits of build caches (see libs/caches): an entry, all entries, and unused age. */
+  caches: { maxEntryBytes: number; maxTotalBytes: number; maxAgeMs: number };
   /** API tokens and their roles (none: an open API, loopback only unless allowed). */
   auth: ApiAuthConfig;
   /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
@@ -140,6 +144,18 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       sseMaxRunFeeds: int(env, 'CONVEYOR_SSE_MAX_RUN_FEEDS', 100, 1, 100_000),
       runsListScan: int(env, 'CONVEYOR_RUNS_LIST_SCAN', 5000, 500, 1_000_000),
       webDir: env.CONVEYOR_WEB_DIR?.trim() || undefined,
+    },
+    artifacts: {
+      maxFileBytes: bytes(env, 'CONVEYOR_ARTIFACT_MAX_BYTES', '1gb'),
+      maxStepBytes: bytes(env, 'CONVEYOR_ARTIFACTS_MAX_STEP_BYTES', '2gb'),
+      maxRunBytes: bytes(env, 'CONVEYOR_ARTIFACTS_MAX_RUN_BYTES', '5gb'),
+      maxFiles: int(env, 'CONVEYOR_ARTIFACTS_MAX_FILES', 1000, 1, 100_000),
+      maxAgeMs: duration(env, 'CONVEYOR_ARTIFACTS_MAX_AGE', '30d'),
+    },
+    caches: {
+      maxEntryBytes: bytes(env, 'CONVEYOR_CACHE_MAX_BYTES', '2gb'),
+      maxTotalBytes: bytes(env, 'CONVEYOR_CACHES_MAX_BYTES', '10gb'),
+      maxAgeMs: duration(env, 'CONVEYOR_CACHES_MAX_AGE', '7d'),
     },
     auth: loadApiAuthConfig(env),
     secretKey: loadSecretKey(env),

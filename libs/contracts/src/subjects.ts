@@ -67,7 +67,7 @@ export class Subjects {
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
   get ticksStream(): string { return `${this.streamPrefix}_TICKS`; }
 
-  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups' | 'schedules' | 'tick-runs' | 'triggers' | 'hook-deliveries'): string {
+  bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups' | 'schedules' | 'tick-runs' | 'triggers' | 'hook-deliveries' | 'artifacts' | 'caches'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
   }
 

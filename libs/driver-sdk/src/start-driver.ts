@@ -28,7 +28,7 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
   // Step counts and durations of this agent, on its own /metrics (CONVEYOR_METRICS_PORT),
   // recorded by the step runner itself (a Nest interceptor cost 0.1-0.2 ms per hand-off).
   const metrics = new AgentMetrics({ agent: config.agent.id, machine: config.agent.machine, name: options.name });
-  const runner = new StepRunner(config, (driver) => metrics.steps.start(driver));
+  const runner = new StepRunner(config, (driver) => metrics.steps.start(driver), metrics.stores);
   const app = await NestFactory.createMicroservice(module, {
     strategy: new JetStreamServer({ config, processor: runner, drainTimeoutMs }),
     logger: nestLogger(options.name, { env }),

@@ -1,4 +1,24 @@
+import type { ArtifactFile, ArtifactInfo } from '@conveyor/artifacts';
+import type { Restored, Saved } from '@conveyor/caches';
 import type { JsonObject, PipelineStep, StepMessage, StepOutput, StepResource } from '@conveyor/contracts';
+
+/** Build caches in the JetStream Object Store, shared by all runs (see libs/caches). */
+export interface StepCaches {
+  /** Restores `key` into `dir`, else the most recently used entry a `restoreKeys` prefix matches. */
+  restore(key: string, restoreKeys: string[], dir: string): Promise<Restored>;
+  /** Saves `paths` of `dir` under `key` unless an entry of that key exists (one entry per key). */
+  save(key: string, paths: string[], dir: string): Promise<Saved>;
+}
+
+/** The run's artifacts in the JetStream Object Store, as a step sees them (see libs/artifacts). */
+export interface StepArtifacts {
+  /** Keeps files (found with `collectArtifacts`) as the run's artifacts, under this step; refused as a whole, storing nothing, over a limit or a name another step keeps. */
+  upload(files: ArtifactFile[]): Promise<ArtifactInfo[]>;
+  /** The run's artifacts so far. */
+  list(): Promise<ArtifactInfo[]>;
+  /** Fetches an artifact of the run into `dir` at its name (never overwriting a file there). */
+  download(name: string, dir: string): Promise<ArtifactInfo>;
+}
 
 /** Where a driver's log lines go: the run's log stream in JetStream, in order. */
 export interface StepLogger {
@@ -42,6 +62,10 @@ export interface StepContext {
    * them; a driver passes them on only to where they are needed (a build container's env).
    */
   secrets?: ReadonlyMap<string, string>;
+  /** The run's artifacts: keep files, list, fetch an earlier step's. */
+  artifacts: StepArtifacts;
+  /** Build caches: restore before the work, save after it. */
+  caches: StepCaches;
 }
 
 /** What a driver returns. `success: false` fails the attempt (retried while retries remain). */

@@ -13,6 +13,9 @@ import type { ConveyorConfig } from '@conveyor/config';
 import { liveBeats, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
+import { ArtifactStore } from '@conveyor/artifacts';
+import { CacheStore } from '@conveyor/caches';
+import type { AgentStoreMetrics } from '@conveyor/metrics';
 import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } from '@conveyor/secrets';
 import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
@@ -23,7 +26,7 @@ import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
 import { ackAck, holdMessage } from './keep-alive';
 import { StepRecords, type Written } from './step-records';
-import type { StepContext, StepResult } from './step-context';
+import type { StepArtifacts, StepCaches, StepContext, StepResult } from './step-context';
 
 /** Attempts allowed beyond a step's own when the agents running it stopped (died, lost their connection) before finishing it. */
 const EXTRA_ATTEMPTS = 2;
@@ -66,6 +69,9 @@ export class StepRunner implements MessageProcessor {
   private readonly active = new ActiveSteps();
   private heartbeat?: Heartbeat;
   private secrets?: SecretsStore;
+  /** Opened at the first step that uses artifacts: most drivers never do. */
+  private artifactStore?: Promise<ArtifactStore>;
+  private cacheStore?: Promise<CacheStore>;
   private readonly cancels = new CancelWatch((runId, order) => {
     const n = this.active.cancelRun(runId, order.message);
     if (n) this.log.log(`run ${runId}: cancelled, aborting ${n} step(s)`);
@@ -76,6 +82,8 @@ export class StepRunner implements MessageProcessor {
     private readonly config: ConveyorConfig,
     /** Told when a handler starts; the returned function, how it ended (e.g. the agent's metrics). */
     private readonly onStep?: (driver: string) => (outcome: 'succeeded' | 'failed') => void,
+    /** Counts what artifacts and caches move (the agent's metrics). */
+    private readonly storeMetrics?: AgentStoreMetrics,
   ) {}
 
   async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
@@ -336,6 +344,53 @@ export class StepRunner implements MessageProcessor {
       log,
       signal,
       secrets,
+      artifacts: this.stepArtifacts(msg.runId, step.id),
+      caches: this.stepCaches(msg.runId),
+    };
+  }
+
+  private stepCaches(runId: string): StepCaches {
+    const store = () => {
+      this.cacheStore ??= CacheStore.open(this.ctx).catch((err) => {
+        this.cacheStore = undefined;
+        throw err;
+      });
+      return this.cacheStore;
+    };
+    return {
+      restore: async (key, restoreKeys, dir) => {
+        const got = await (await store()).restore(key, restoreKeys, dir);
+        this.storeMetrics?.cacheRestore(got.hit, got.hit === 'miss' ? 0 : got.size);
+        return got;
+      },
+      save: async (key, paths, dir) => {
+        const saved = await (await store()).save(key, paths, dir, runId);
+        if (saved.saved) this.storeMetrics?.cacheSaved(saved.size);
+        return saved;
+      },
+    };
+  }
+
+  private stepArtifacts(runId: string, stepId: string): StepArtifacts {
+    const store = () => {
+      this.artifactStore ??= ArtifactStore.open(this.ctx).catch((err) => {
+        this.artifactStore = undefined;
+        throw err;
+      });
+      return this.artifactStore;
+    };
+    return {
+      upload: async (files) => {
+        const kept = await (await store()).upload(runId, stepId, files);
+        this.storeMetrics?.artifacts('up', kept.reduce((n, a) => n + a.size, 0));
+        return kept;
+      },
+      list: async () => (await store()).list(runId),
+      download: async (name, dir) => {
+        const got = await (await store()).download(runId, name, dir);
+        this.storeMetrics?.artifacts('down', got.size);
+        return got;
+      },
     };
   }
 

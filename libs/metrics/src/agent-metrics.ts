@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { startMetricsServer, type MetricsServer } from './metrics-server';
 import { AgentStepMetrics } from './step-metrics';
+import { AgentStoreMetrics } from './store-metrics';
 
 export interface AgentIdentity {
   agent: string;
@@ -15,6 +16,7 @@ export interface AgentIdentity {
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly steps: AgentStepMetrics;
+  readonly stores: AgentStoreMetrics;
   private state: 'starting' | 'serving' | 'draining' = 'starting';
 
   constructor(readonly identity: AgentIdentity) {
@@ -22,6 +24,7 @@ export class AgentMetrics {
     this.registry.setDefaultLabels({ agent: identity.agent, machine: identity.machine });
     new Gauge({ name: 'conveyor_agent_info', help: 'Always 1; labels name the agent', labelNames: ['app'], registers: [this.registry] }).set({ app: identity.name }, 1);
     this.steps = new AgentStepMetrics(this.registry);
+    this.stores = new AgentStoreMetrics(this.registry);
   }
 
   serving(): void {

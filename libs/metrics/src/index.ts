@@ -1,3 +1,4 @@
 export * from './metrics-server';
 export * from './step-metrics';
 export * from './agent-metrics';
+export * from './store-metrics';

@@ -16,6 +16,9 @@ describe('interpolateConfig', () => {
     expect(() => interpolateConfig({ a: '${{ steps.test.outputs.x }}' }, outputs)).toThrow(new InterpolationError('${{ steps.test.outputs.x }}: step "test" has no output here (is it a step this one needs, and did it end?)'));
     expect(() => interpolateConfig({ a: '${{ steps.build.outputs.nope }}' }, outputs)).toThrow('step "build" has no output "nope"');
     expect(() => interpolateConfig({ a: '${{ secrets.x }}' }, outputs)).toThrow('only steps.<id>.outputs.<key> can be filled in');
+    // A driver's own expressions (a cache key) are left for it.
+    const cache = { key: "npm-${{ hashFiles('package-lock.json') }}-${{ resource.name }}", whole: '${{ pipeline }}' };
+    expect(interpolateConfig({ cache }, outputs)).toEqual({ cache });
   });
 });
 

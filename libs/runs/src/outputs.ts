@@ -5,6 +5,8 @@ export const MAX_OUTPUT_FILE_BYTES = 64 * 1024;
 
 const REF = /\$\{\{\s*([^}]*?)\s*\}\}/g;
 const PATH = /^steps\.([A-Za-z0-9_-]+)\.outputs((?:\.[A-Za-z0-9_-]+)+)$/;
+/** What drivers fill in themselves, when they run: a build cache's key (`hashFiles` of the workspace, see libs/caches). Left as written. */
+const DRIVER_EXPRESSION = /^(hashFiles\(.*\)|resource\.(name|type)|pipeline)$/;
 
 /** A `${{ … }}` a step's config refers to that cannot be filled in. */
 export class InterpolationError extends Error {}
@@ -14,7 +16,9 @@ export class InterpolationError extends Error {}
  * by that value of an earlier step's output data (`outputs` of the step message). A string that
  * is nothing but one reference takes the value as it is (a number stays a number); inside a
  * longer string it is written as text (objects as JSON). A reference to a step that has no such
- * output, or to anything but `steps.…outputs…`, is an InterpolationError naming it.
+ * output, or to anything but `steps.…outputs…`, is an InterpolationError naming it; the
+ * expressions a driver fills in itself (`hashFiles(…)`, `resource.name`, `resource.type`,
+ * `pipeline`) are left as they are.
  */
 export function interpolateConfig(config: JsonObject, outputs: Record<string, StepOutput>): JsonObject {
   const lookup = (expr: string): unknown => {
@@ -33,8 +37,9 @@ export function interpolateConfig(config: JsonObject, outputs: Record<string, St
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') {
       const whole = /^\$\{\{\s*([^}]*?)\s*\}\}$/.exec(v);
-      if (whole) return lookup(whole[1]);
-      return v.replace(REF, (_, expr: string) => {
+      if (whole && !DRIVER_EXPRESSION.test(whole[1])) return lookup(whole[1]);
+      return v.replace(REF, (ref: string, expr: string) => {
+        if (DRIVER_EXPRESSION.test(expr)) return ref;
         const got = lookup(expr);
         return typeof got === 'string' ? got : JSON.stringify(got);
       });

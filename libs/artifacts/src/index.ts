@@ -1,0 +1,2 @@
+export * from './artifact-files';
+export * from './artifact-store';

@@ -1,0 +1,2 @@
+export * from './cache-rules';
+export * from './cache-store';
