@@ -46,6 +46,13 @@ export interface ConveyorConfig {
   artifacts: { maxFileBytes: number; maxStepBytes: number; maxRunBytes: number; maxFiles: number; maxAgeMs: number };
   /** Limits of build caches (see libs/caches): an entry, all entries, and unused age. */
   caches: { maxEntryBytes: number; maxTotalBytes: number; maxAgeMs: number };
+  /**
+   * Commit statuses and notifications (see the gateway's reports): tries of one report before it
+   * is given up on, the back-off between tries (doubling from `retryBaseMs` up to `retryMaxMs`,
+   * unless the receiver's Retry-After or rate-limit headers say when), each request's time limit,
+   * how long reports are kept, and the address of the dashboard the statuses link to.
+   */
+  reports: { maxAttempts: number; retryBaseMs: number; retryMaxMs: number; timeoutMs: number; maxAgeMs: number; publicUrl: string };
   /** API tokens and their roles (none: an open API, loopback only unless allowed). */
   auth: ApiAuthConfig;
   /** CONVEYOR_SECRET_KEY (32 bytes): secrets are stored and read only with it. */
@@ -157,6 +164,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
       maxTotalBytes: bytes(env, 'CONVEYOR_CACHES_MAX_BYTES', '10gb'),
       maxAgeMs: duration(env, 'CONVEYOR_CACHES_MAX_AGE', '7d'),
     },
+    reports: loadReportsConfig(env),
     auth: loadApiAuthConfig(env),
     secretKey: loadSecretKey(env),
     steps: {
@@ -179,6 +187,34 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     reconcileIntervalMs: duration(env, 'CONVEYOR_RECONCILE_INTERVAL', '30s'),
     approvalTimeoutMs: duration(env, 'CONVEYOR_APPROVAL_TIMEOUT', '24h'),
     janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
+  };
+}
+
+function loadReportsConfig(env: Env): ConveyorConfig['reports'] {
+  const retryBaseMs = duration(env, 'CONVEYOR_REPORTS_RETRY_BASE', '2s');
+  const retryMaxMs = duration(env, 'CONVEYOR_REPORTS_RETRY_MAX', '10m');
+  if (retryMaxMs < retryBaseMs) throw new ConfigError(`CONVEYOR_REPORTS_RETRY_MAX=${env.CONVEYOR_REPORTS_RETRY_MAX} is below CONVEYOR_REPORTS_RETRY_BASE`);
+  const port = int(env, 'CONVEYOR_HTTP_PORT', 8080, 0, 65535);
+  const host = env.CONVEYOR_HTTP_HOST?.trim() || '127.0.0.1';
+  const raw = env.CONVEYOR_PUBLIC_URL?.trim();
+  let publicUrl = `http://${host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (raw) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError(`CONVEYOR_PUBLIC_URL=${raw}: not a URL (the address users reach the dashboard at, e.g. https://ci.example.com)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`CONVEYOR_PUBLIC_URL=${raw}: must be an http or https URL`);
+    publicUrl = url.toString().replace(/\/+$/, '');
+  }
+  return {
+    maxAttempts: int(env, 'CONVEYOR_REPORTS_MAX_ATTEMPTS', 12, 1, 1000),
+    retryBaseMs,
+    retryMaxMs,
+    timeoutMs: duration(env, 'CONVEYOR_REPORTS_TIMEOUT', '10s'),
+    maxAgeMs: duration(env, 'CONVEYOR_REPORTS_MAX_AGE', '7d'),
+    publicUrl,
   };
 }
 

@@ -26,6 +26,7 @@ export const LIMITS = {
   maxSteps: 50,
   maxRetries: 20,
   maxTimeoutSeconds: 24 * 3600,
+  maxNotifyTargets: 10,
 } as const;
 
 const nameMessage = { message: `$property must be ${NAME_RULE}` };
@@ -160,6 +161,26 @@ export class ConcurrencyDto {
   cancelInProgress?: boolean;
 }
 
+export class NotifyTargetDto {
+  @ApiProperty({ example: 'https://chat.example.com/hooks/ci', description: 'an http or https URL the JSON run summary is posted to' })
+  @IsString()
+  @MaxLength(2048)
+  url!: string;
+
+  @ApiProperty({ example: ['failed'], description: 'the run outcomes that post it: succeeded, failed, cancelled' })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(3)
+  @IsIn(['succeeded', 'failed', 'cancelled'], { each: true, message: 'on: each outcome must be one of succeeded, failed, cancelled' })
+  on!: Array<'succeeded' | 'failed' | 'cancelled'>;
+
+  @ApiPropertyOptional({ example: 'chat-hook-secret', description: 'a stored secret: the body is signed with it (X-Conveyor-Signature-256: sha256=<hex HMAC-SHA256>)' })
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, nameMessage)
+  secret?: string;
+}
+
 /** What a pipeline is made of, created or replaced alike (the two differ only in `name`). */
 class PipelineBodyDto {
   @ApiPropertyOptional()
@@ -191,6 +212,14 @@ class PipelineBodyDto {
   @ValidateNested()
   @Type(() => ConcurrencyDto)
   concurrency?: ConcurrencyDto;
+
+  @ApiPropertyOptional({ type: [NotifyTargetDto], description: 'where to post a JSON summary of each run that ends in one of the given outcomes' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(LIMITS.maxNotifyTargets)
+  @ValidateNested({ each: true })
+  @Type(() => NotifyTargetDto)
+  notify?: NotifyTargetDto[];
 }
 
 export class PipelineDto extends PipelineBodyDto {

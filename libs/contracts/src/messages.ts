@@ -1,4 +1,4 @@
-import type { JsonObject, PipelineSnapshot, RunStatus } from './models';
+import type { CommitStatusTarget, JsonObject, NotifyTarget, PipelineSnapshot, RunStatus, TriggerOrigin } from './models';
 
 export const MESSAGE_VERSION = 1;
 
@@ -9,6 +9,8 @@ export interface StepResource {
   version: number;
   spec: JsonObject;
   metadata: JsonObject;
+  /** The forge event that made this version, when a webhook did. */
+  trigger?: TriggerOrigin;
 }
 
 /** What an earlier step handed on to later ones. */
@@ -197,4 +199,31 @@ export interface DeadLetter {
   headers: Record<string, string[]>;
   streamSeq?: number;
   at: string;
+}
+
+/**
+ * A report to send for a run (`<prefix>.reports.<run>.<kind>.<which>`): a commit status at the
+ * run's start or end, or a notification at its end. Self-contained but for secret values (the
+ * API token, the signing secret), which the sender reads when it sends: none is ever on NATS.
+ */
+export interface ReportJob {
+  v: 1;
+  /** `<run>.status.start`, `<run>.status.end`, `<run>.notify.<n>`: also the message id. */
+  id: string;
+  runId: string;
+  kind: 'status' | 'notification';
+  createdAt: string;
+  /** A commit status: where to, for which commit, and what to say. */
+  status?: {
+    target: CommitStatusTarget & { forge: 'github' | 'gitea' | 'gitlab'; project: string; context: string };
+    commit: string;
+    ref: string;
+    /** The forge's own word: GitHub and Gitea `pending|success|failure|error`, GitLab `running|success|failed|canceled`. */
+    state: string;
+    description: string;
+    /** The run's page. */
+    url: string;
+  };
+  /** A notification: the pipeline's target and the JSON summary to post. */
+  notification?: { target: NotifyTarget; event: 'succeeded' | 'failed' | 'cancelled'; summary: JsonObject };
 }

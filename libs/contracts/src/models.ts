@@ -178,6 +178,8 @@ export interface Run {
   startedAt?: string;
   finishedAt?: string;
   durationMs?: number;
+  /** The forge event whose resource version this run builds (a webhook's run). */
+  trigger?: TriggerOrigin;
   /** Commit statuses and notifications posted for this run, and those given up on (see the gateway's reports). */
   reports?: RunReport[];
   /** The run's end, folded before the outcome of a step it still shows running (see libs/runs `applyEvent`). */
@@ -328,15 +330,22 @@ export interface TriggerOrigin {
   status?: CommitStatusTarget;
 }
 
-/** A commit status or a notification posted for a run, or given up on. */
+/**
+ * A commit status or a notification of a run: posted, still being tried (`retrying`, with the
+ * last error and the next try), or given up on (`failed`).
+ */
 export interface RunReport {
+  /** The report job's id (`<run>.<kind>.<which>`): one entry per job, however often it was tried. */
+  id?: string;
   kind: 'status' | 'notification';
   /** What was reported: the status state (`pending`, `success`, `failure`, `error`) or the run's outcome. */
   event: string;
   /** Where to (a URL without credentials). */
   target: string;
-  outcome: 'delivered' | 'failed';
+  outcome: 'delivered' | 'retrying' | 'failed';
   attempts: number;
   at: string;
   error?: string;
+  /** When a `retrying` report is tried next. */
+  next?: string;
 }

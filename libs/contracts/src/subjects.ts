@@ -14,6 +14,9 @@ export const APPROVAL_DRIVER = 'approval';
 /** The gateways' shared durable consumer of the ticks stream: it starts each tick's run. */
 export const TICKS_CONSUMER = 'gateway-ticks';
 
+/** The gateways' shared durable consumer of the reports stream: it posts commit statuses and notifications. */
+export const REPORTS_CONSUMER = 'gateway-reports';
+
 /** What a record in a run's log is, read from its subject (see `Subjects.parseRunRecord`). */
 export type RunRecordSubject =
   | { kind: 'work'; runId: string; stepId: string; driver: string; machine?: string }
@@ -40,6 +43,7 @@ export type RunRecordSubject =
  *   <prefix>.control.<run>.cancel                    cancel signal (core NATS) to the agent running a step
  *   <prefix>.dlq.<driver>                            dead letters: poison messages terminated by a driver
  *   <prefix>.ticks.<schedule>                        a schedule's ticks, one per due time (see the gateway's schedules)
+ *   <prefix>.reports.<run>.<kind>.<which>            a commit status or notification to send (see the gateway's reports)
  *
  * The records of a run differ in their number of tokens, so no step id (`end`, `claim`) or
  * driver name can make one kind look like another.
@@ -66,6 +70,7 @@ export class Subjects {
   get logsStream(): string { return `${this.streamPrefix}_LOGS`; }
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
   get ticksStream(): string { return `${this.streamPrefix}_TICKS`; }
+  get reportsStream(): string { return `${this.streamPrefix}_REPORTS`; }
 
   bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups' | 'schedules' | 'tick-runs' | 'triggers' | 'hook-deliveries' | 'artifacts' | 'caches'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
@@ -76,6 +81,13 @@ export class Subjects {
   get allLogs(): string { return `${this.prefix}.logs.>`; }
   get allDeadLetters(): string { return `${this.prefix}.dlq.>`; }
   get allTicks(): string { return `${this.prefix}.ticks.*`; }
+  get allReports(): string { return `${this.prefix}.reports.>`; }
+
+  /** A report job's subject: one per job, so a job is stored once (its publish expects the subject empty). */
+  report(runId: string, kind: 'status' | 'notify', which: string): string {
+    assertToken('report', which);
+    return `${this.prefix}.reports.${token(runId)}.${kind}.${which}`;
+  }
 
   /** A schedule's ticks: the last one is what a gateway's next tick is fenced on. */
   ticks(schedule: string): string {

@@ -91,6 +91,31 @@ export async function provisionTicksStream(ctx: JetStreamContext): Promise<void>
   });
 }
 
+/**
+ * Reports to send (commit statuses, notifications), one subject per report
+ * (`<prefix>.reports.<run>.<kind>.<which>`): each is published only while its subject is empty
+ * (an expected-last-subject-sequence of 0), so a report is stored once however often the run's
+ * start or end is folded, for as long as the stream keeps it. Limits retention (not WorkQueue)
+ * for that reason: a sent report stays, and is what a second publish is refused against.
+ * Made by the gateways only.
+ */
+export async function provisionReportsStream(ctx: JetStreamContext): Promise<void> {
+  const { subjects: s, config: c } = ctx;
+  await ensureStream(ctx, {
+    name: s.reportsStream,
+    description: 'Commit statuses and notifications to send, one per run and report, kept after they were sent',
+    subjects: [s.allReports],
+    storage: StorageType.File,
+    num_replicas: c.replicas,
+    discard: DiscardPolicy.Old,
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(c.reports.maxAgeMs),
+    // The end-of-run status looks up whether its run's start status was stored.
+    allow_direct: true,
+    duplicate_window: nanos(Math.min(c.steps.dedupeWindowMs, c.reports.maxAgeMs)),
+  });
+}
+
 export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('open-runs'), {
     history: 1,

@@ -4,6 +4,7 @@ import {
   type JsonObject,
   type Pipeline,
   type PipelineSnapshot,
+  type TriggerOrigin,
   type Resource,
   type ResourceRef,
   type Run,
@@ -19,7 +20,7 @@ import { resolveNeeds } from './graph';
 /** A new run of `pipeline` for one version of `resource`: queued at its first step. */
 export function newRun(id: string, pipeline: Pipeline, resource: Resource, now = new Date()): Run {
   // A run's pipeline is the definition with its matrices expanded: what its agents run and its record shows.
-  return runRecord(id, { ...pipeline, steps: expandMatrices(pipeline.steps).steps }, { type: resource.resource, name: resource.name, version: resource.version }, now.toISOString());
+  return runRecord(id, { ...pipeline, steps: expandMatrices(pipeline.steps).steps }, { type: resource.resource, name: resource.name, version: resource.version }, now.toISOString(), resource.trigger);
 }
 
 /**
@@ -28,15 +29,22 @@ export function newRun(id: string, pipeline: Pipeline, resource: Resource, now =
  * between the two writes).
  */
 export function runFromFirstWork(msg: StepMessage): Run {
-  return runRecord(msg.runId, msg.pipeline, { type: msg.resource.type, name: msg.resource.name, version: msg.resource.version }, msg.createdAt);
+  return runRecord(msg.runId, msg.pipeline, { type: msg.resource.type, name: msg.resource.name, version: msg.resource.version }, msg.createdAt, msg.resource.trigger);
 }
 
-function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef, createdAt: string): Run {
+function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef, createdAt: string, trigger?: TriggerOrigin): Run {
   const { needs } = resolveNeeds(pipeline.steps);
   return {
     id,
-    pipeline: { name: pipeline.name, resource: pipeline.resource, steps: structuredClone(pipeline.steps), ...(pipeline.failFast !== undefined ? { failFast: pipeline.failFast } : {}) },
+    pipeline: {
+      name: pipeline.name,
+      resource: pipeline.resource,
+      steps: structuredClone(pipeline.steps),
+      ...(pipeline.failFast !== undefined ? { failFast: pipeline.failFast } : {}),
+      ...(pipeline.notify?.length ? { notify: structuredClone(pipeline.notify) } : {}),
+    },
     resource,
+    ...(trigger ? { trigger } : {}),
     status: 'queued',
     steps: pipeline.steps.map((s, i) => ({
       id: s.id,
@@ -59,7 +67,7 @@ function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef
  */
 export function pipelineOfRun(run: Pick<Run, 'pipeline'>, steps = run.pipeline.steps, now = new Date().toISOString()): Pipeline {
   const p = run.pipeline;
-  return { name: p.name, description: '', resource: p.resource, steps, ...(p.failFast !== undefined ? { failFast: p.failFast } : {}), createdAt: now, updatedAt: now };
+  return { name: p.name, description: '', resource: p.resource, steps, ...(p.failFast !== undefined ? { failFast: p.failFast } : {}), ...(p.notify ? { notify: p.notify } : {}), createdAt: now, updatedAt: now };
 }
 
 /** The message that starts a run: its first step, carrying everything a driver needs. */
@@ -68,7 +76,7 @@ export function firstStepMessage(run: Run, resource: Resource): StepMessage {
     v: MESSAGE_VERSION,
     runId: run.id,
     pipeline: run.pipeline,
-    resource: { type: resource.resource, name: resource.name, version: resource.version, spec: resource.spec, metadata: resource.metadata },
+    resource: { type: resource.resource, name: resource.name, version: resource.version, spec: resource.spec, metadata: resource.metadata, ...(resource.trigger ? { trigger: resource.trigger } : {}) },
     stepIndex: 0,
     mode: 'normal',
     outputs: {},

@@ -28,6 +28,7 @@ export class MetricsService implements OnModuleInit {
   private readonly stepDuration: Histogram<'driver' | 'outcome'>;
   private readonly scheduleTicks: Counter<'schedule' | 'outcome'>;
   private readonly hookDeliveries: Counter<'trigger' | 'outcome'>;
+  private readonly reports: Counter<'kind' | 'outcome'>;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -51,6 +52,12 @@ export class MetricsService implements OnModuleInit {
       name: 'conveyor_hook_deliveries_total',
       help: "Webhook deliveries answered by this gateway, by trigger and outcome (started, duplicate, ignored, refused: a bad signature or payload, rejected: the trigger's resource or pipeline refused the version)",
       labelNames: ['trigger', 'outcome'],
+      registers,
+    });
+    this.reports = new Counter({
+      name: 'conveyor_reports_total',
+      help: 'Commit statuses and notifications tried by this gateway, by kind and outcome (delivered, retried: failed and tried again later, failed: given up on)',
+      labelNames: ['kind', 'outcome'],
       registers,
     });
     this.stepDuration = new Histogram({
@@ -114,6 +121,11 @@ export class MetricsService implements OnModuleInit {
   /** A webhook delivery answered by this gateway (unknown trigger names are not counted: anyone can make them up). */
   hook(trigger: string, outcome: 'started' | 'duplicate' | 'ignored' | 'refused' | 'rejected'): void {
     this.hookDeliveries.inc({ trigger, outcome });
+  }
+
+  /** A try of a commit status or notification (see the gateway's reports). */
+  report(kind: 'status' | 'notification', outcome: 'delivered' | 'retried' | 'failed'): void {
+    this.reports.inc({ kind, outcome });
   }
 
   observe(record: RunRecord): void {

@@ -3,6 +3,7 @@ import { APPROVAL_DRIVER, PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, t
 import { conditionProblem, expandMatrices, groupTemplateProblem, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';
+import { SecretsService } from '../secrets/secrets.service';
 
 const WHAT = 'pipeline';
 
@@ -12,6 +13,7 @@ export class PipelinesService {
     private readonly pipelines: PipelinesStore,
     private readonly definitions: DefinitionsStore,
     private readonly resources: ResourcesStore,
+    private readonly secrets: SecretsService,
   ) {}
 
   async create(dto: PipelineDto): Promise<Versioned<Pipeline>> {
@@ -75,9 +77,15 @@ export class PipelinesService {
     if (group) throw new BadRequestException(group);
     // The run's steps are the expansion: its limits and ids are checked now, not when a run starts.
     refuse(expandMatrices(dto.steps).problems);
+    for (const [i, n] of (dto.notify ?? []).entries()) {
+      const bad = notifyUrlProblem(n.url);
+      if (bad) throw new BadRequestException(`notify.${i}.url ${bad}`);
+    }
     if (!(await this.definitions.get(dto.resource))) {
       throw new BadRequestException(`resource definition "${dto.resource}" does not exist`);
     }
+    const secrets = (dto.notify ?? []).flatMap((n) => (n.secret ? [n.secret] : []));
+    if (secrets.length) await this.secrets.requireStored(secrets, 'pipeline\'s notify');
   }
 }
 
@@ -95,6 +103,20 @@ function build(dto: PipelineUpdateDto, name: string, createdAt: string, updatedA
     if (s.approval !== undefined) step.approval = s.approval;
     return step;
   });
+  const notify = dto.notify?.map((n) => ({ url: n.url, on: [...new Set(n.on)], ...(n.secret ? { secret: n.secret } : {}) }));
   const concurrency = dto.concurrency && { group: dto.concurrency.group, ...(dto.concurrency.cancelInProgress !== undefined ? { cancelInProgress: dto.concurrency.cancelInProgress } : {}) };
-  return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), ...(concurrency ? { concurrency } : {}), createdAt, updatedAt };
+  return { name, description: dto.description ?? '', resource: dto.resource, steps, ...(dto.failFast !== undefined ? { failFast: dto.failFast } : {}), ...(concurrency ? { concurrency } : {}), ...(notify?.length ? { notify } : {}), createdAt, updatedAt };
+}
+
+/** Why a notification URL is refused: not http(s), or credentials in it (a signing secret is named, not written in the URL). */
+function notifyUrlProblem(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return `${JSON.stringify(raw)} is not a URL`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http or https URL';
+  if (url.username || url.password) return 'must not hold credentials: name a stored secret in "secret" to sign the body';
+  return undefined;
 }

@@ -8,6 +8,7 @@ import { RunLog } from '@conveyor/run-log';
 import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
+import { ReportOutbox } from '../reports/report-outbox.service';
 import { RunAdmission } from './run-admission.service';
 
 const RESTART_DELAY_MS = 1000;
@@ -39,6 +40,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly runs: RunsStore,
     private readonly metrics: MetricsService,
     private readonly admission: RunAdmission,
+    private readonly reports: ReportOutbox,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -170,8 +172,13 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           if (end && run.group) await this.admission.release(run.group, runId).catch((err) => this.log.warn(`run ${runId}: could not hand its concurrency group "${run.group}" on: ${(err as Error).message} (the group check will)`));
           // The open-runs index: entered at a run's first record, left at its end. A first record
           // redelivered after the end enters it again; the reconciler removes such a key.
+          const started = records.some(isFirstRecord);
           if (end) await this.openRuns.delete(runId);
-          else if (records.some(isFirstRecord)) await this.openRuns.put(runId, '');
+          else if (started) await this.openRuns.put(runId, '');
+          // Its commit status and notifications are stored before the records are acked: a
+          // gateway that stops in between folds them again, and stores nothing twice.
+          if (started) await this.reports.store(run, 'start');
+          if (end) await this.reports.store(run, 'end');
           // Log followers (SSE) are told the run ended; the id stores it once.
           if (end) {
             const marker: LogsEnd = { runId, status: end.status, at: end.at };

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { MetricsModule } from '../metrics/metrics.module';
+import { ReportsModule } from '../reports/reports.module';
 import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
 import { RunProjector } from './run-projector.service';
 import { RunFeeds } from './run-feeds.service';
@@ -10,7 +11,7 @@ import { RunsController } from './runs.controller';
 import { RunsService } from './runs.service';
 
 @Module({
-  imports: [MetricsModule],
+  imports: [MetricsModule, ReportsModule],
   controllers: [RunsController],
   providers: [RunsService, RunFeeds, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
   exports: [RunStarter, RunAdmission],

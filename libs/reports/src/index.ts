@@ -1,0 +1,3 @@
+export * from './report-plan';
+export * from './report-requests';
+export * from './retry-policy';
