@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonObject, Run } from '@conveyor/contracts';
 import { BuildSystem, stepOf } from '../support/build-system';
-import { buildOutput, tutorialPipeline } from '../support/builtin-drivers';
+import { BuiltinDriverFleet, buildOutput, tutorialPipeline } from '../support/builtin-drivers';
 import { ensureCBuildImage } from '../support/docker';
 import { git } from '../support/git-repo';
+import { waitFor } from '../support/processes';
 
 jest.setTimeout(180_000);
 
@@ -92,6 +93,49 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
     expect(lines).toContain('binary of main-3');
     expect(lines.some((l) => /^fetched artifact dist\/app \(\d+ B, sha256 [0-9a-f]{12}, from step make\) in \d+ ms$/.test(l))).toBe(true);
   });
+
+  it('hands a binary from a build on one machine to a deploy on another, in one run: container-stop releases the machine', async () => {
+    const name = `machines-${++seq}`;
+    await build.sys.api.ok('POST', '/pipelines', {
+      name,
+      resource: 'thing',
+      steps: [
+        { id: 'start', name: 'Start', driver: 'container-start' },
+        { id: 'clone', name: 'Clone', driver: 'git-cloner' },
+        { id: 'make', name: 'Make', driver: 'builder', config: { commands: ['mkdir -p dist', 'echo "binary of $(cat version.txt)" > dist/app'], artifacts: ['dist/app'] } },
+        { id: 'stop', name: 'Stop', driver: 'container-stop', always: true },
+        { id: 'gate', name: 'Gate', driver: 'approval', approval: true },
+        { id: 'start-2', name: 'Start again', driver: 'container-start' },
+        { id: 'deploy', name: 'Deploy', driver: 'builder', config: { commands: ['test ! -e version.txt', 'cat dist/app'], artifacts: { needs: ['dist/app'] } } },
+        { id: 'stop-2', name: 'Stop again', driver: 'container-stop', always: true },
+      ],
+    });
+    const { runid } = await build.sys.api.ok<{ runid: string }>('POST', '/resources', { name, resource: 'thing', pipeline: name, spec: { repository: build.repo.url } });
+    // While the gate waits, this machine stops starting containers and machine b comes up: the
+    // run's second half can only go there.
+    await waitForStep(runid, 'gate', 'waiting');
+    const first = build.fleet.processes.find((p) => p.name.includes('container-start') && p.alive)!;
+    await first.stop('SIGTERM');
+    const other = new BuiltinDriverFleet(build.sys.nats.url, { CONVEYOR_MACHINE_ID: 'machine-b' });
+    try {
+      await other.startAll();
+      await build.sys.api.ok('POST', `/runs/${runid}/steps/gate/approve`, { comment: 'deploy from machine b' });
+      const run = await build.sys.waitForRun(runid, undefined, 120_000);
+      if (run.status !== 'succeeded') throw new Error(`run ${run.status}: ${run.message}; steps ${JSON.stringify(run.steps.map((x) => [x.id, x.status, x.machine, x.message]))}`);
+      expect(stepOf(run, 'make').machine).toBe(build.fleet.machine);
+      expect(stepOf(run, 'stop').machine).toBe(build.fleet.machine);
+      for (const id of ['start-2', 'deploy', 'stop-2']) expect(stepOf(run, id).machine).toBe('machine-b');
+      const lines = (await build.sys.api.ok<Array<{ stepId: string; line: string }>>('GET', `/logs?runid=${runid}&driver=builder`)).filter((l) => l.stepId === 'deploy').map((l) => l.line);
+      expect(lines).toContain('binary of main-3');
+      expect(lines.some((l) => /^fetched artifact dist\/app \(\d+ B, sha256 [0-9a-f]{12}, from step make\)/.test(l))).toBe(true);
+    } finally {
+      expect(await other.stop()).toBe(0);
+      await build.fleet.start('container-start');
+    }
+  });
+
+  const waitForStep = (runId: string, stepId: string, status: string) =>
+    waitFor(`step ${stepId} of run ${runId} to be ${status}`, async () => (stepOf(await build.sys.api.run(runId), stepId).status === status ? true : undefined), 60_000, 100);
 
   it.each([
     ['a symlink to a file outside the workspace', ['mkdir -p out', 'ln -s /etc/passwd out/passwd'], ['out/*'], /artifact "out\/passwd" is refused: it is a symlink to a path outside the workspace/],

@@ -18,7 +18,8 @@ export class ContainerStopDriver {
     private readonly workspaces: Workspaces,
   ) {}
 
-  @HandleStep('container-stop')
+  // The container is gone afterwards: later steps of the run (a second container-start) may go to any machine.
+  @HandleStep('container-stop', { releasesMachine: true })
   async run(ctx: StepContext): Promise<StepResult> {
     // Pinned to the machine that started the container: its name has this machine's id.
     const name = this.containers.containerName(ctx.runId, ctx.agent.machine);

@@ -67,6 +67,8 @@ export interface StepEnded {
   durationMs?: number;
   /** The build machine the run was pinned to when it ended (a step that ran on it, or pinned it). */
   pin?: string;
+  /** It removed what pinned the run to its machine (container-stop): the steps after it are not pinned by what came before. */
+  released?: true;
   /** Carried over from an earlier run, not run again (see PipelineStep.reused). */
   reusedFrom?: string;
   at: string;

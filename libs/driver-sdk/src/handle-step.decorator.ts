@@ -8,6 +8,13 @@ export interface HandleStepOptions {
    * container): once it ran, the run's later steps go only to agents of this machine.
    */
   pinsMachine?: boolean;
+  /**
+   * This step removes what pinned the run to its machine (e.g. it deletes the container): it
+   * still runs where the run is pinned, and the steps after it may run on any machine again
+   * (a later container-start pins them anew), which is how one run builds on one machine and
+   * deploys, through its artifacts, from another.
+   */
+  releasesMachine?: boolean;
 }
 
 /**

@@ -46,6 +46,8 @@ interface Owned {
   attempt: number;
   seq: number;
   by: RecordWriter;
+  /** The driver releases the run's machine (HandleStepOptions.releasesMachine): its hand-off unpins what follows. */
+  releases: boolean;
 }
 
 /**
@@ -172,7 +174,7 @@ export class StepRunner implements MessageProcessor {
       }
       if (claimed.takeover) this.log.warn(`run ${msg.runId}: step ${step.id} taken over as attempt ${claimed.attempt}: the agent running it before stopped answering`);
       if (stop && msg.mode === 'normal') msg = { ...msg, mode: 'cleanup', outcome: { status: stop.status, stepId: step.id, message: stop.message } };
-      const owned: Owned = { msg, step, attempt: claimed.attempt, seq: claimed.seq, by };
+      const owned: Owned = { msg, step, attempt: claimed.attempt, seq: claimed.seq, by, releases: extras.releasesMachine === true };
       const maxAttempts = (step.retries ?? this.config.steps.defaultRetries) + 1;
       if (claimed.attempt > maxAttempts + EXTRA_ATTEMPTS) {
         const message = `gave up after ${claimed.attempt - 1} attempts: the agents running this step stopped before finishing it`;
@@ -259,7 +261,7 @@ export class StepRunner implements MessageProcessor {
   /** Stores the one record that moves the run on from an owned step, then acks. */
   private async handOff(m: JsMsg, owned: Owned, outcome: StepOutcome, durationMs?: number): Promise<void> {
     const { msg, step, attempt, by } = owned;
-    const r = await this.records.handOff(msg, outcome, { attempt, agent: by.agent, machine: by.machine, durationMs, at: new Date().toISOString() }, owned.seq);
+    const r = await this.records.handOff(msg, outcome, { attempt, agent: by.agent, machine: by.machine, durationMs, at: new Date().toISOString(), ...(owned.releases ? { released: true } : {}) }, owned.seq);
     await this.settle(m, msg, step, r);
   }
 

@@ -256,7 +256,7 @@ export class RunLog {
    */
   async endStep(msg: StepMessage, outcome: StepOutcome, by: EndedBy, expect: number, timeoutMs?: number): Promise<Appended> {
     if (isLine(msg.pipeline.steps)) return this.writeTransition(planTransition(msg, outcome, by), expect, timeoutMs);
-    const done = stepDone(msg.runId, stepEnded(msg, outcome, by), { pin: msg.machine, cancelled: outcome.status === 'cancelled' && !outcome.failFast });
+    const done = stepDone(msg.runId, stepEnded(msg, outcome, by), { pin: by.released ? undefined : msg.machine, cancelled: outcome.status === 'cancelled' && !outcome.failFast });
     const r = await this.writeDone(done, MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect, timeoutMs);
     if (r.stored) await this.settle(msg);
     return r;
@@ -431,7 +431,7 @@ export class RunLog {
       // without its data; what follows is settled as usual.
       const from = stepEnded(msg, outcome, by);
       delete from.data;
-      const r = await this.writeDone(stepDone(msg.runId, from, { pin: msg.machine }), MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect);
+      const r = await this.writeDone(stepDone(msg.runId, from, { pin: by.released ? undefined : msg.machine }), MsgIds.stepEnd(msg.runId, msg.stepIndex, by.attempt, by.agent ?? 'gateway', by.at), expect);
       if (r.stored) await this.settle(msg);
       return r;
     }

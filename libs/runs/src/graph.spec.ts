@@ -100,6 +100,15 @@ describe('planGraphFollowUp: what follows a step\'s end', () => {
     expect(work.msg.from).toBeUndefined();
   });
 
+  it('a step that released the machine unpins what follows it, though an earlier step carried a pin', () => {
+    const views: StepView[] = [done(0, 'succeeded', { pin: 'm1' }), done(1, 'succeeded', { pin: 'm1' }), { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }];
+    const pinned = afterEnd(views, ended(2, 'succeeded', { pin: 'm1' }), { pin: 'm1' });
+    expect((pinned.records[0] as Extract<GraphRecord, { kind: 'work' }>).msg.machine).toBe('m1');
+    const freed = afterEnd(views, ended(2, 'succeeded', { released: true }));
+    expect(kinds(freed)).toEqual(['work deploy']);
+    expect((freed.records[0] as Extract<GraphRecord, { kind: 'work' }>).msg.machine).toBeUndefined();
+  });
+
   it('of two tests, only the one that ends last readies the fan-in', () => {
     const first = afterEnd([done(0, 'succeeded', { pin: 'm1' }), { state: 'running' }, { state: 'running' }, { state: 'waiting' }, { state: 'waiting' }], ended(1, 'succeeded'));
     expect(kinds(first)).toEqual([]);

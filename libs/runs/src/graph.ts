@@ -318,9 +318,21 @@ function runStop(steps: StepMessage['pipeline']['steps'], views: readonly StepVi
   return { status: 'failed', stepId: s.id, message: `step "${s.name || s.id}" failed${m ? `: ${m}` : ''}` };
 }
 
-/** The build machine a step must run on: the pin its nearest ended ancestor carried. */
+/**
+ * The build machine a step must run on: the pin its nearest ended ancestor carried. Once an
+ * ancestor released the machine (container-stop removed what was there), only a pin made after
+ * that release (by a step that follows it, such as a second container-start) counts: the pins of
+ * steps before or beside it point at what is gone.
+ */
 function pinOf(needs: readonly number[][], views: readonly StepView[], i: number): string | undefined {
-  for (const j of ancestorsOf(needs, i)) if (views[j].done?.pin) return views[j].done!.pin;
+  const ancestors = ancestorsOf(needs, i);
+  const releases = ancestors.filter((j) => views[j].done?.from.released);
+  for (const j of ancestors) {
+    const pin = views[j].done?.pin;
+    if (!pin) continue;
+    if (releases.length && !releases.some((r) => ancestorsOf(needs, j).includes(r))) continue;
+    return pin;
+  }
   return undefined;
 }
 

@@ -75,6 +75,16 @@ describe('planTransition', () => {
     expect(t).toEqual({ kind: 'end', end: expect.objectContaining({ kind: 'end', status: 'succeeded', from: expect.objectContaining({ stepId: 'stop' }) }) });
   });
 
+  it('a step that releases the machine hands on unpinned work, and says so; a pinned step hands on its pin', () => {
+    const pinned = { ...msg(1), machine: 'm1' };
+    const kept = planTransition(pinned, { status: 'succeeded', output: { success: true } }, by);
+    expect(kept.kind === 'work' && kept.msg).toMatchObject({ stepIndex: 2, machine: 'm1', from: { pin: 'm1' } });
+    const freed = planTransition(pinned, { status: 'succeeded', output: { success: true } }, { ...by, released: true });
+    expect(freed.kind === 'work' && freed.msg.machine).toBeUndefined();
+    expect(freed.kind === 'work' && freed.msg.from).toMatchObject({ machine: 'm1', released: true });
+    expect(freed.kind === 'work' && freed.msg.from?.pin).toBeUndefined();
+  });
+
   it('a skipped step records no agent', () => {
     const t = planTransition(msg(3), { status: 'cancelled', message: 'stop' }, { attempt: 0, at: by.at, as: 'skipped', agent: 'ag' });
     expect(t.kind === 'work' && t.msg.from).toEqual({ stepIndex: 3, stepId: 'build', driver: 'builder', attempt: 0, status: 'skipped', message: 'stop', at: by.at });

@@ -65,6 +65,8 @@ export interface EndedBy {
   at: string;
   /** `skipped`: the step never ran (the run was stopping when it came up). */
   as?: 'skipped';
+  /** The step released the run's build machine (see HandleStepOptions.releasesMachine): what follows is not pinned. */
+  released?: boolean;
 }
 
 /**
@@ -76,7 +78,7 @@ export function planTransition(msg: StepMessage, outcome: StepOutcome, by: Ended
   const plan = planHandOff(msg, outcome);
   const from = stepEnded(msg, outcome, by);
   const skipped = plan.skipped.length ? { skipped: plan.skipped } : {};
-  if (plan.next) return { kind: 'work', msg: { ...plan.next, from, ...skipped } };
+  if (plan.next) return { kind: 'work', msg: { ...unpinnedIf(plan.next, by.released && !by.as), from, ...skipped } };
   const end: RunEnd = { v: MESSAGE_VERSION, kind: 'end', runId: msg.runId, status: plan.final!.status, ...strip({ message: plan.final!.message }), from, ...skipped, at: by.at };
   return { kind: 'end', end };
 }
@@ -96,9 +98,16 @@ export function stepEnded(msg: StepMessage, outcome: StepOutcome, by: EndedBy): 
     attempt: by.attempt,
     status: by.as ?? outcome.status,
     ...strip(own),
-    ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs, pin: msg.machine })),
+    ...(by.as ? {} : strip({ agent: by.agent, machine: by.machine, durationMs: by.durationMs, pin: by.released ? undefined : msg.machine })),
+    ...(by.released && !by.as ? { released: true as const } : {}),
     at: by.at,
   };
+}
+
+function unpinnedIf(msg: StepMessage, release: boolean | undefined): StepMessage {
+  if (!release || msg.machine === undefined) return msg;
+  const { machine: _pin, ...rest } = msg;
+  return rest;
 }
 
 /** The run's end right after `msg`'s step, skipping its cleanup: for when not even the cleanup's work can be stored. */
