@@ -1,3 +1,4 @@
+import { useEffect } from 'preact/hooks';
 import type { Schedule, ScheduleTickOutcome } from '@conveyor/contracts/models';
 import { ApiError, api } from '../api/client';
 import { ConfirmButton, ErrorBox, Json, ListOf, Loading, PageHeader, StatusBadge } from '../components/common';
@@ -12,6 +13,7 @@ export function SchedulesPage() {
   useTitle('Schedules');
   const now = useNow(5000);
   const list = useLoad((s) => api.get<ScheduleView[]>('/schedules', s), []);
+  useEvery(10_000, list.reload);
   return (
     <>
       <PageHeader title="Schedules">
@@ -72,6 +74,7 @@ export function SchedulePage({ name }: { name: string }) {
   const session = useSession();
   const now = useNow(5000);
   const s = useLoad((signal) => api.get<ScheduleView>(`/schedules/${encodeURIComponent(name)}`, signal), [name]);
+  useEvery(10_000, s.reload);
   if (s.error) return <ErrorBox error={s.error} title={s.error instanceof ApiError && s.error.status === 404 ? 'No such schedule' : 'Could not load the schedule'} />;
   if (!s.data) return <Loading what="the schedule" />;
   const d = s.data;
@@ -127,6 +130,14 @@ export function SchedulePage({ name }: { name: string }) {
       <Json value={d.spec} label={`Spec of schedule ${d.name}`} />
     </>
   );
+}
+
+/** Ticks come on their own: the next and last tick are read again now and then. */
+function useEvery(ms: number, f: () => void): void {
+  useEffect(() => {
+    const t = setInterval(f, ms);
+    return () => clearInterval(t);
+  }, [ms, f]);
 }
 
 function NextTick({ next, timezone, now }: { next: string | null; timezone?: string; now: number }) {
