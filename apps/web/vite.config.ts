@@ -23,7 +23,7 @@ export default defineConfig({
   server: {
     // `npx vite apps/web` against a gateway on :8080 (npm start), for working on the dashboard.
     proxy: Object.fromEntries(
-      ['/runs', '/logs', '/pipelines', '/resource-definitions', '/resources', '/drivers', '/dead-letters', '/secrets', '/whoami', '/health'].map((p) => [p, 'http://127.0.0.1:8080']),
+      ['/runs', '/logs', '/pipelines', '/resource-definitions', '/resources', '/drivers', '/dead-letters', '/secrets', '/schedules', '/triggers', '/whoami', '/health'].map((p) => [p, 'http://127.0.0.1:8080']),
     ),
   },
 });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import type { Run } from '@conveyor/contracts';
 import { BuildSystem, stepOf } from '../support/build-system';
 import { TestBrowser, screenshot } from '../support/browser';
 import { tutorialPipeline } from '../support/builtin-drivers';
+import { NatsServer } from '../support/nats-server';
 import { TestSystem } from '../support/system';
 import { waitFor } from '../support/processes';
 
@@ -21,6 +22,9 @@ jest.setTimeout(300_000);
 const ADMIN = randomBytes(16).toString('hex');
 const WRITER = randomBytes(16).toString('hex');
 const READER = randomBytes(16).toString('hex');
+/** Secrets (a trigger's webhook secret) are stored only with a key. */
+const SECRET_KEY = randomBytes(32).toString('base64');
+const HOOK_SECRET = `hook-${randomBytes(12).toString('hex')}`;
 
 const APP_SCHEMA = {
   type: 'object',
@@ -209,6 +213,54 @@ describe('the web dashboard with API tokens, real builds', () => {
     expect(numbered).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
     await screenshot(page, 'run-log-3000');
   });
+
+  it("lists a run's artifacts and downloads one with the token (a plain link would be refused)", async () => {
+    await signedInAs(WRITER, 'write');
+    const numbers = Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('');
+    const runId = (
+      await build.sys.api.ok<{ runid: string }>('POST', '/resources', {
+        name: `web-art-${randomBytes(3).toString('hex')}`,
+        resource: 'app',
+        pipeline: 'web',
+        spec: { repository: build.repo.url, commands: ['mkdir -p out', 'seq 1 1000 > out/numbers.txt'], artifacts: ['out/*.txt'] },
+      })
+    ).runid;
+    expect((await build.sys.waitForRun(runId, undefined, 120_000)).status).toBe('succeeded');
+    // The API itself refuses the artifact without a token: the page must send it.
+    expect((await fetch(`${base}/runs/${runId}/artifacts/out/numbers.txt`)).status).toBe(401);
+    await page.goto(`${base}/#/runs/${runId}`);
+    const row = page.locator('tr[data-artifact="out/numbers.txt"]');
+    await row.waitFor();
+    expect(await page.getByRole('heading', { name: 'Artifacts' }).count()).toBe(1);
+    expect(await row.locator('td').first().textContent()).toBe('build');
+    expect(await row.locator('td').nth(1).getAttribute('title')).toBe(`${numbers.length} bytes`);
+    const download = page.waitForEvent('download');
+    await row.getByRole('link', { name: 'out/numbers.txt' }).click();
+    const file = await download;
+    expect(file.suggestedFilename()).toBe('numbers.txt');
+    expect(readFileSync((await file.path())!, 'utf8')).toBe(numbers);
+    await screenshot(page, 'run-artifacts');
+  });
+
+  it('a run whose build kept nothing shows no Artifacts section; a reader sees schedules without a delete button', async () => {
+    await signedInAs(WRITER, 'write');
+    const runId = await startApp('web', ['echo nothing kept']);
+    expect((await build.sys.waitForRun(runId, undefined, 120_000)).status).toBe('succeeded');
+    expect(await build.sys.api.ok<unknown[]>('GET', `/runs/${runId}/artifacts`)).toEqual([]);
+    await page.goto(`${base}/#/runs/${runId}`);
+    await page.locator('h1 [data-status="succeeded"]').waitFor();
+    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+    expect(await page.getByRole('heading', { name: 'Artifacts' }).count()).toBe(0);
+
+    await build.sys.api.ok('POST', '/schedules', { name: 'yearly', cron: '0 0 1 1 *', resource: 'app', pipeline: 'web', spec: { repository: build.repo.url, commands: ['true'] } });
+    await signOut();
+    await signIn(READER, 'read');
+    await page.goto(`${base}/#/schedules/yearly`);
+    await page.getByRole('heading', { name: 'Schedule yearly' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Delete', exact: true }).count()).toBe(0);
+    await signOut();
+    await signIn(WRITER, 'write');
+  });
 });
 
 describe('the web dashboard without API tokens (loopback)', () => {
@@ -218,7 +270,7 @@ describe('the web dashboard without API tokens (loopback)', () => {
   let base: string;
 
   beforeAll(async () => {
-    sys = await TestSystem.start();
+    sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_SECRET_KEY: SECRET_KEY });
     await sys.startDriver(['work']);
     browser = await TestBrowser.launch();
     page = await browser.page();
@@ -330,5 +382,108 @@ describe('the web dashboard without API tokens (loopback)', () => {
       await page.locator(what).first().waitFor();
       await screenshot(page, name);
     }
+  });
+
+  it('schedules and webhook triggers: their lists and pages, the hook URL, a hook-started and a scheduled run saying so, delete with a confirm', async () => {
+    await sys.api.ok('POST', '/pipelines', { name: 'hooked', resource: 'thing', steps: [{ id: 'one', name: 'one', driver: 'work' }] });
+    await sys.api.ok('PUT', '/secrets/web-hook-secret', { value: HOOK_SECRET });
+    // Far in the future: it never ticks during the test.
+    const yearly = await sys.api.ok<{ next: string }>('POST', '/schedules', { name: 'new-year', cron: '0 0 1 1 *', timezone: 'Europe/Berlin', resource: 'thing', pipeline: 'hooked', spec: { n: 7 } });
+    await sys.api.ok('POST', '/triggers', {
+      name: 'web-hook',
+      source: 'generic',
+      secret: 'web-hook-secret',
+      events: ['push'],
+      branches: ['main', 'release/*'],
+      resource: 'thing',
+      pipeline: 'hooked',
+      resourceName: 'hook-${{ branch }}',
+      spec: { from: 'hook' },
+      // Port 9 (discard): nothing there, so nothing is ever posted anywhere.
+      status: { api: 'http://127.0.0.1:9/api/v1', forge: 'gitea', token: 'web-hook-secret', context: 'ci/web' },
+    });
+
+    await page.goto(`${base}/`);
+    const nav = page.getByRole('navigation', { name: 'Sections' });
+    await nav.getByRole('link', { name: 'Schedules', exact: true }).click();
+    const row = page.locator('tr[data-schedule="new-year"]');
+    await row.waitFor();
+    expect(await row.locator('code.cron').textContent()).toBe('0 0 1 1 *');
+    expect(await row.locator('td.next time').getAttribute('datetime')).toBe(yearly.next);
+    expect(await row.locator('td.next').textContent()).toMatch(/Europe\/Berlin in \d+ days$/);
+    expect(await row.locator('td.last').textContent()).toBe('not yet');
+    await screenshot(page, 'schedules');
+    await row.getByRole('link', { name: 'new-year', exact: true }).click();
+    await page.getByRole('heading', { name: 'Schedule new-year' }).waitFor();
+    expect(await page.locator('dd.next time').getAttribute('datetime')).toBe(yearly.next);
+    expect(await page.getByLabel('Spec of schedule new-year').textContent()).toContain('"n": 7');
+    await screenshot(page, 'schedule');
+
+    await nav.getByRole('link', { name: 'Triggers', exact: true }).click();
+    const trow = page.locator('tr[data-trigger="web-hook"]');
+    await trow.waitFor();
+    const hookUrl = `${base}/hooks/web-hook`;
+    expect(await trow.getByTestId('hook-url').textContent()).toBe(hookUrl);
+    expect(await trow.locator('td').nth(2).textContent()).toBe('main, release/*');
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await trow.getByRole('button', { name: 'Copy the hook URL of web-hook' }).click();
+    await trow.getByRole('button', { name: 'Copy the hook URL of web-hook' }).filter({ hasText: 'Copied' }).waitFor();
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe(hookUrl);
+    expect(await trow.locator('td.last').textContent()).toBe('none yet');
+
+    // A signed generic delivery, as deploy/git/post-receive sends it, to the URL the page shows.
+    const commit = randomBytes(20).toString('hex');
+    const body = JSON.stringify({ ref: 'refs/heads/main', commit, repository: 'https://git.example/app.git', sender: 'alice', message: 'a change' });
+    const delivery = await fetch(hookUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-conveyor-delivery': randomUUID(), 'x-conveyor-signature-256': `sha256=${createHmac('sha256', HOOK_SECRET).update(body).digest('hex')}` },
+      body,
+    });
+    expect(delivery.status).toBe(202);
+    const { runid } = (await delivery.json()) as { runid: string };
+    await sys.waitForRun(runid);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await trow.locator('td.last [data-status="started"]').waitFor();
+    expect(await trow.locator('td.last').getByRole('link', { name: runid }).count()).toBe(1);
+    await screenshot(page, 'webhook-triggers');
+
+    await trow.getByRole('link', { name: 'web-hook', exact: true }).click();
+    await page.getByRole('heading', { name: 'Trigger web-hook' }).waitFor();
+    expect(await page.getByTestId('hook-url').textContent()).toBe(hookUrl);
+    expect(await page.getByTestId('status-target').textContent()).toBe('gitea API http://127.0.0.1:9/api/v1, context ci/web, token from secret web-hook-secret');
+    expect(await page.locator('dd', { hasText: 'hook-${{ branch }}' }).count()).toBe(1);
+    expect(await page.getByLabel('Spec of trigger web-hook').textContent()).toContain('"from": "hook"');
+    await screenshot(page, 'webhook-trigger');
+
+    await page.locator('dd.last').getByRole('link', { name: runid }).click();
+    await page.locator('h1 [data-status="succeeded"]').waitFor();
+    const origin = page.getByTestId('origin');
+    await origin.waitFor();
+    expect(await origin.textContent()).toBe(`trigger web-hook: push of main at ${commit.slice(0, 7)} by alice`);
+    expect(await origin.locator('code.commit').getAttribute('title')).toBe(commit);
+    await screenshot(page, 'run-triggered');
+    await origin.getByRole('link', { name: 'web-hook', exact: true }).click();
+    await page.getByRole('heading', { name: 'Trigger web-hook' }).waitFor();
+
+    // A schedule that ticks every 2 seconds: its first run says where it came from; then it is deleted from its page.
+    await sys.api.ok('POST', '/schedules', { name: 'ticking', cron: '*/2 * * * * *', resource: 'thing', pipeline: 'hooked', spec: { n: 1 } });
+    const ticked = await waitFor('a tick of schedule ticking to start a run', async () => (await sys.api.ok<{ last: { runid?: string } | null }>('GET', '/schedules/ticking')).last?.runid, 30_000, 200);
+    await page.goto(`${base}/#/runs/${ticked}`);
+    await origin.waitFor();
+    expect(await origin.textContent()).toMatch(/^Scheduled by ticking \(the tick due .+\)$/);
+    await screenshot(page, 'run-scheduled');
+    await origin.getByRole('link', { name: 'ticking', exact: true }).click();
+    await page.getByRole('heading', { name: 'Schedule ticking' }).waitFor();
+    await page.locator('dd.last a.mono').first().waitFor();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('button', { name: 'Keep it' }).click();
+    expect((await sys.api.request('GET', '/schedules/ticking')).status).toBe(200);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await screenshot(page, 'schedule-delete');
+    await page.getByRole('button', { name: 'Delete the schedule' }).click();
+    await page.waitForURL(/#\/schedules$/);
+    await page.locator('tr[data-schedule="new-year"]').waitFor();
+    expect(await page.locator('tr[data-schedule="ticking"]').count()).toBe(0);
+    expect((await sys.api.request('GET', '/schedules/ticking')).status).toBe(404);
   });
 });

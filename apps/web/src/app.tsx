@@ -8,8 +8,10 @@ import { DefinitionPage, DefinitionsPage, PipelinePage, PipelinesPage } from './
 import { ResourcePage, ResourcesPage } from './pages/resources-pages';
 import { RunPage } from './pages/run-page';
 import { RunsPage } from './pages/runs-page';
+import { SchedulePage, SchedulesPage } from './pages/schedules-pages';
 import { SignInPage } from './pages/sign-in-page';
 import { TriggerPage } from './pages/trigger-page';
+import { TriggersPage, WebhookTriggerPage } from './pages/triggers-pages';
 
 interface WhoAmI {
   role: Role;
@@ -90,6 +92,12 @@ export function App() {
     case 'resources':
       page = a && b ? <ResourcePage type={a} name={b} route={route} /> : <ResourcesPage route={route} />;
       break;
+    case 'schedules':
+      page = a ? <SchedulePage name={a} /> : <SchedulesPage />;
+      break;
+    case 'triggers':
+      page = a ? <WebhookTriggerPage name={a} /> : <TriggersPage />;
+      break;
     case 'agents':
       page = <AgentsPage />;
       break;
@@ -116,6 +124,8 @@ const NAV: Array<{ id: string; label: string; admin?: boolean }> = [
   { id: 'pipelines', label: 'Pipelines' },
   { id: 'definitions', label: 'Definitions' },
   { id: 'resources', label: 'Resources' },
+  { id: 'schedules', label: 'Schedules' },
+  { id: 'triggers', label: 'Triggers' },
   { id: 'agents', label: 'Agents' },
   { id: 'dead-letters', label: 'Dead letters' },
   { id: 'secrets', label: 'Secrets', admin: true },

@@ -80,7 +80,39 @@ export async function request<T>(method: string, path: string, body?: unknown, s
 export const api = {
   get: async <T>(path: string, signal?: AbortSignal) => (await request<T>('GET', path, undefined, signal)).body,
   post: async <T>(path: string, body?: unknown) => (await request<T>('POST', path, body ?? {})).body,
+  del: async (path: string) => void (await request<unknown>('DELETE', path)),
 };
+
+/**
+ * Saves what `path` answers as a file named `name`. A plain link would send no token, so the
+ * bytes come through fetch with the Authorization header and are handed to the browser as a
+ * blob URL (held in memory: fine for the artifacts a dashboard user downloads by hand).
+ */
+export async function downloadFile(path: string, name: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(path, { headers: authHeaders() });
+  } catch (err) {
+    throw new ApiError(0, `the gateway cannot be reached (${(err as Error).message})`);
+  }
+  if (!res.ok) {
+    if (res.status === 401) for (const l of unauthorized) l();
+    const e = (await res.json().catch(() => ({}))) as { message?: unknown };
+    throw new ApiError(res.status, typeof e.message === 'string' ? e.message : `${res.status} ${res.statusText}`);
+  }
+  saveBlob(await res.blob(), name);
+}
+
+/** Hands `blob` to the browser as a download named `name`. */
+export function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  // The click has started the download; the browser keeps its own copy.
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 
 /** `?a=1&b=x` from the defined values only. */
 export function query(params: Record<string, string | number | undefined>): string {

@@ -1,9 +1,14 @@
 import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
 import type { RunStatus, StepStatus } from '@conveyor/contracts/models';
 
-export function StatusBadge({ status }: { status: RunStatus | StepStatus }) {
+/**
+ * A status as a coloured badge. Outcomes that are not a run's or a step's (a delivery
+ * `ignored`, a report `delivered`) take the colour of the status named by `tone`.
+ */
+export function StatusBadge({ status, tone }: { status: RunStatus | StepStatus; tone?: undefined } | { status: string; tone: RunStatus | StepStatus }) {
   return (
-    <span class={`status status-${status}`} data-status={status}>
+    <span class={`status status-${tone ?? status}`} data-status={status}>
       <span class="status-dot" aria-hidden="true" />
       {status}
     </span>
@@ -62,4 +67,86 @@ export function ListOf<T>({ state, what, empty, children }: { state: { data?: T[
   if (!state.data) return <Loading what={what} />;
   if (!state.data.length) return <Empty>{empty}</Empty>;
   return <>{children(state.data)}</>;
+}
+
+/**
+ * Copies `text` to the clipboard and says so. The Clipboard API needs a secure context (https or
+ * loopback); a dashboard served over plain http elsewhere falls back to a selected text area.
+ */
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
+  const copy = async () => {
+    try {
+      if (navigator.clipboard && isSecureContext) await navigator.clipboard.writeText(text);
+      else copyBySelection(text);
+      setState('copied');
+    } catch {
+      setState('failed');
+    }
+    setTimeout(() => setState('idle'), 2000);
+  };
+  return (
+    <>
+      <button type="button" class="copy" aria-label={label} onClick={() => void copy()}>
+        {state === 'copied' ? 'Copied' : 'Copy'}
+      </button>
+      <span class="sr-only" role="status">
+        {state === 'copied' ? 'Copied to the clipboard' : state === 'failed' ? 'Could not copy: select the text and copy it' : ''}
+      </span>
+    </>
+  );
+}
+
+function copyBySelection(text: string): void {
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.setAttribute('readonly', '');
+  area.style.position = 'fixed';
+  area.style.opacity = '0';
+  document.body.append(area);
+  area.select();
+  const ok = document.execCommand('copy');
+  area.remove();
+  if (!ok) throw new Error('copy refused');
+}
+
+/**
+ * A destructive action behind a second, explicit click: the first shows what will happen and
+ * the buttons to go on or keep things as they are (no browser dialog, so it reads and tests like
+ * the rest of the page).
+ */
+export function ConfirmButton({ label, question, confirm, onConfirm }: { label: string; question: ComponentChildren; confirm: string; onConfirm: () => Promise<void> }) {
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | undefined>();
+  if (!asking) {
+    return (
+      <button type="button" class="danger" onClick={() => setAsking(true)}>
+        {label}
+      </button>
+    );
+  }
+  const go = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await onConfirm();
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="confirm" role="group" aria-label={label}>
+      <span>{question}</span>
+      <button type="button" class="danger" disabled={busy} onClick={() => void go()}>
+        {confirm}
+      </button>
+      <button type="button" disabled={busy} onClick={() => (setAsking(false), setError(undefined))}>
+        Keep it
+      </button>
+      {error && <ErrorBox error={error} title="Not done" />}
+    </div>
+  );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { buildView, enclosingGroups, extendView, lineIndexOfNumber, rawText, searchLines, type LogModel, type LogView as View } from '../lib/log-model';
+import { saveBlob } from '../api/client';
 import { AnsiText } from './ansi';
 
 /** Every row has this height (CSS `--log-row`): which rows are on screen is then arithmetic. */
@@ -117,12 +118,7 @@ export function LogView(p: LogViewProps) {
   };
 
   const download = () => {
-    const url = URL.createObjectURL(new Blob([rawText(model, p.stepId)], { type: 'text/plain;charset=utf-8' }));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = p.downloadName;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    saveBlob(new Blob([rawText(model, p.stepId)], { type: 'text/plain;charset=utf-8' }), p.downloadName);
   };
 
   const first = Math.max(0, Math.floor(scroll.top / ROW) - OVERSCAN);

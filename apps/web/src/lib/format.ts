@@ -38,3 +38,28 @@ export function elapsed(startedAt: string | undefined, finishedAt: string | unde
   if (!startedAt) return undefined;
   return (finishedAt ? Date.parse(finishedAt) : now) - Date.parse(startedAt);
 }
+
+/** `in 5 m`, `in 3 h 20 m`, `in 12 days`: how far off a future time is (a schedule's next tick). */
+export function formatUntil(iso: string | null | undefined, now: number): string {
+  if (!iso) return '—';
+  const ms = Date.parse(iso) - now;
+  if (!Number.isFinite(ms)) return '—';
+  if (ms < 1000) return 'now';
+  const days = Math.floor(ms / 86_400_000);
+  // Hours stop being readable past two days.
+  if (days >= 2) return `in ${days} days`;
+  return `in ${formatDuration(ms)}`;
+}
+
+/** A time as the reader's locale writes it, optionally in a named zone (a schedule's). */
+export function formatTime(iso: string, timeZone?: string): string {
+  const d = new Date(iso);
+  if (!Number.isFinite(d.getTime())) return iso;
+  try {
+    // dateStyle does not combine with timeZoneName: the zone is named after the time.
+    return timeZone ? `${d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone })} ${timeZone}` : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  } catch {
+    // An unknown zone (the gateway checked it, but this browser's tz data may be older).
+    return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  }
+}

@@ -1,14 +1,15 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { Run, StepRun } from '@conveyor/contracts/models';
-import { ApiError, api, request } from '../api/client';
+import type { Resource, Run, RunReport, StepRun } from '@conveyor/contracts/models';
+import { ApiError, api, downloadFile, request } from '../api/client';
 import { openEventStream } from '../api/event-stream';
 import { ErrorBox, Loading, PageHeader, StatusBadge } from '../components/common';
 import { LogView } from '../components/log-view';
 import { StepGraph } from '../components/step-graph';
 import { Timeline } from '../components/timeline';
 import { useRunLog } from '../components/use-run-log';
-import { may, useNow, useSession, useTitle } from '../hooks';
-import { elapsed, formatAge, formatDuration } from '../lib/format';
+import { may, useLoad, useNow, useSession, useTitle } from '../hooks';
+import { elapsed, formatAge, formatBytes, formatDuration, formatTime } from '../lib/format';
+import { artifactPath, originOf, refName, shortCommit } from '../lib/origin';
 import { href, type Route } from '../lib/router';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -134,7 +135,14 @@ function RunDetails({ run: r, live, now, selected, onSelect: select }: { run: Ru
           version {r.resource.version}
         </dd>
         <dt>Triggered by</dt>
-        <dd>{r.rerunOf ? <a href={href(['runs', r.rerunOf])}>a re-run of {r.rerunOf}</a> : `version ${r.resource.version} of the resource`}</dd>
+        <dd>
+          {r.rerunOf && (
+            <div>
+              <a href={href(['runs', r.rerunOf])}>a re-run of {r.rerunOf}</a>
+            </div>
+          )}
+          <Origin run={r} />
+        </dd>
         {r.reruns?.length ? (
           <>
             <dt>Re-run as</dt>
@@ -171,7 +179,148 @@ function RunDetails({ run: r, live, now, selected, onSelect: select }: { run: Ru
       <h2>Timeline</h2>
       <Timeline run={r} now={now} />
 
+      <Artifacts run={r} now={now} />
+      {r.reports?.length ? <Reports reports={r.reports} now={now} /> : null}
     </>
+  );
+}
+
+/**
+ * What made the run's resource version: a webhook delivery (the version's `trigger`, set only by
+ * the hook endpoint) or a schedule's tick (its metadata); else a client wrote the version.
+ */
+function Origin({ run: r }: { run: Run }) {
+  const { type, name, version } = r.resource;
+  const v = useLoad((s) => api.get<Resource>(`/resources/${encodeURIComponent(type)}/${encodeURIComponent(name)}/${version}`, s), [type, name, version]);
+  const origin = v.data && originOf(v.data);
+  if (origin?.kind === 'trigger') {
+    const o = origin.origin;
+    return (
+      <div data-testid="origin" title={o.message}>
+        trigger <a href={href(['triggers', o.trigger])}>{o.trigger}</a>: {o.event} of <code>{refName(o.ref)}</code> at{' '}
+        <code class="commit" title={o.commit}>
+          {shortCommit(o.commit)}
+        </code>
+        {o.sender && <> by {o.sender}</>}
+      </div>
+    );
+  }
+  if (origin?.kind === 'schedule') {
+    return (
+      <div data-testid="origin">
+        Scheduled by <a href={href(['schedules', origin.schedule])}>{origin.schedule}</a>
+        {origin.tickAt && (
+          <span class="muted">
+            {' '}
+            (the tick due <time dateTime={origin.tickAt}>{formatTime(origin.tickAt)}</time>
+            {origin.catchUp ? ', caught up after no gateway ran' : ''})
+          </span>
+        )}
+      </div>
+    );
+  }
+  return r.rerunOf ? null : <>version {version} of the resource</>;
+}
+
+interface ArtifactInfo {
+  name: string;
+  step: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+  created: string;
+}
+
+/** The files the run's steps kept, listed again as steps end (a step uploads its artifacts before it reports). */
+function Artifacts({ run: r, now }: { run: Run; now: number }) {
+  const ended = r.steps.filter((s) => s.finishedAt).length;
+  const list = useLoad((s) => api.get<ArtifactInfo[]>(`/runs/${encodeURIComponent(r.id)}/artifacts`, s), [r.id, ended, r.status]);
+  const [error, setError] = useState<Error | undefined>();
+  if (list.error && !list.data) return <ErrorBox error={list.error} title="Could not list the artifacts" />;
+  if (!list.data?.length) return null;
+  return (
+    <section aria-labelledby="artifacts">
+      <h2 id="artifacts">Artifacts</h2>
+      <table class="list" aria-label="Artifacts of the run">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Step</th>
+            <th scope="col">Size</th>
+            <th scope="col">SHA-256</th>
+            <th scope="col">Created</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.data.map((a) => (
+            <tr key={a.name} data-artifact={a.name}>
+              <th scope="row">
+                <a
+                  href={artifactPath(r.id, a.name)}
+                  download={a.name.split('/').pop()}
+                  onClick={(e) => {
+                    // A link sends no token: the bytes come through fetch with it.
+                    e.preventDefault();
+                    setError(undefined);
+                    downloadFile(artifactPath(r.id, a.name), a.name.split('/').pop() ?? 'artifact').catch((err: Error) => setError(err));
+                  }}
+                >
+                  {a.name}
+                </a>
+              </th>
+              <td>
+                <a href={href(['runs', r.id], { step: a.step })}>{a.step}</a>
+              </td>
+              <td title={`${a.size} bytes`}>{formatBytes(a.size)}</td>
+              <td class="mono" title={a.sha256}>
+                {a.sha256.slice(0, 12)}…
+              </td>
+              <td title={a.created}>{formatAge(a.created, now)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {error && <ErrorBox error={error} title="The download failed" />}
+    </section>
+  );
+}
+
+const REPORT_TONE = { delivered: 'succeeded', failed: 'failed' } as const;
+
+/** Commit statuses and notifications posted for the run, and those given up on. */
+function Reports({ reports, now }: { reports: RunReport[]; now: number }) {
+  return (
+    <section aria-labelledby="reports">
+      <h2 id="reports">Reports</h2>
+      <table class="list" aria-label="Reports of the run">
+        <thead>
+          <tr>
+            <th scope="col">Kind</th>
+            <th scope="col">Event</th>
+            <th scope="col">Target</th>
+            <th scope="col">Outcome</th>
+            <th scope="col">Attempts</th>
+            <th scope="col">When</th>
+            <th scope="col">Error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {reports.map((x, i) => (
+            <tr key={`${x.kind}-${x.target}-${x.event}-${i}`}>
+              <td>{x.kind === 'status' ? 'commit status' : 'notification'}</td>
+              <td>{x.event}</td>
+              <td class="mono message">{x.target}</td>
+              <td>
+                <StatusBadge status={x.outcome} tone={REPORT_TONE[x.outcome]} />
+              </td>
+              <td>{x.attempts}</td>
+              <td title={x.at}>{formatAge(x.at, now)}</td>
+              <td class="message">{x.error ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
 
