@@ -134,4 +134,21 @@ describe('a gateway shutting down', () => {
       await sys.stop();
     }
   });
+
+  it('closes promptly when it is closed right after it started, while its consumers are still being set up', async () => {
+    // Its shared consumers (runs, ticks, reports) start consuming after the app is up; a close
+    // that came before a consume was set up used to find nothing to stop, and the consume that
+    // began afterwards held the close for ever (a second gateway closed at once in the runs-at-
+    // scale suite hung about one run in eight).
+    const nats = await NatsServer.start();
+    try {
+      for (let i = 0; i < 8; i++) {
+        const gw = await startGateway(nats.url);
+        const closed = await Promise.race([gw.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r(`still closing after 15 s (gateway ${i + 1})`), 15_000))]);
+        expect(closed).toBe('closed');
+      }
+    } finally {
+      await nats.dispose();
+    }
+  }, 180_000);
 });

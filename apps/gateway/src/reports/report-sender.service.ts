@@ -85,6 +85,11 @@ export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
       try {
         const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.reportsStream, REPORTS_CONSUMER);
         this.messages = await consumer.consume({ max_messages: 64, expires: 5_000 });
+        // Stopped while the consume was being set up: nothing else would stop it (onModuleDestroy found no consume to stop).
+        if (this.stopped) {
+          this.messages.stop();
+          break;
+        }
         void this.watch(this.messages);
         for await (const m of this.messages) {
           if (this.stopped) break;

@@ -97,6 +97,11 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
         // Short pulls (heartbeats every 2.5 s): a pull lost with a cluster node that went away is
         // noticed and made again within seconds, not after the default 30 s.
         this.messages = await consumer.consume({ max_messages: 256, expires: 5_000, callback: (m) => this.enqueue(m) });
+        // Stopped while the consume was being set up: nothing else would stop it (onModuleDestroy found no consume to stop).
+        if (this.stopped) {
+          this.messages.stop();
+          break;
+        }
         void this.watch(this.messages);
         const closed = await this.messages.closed();
         if (closed instanceof Error && !this.stopped) this.log.warn(`event consumer stopped: ${closed.message}; restarting`);
