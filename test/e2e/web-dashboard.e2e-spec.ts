@@ -400,7 +400,7 @@ describe('the web dashboard without API tokens (loopback)', () => {
       resourceName: 'hook-${{ branch }}',
       spec: { from: 'hook' },
       // Port 9 (discard): nothing there, so nothing is ever posted anywhere.
-      status: { api: 'http://127.0.0.1:9/api/v1', forge: 'gitea', token: 'web-hook-secret', context: 'ci/web' },
+      status: { api: 'http://127.0.0.1:9/api/v1', forge: 'gitea', project: 'acme/app', token: 'web-hook-secret', context: 'ci/web' },
     });
 
     await page.goto(`${base}/`);
@@ -450,7 +450,7 @@ describe('the web dashboard without API tokens (loopback)', () => {
     await trow.getByRole('link', { name: 'web-hook', exact: true }).click();
     await page.getByRole('heading', { name: 'Trigger web-hook' }).waitFor();
     expect(await page.getByTestId('hook-url').textContent()).toBe(hookUrl);
-    expect(await page.getByTestId('status-target').textContent()).toBe('gitea API http://127.0.0.1:9/api/v1, context ci/web, token from secret web-hook-secret');
+    expect(await page.getByTestId('status-target').textContent()).toBe('gitea API http://127.0.0.1:9/api/v1, project acme/app, context ci/web, token from secret web-hook-secret');
     expect(await page.locator('dd', { hasText: 'hook-${{ branch }}' }).count()).toBe(1);
     expect(await page.getByLabel('Spec of trigger web-hook').textContent()).toContain('"from": "hook"');
     await screenshot(page, 'webhook-trigger');
@@ -461,6 +461,11 @@ describe('the web dashboard without API tokens (loopback)', () => {
     await origin.waitFor();
     expect(await origin.textContent()).toBe(`trigger web-hook: push of main at ${commit.slice(0, 7)} by alice`);
     expect(await origin.locator('code.commit').getAttribute('title')).toBe(commit);
+    // Its commit status goes to port 9, which fetch refuses outright: the run's page shows it given up on, and why.
+    const reports = page.getByRole('table', { name: 'Reports of the run' });
+    await reports.locator('tbody tr').first().waitFor();
+    const report = await reports.locator('tbody tr').first().textContent();
+    expect(report).toMatch(/^commit statuspendinghttp:\/\/127\.0\.0\.1:9\/api\/v1\/repos\/acme\/app\/statuses\/[0-9a-f]{40}failed1.+port 9 is one that fetch refuses to connect to \(bad port\); use another$/);
     await screenshot(page, 'run-triggered');
     await origin.getByRole('link', { name: 'web-hook', exact: true }).click();
     await page.getByRole('heading', { name: 'Trigger web-hook' }).waitFor();

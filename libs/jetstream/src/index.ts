@@ -6,3 +6,4 @@ export * from './jetstream.module';
 export * from './kv-keys';
 export * from './agents';
 export * from './step-queues';
+export * from './shared-consumer';

@@ -49,15 +49,16 @@ export function runUrl(publicUrl: string, runId: string): string {
 
 /**
  * Where an origin's status goes, complete: the forge (the trigger's source unless named), the
- * project (from the event, else the clone URL's path) and the context. Undefined when it cannot
- * be known (a generic trigger that names no forge: the trigger API refuses that).
+ * project (from the event, else the clone URL's path; empty when neither says, which the sender
+ * records as a failed report saying so, rather than reporting nothing) and the context.
+ * Undefined without a forge (a generic trigger that names none: the trigger API refuses that).
  */
 export function statusTarget(origin: TriggerOrigin, pipeline: string): NonNullable<ReportJob['status']>['target'] | undefined {
   const s = origin.status;
   if (!s) return undefined;
   const forge: Forge | undefined = s.forge ?? (origin.source === 'generic' ? undefined : origin.source);
-  const project = s.project ?? origin.project ?? projectOfCloneUrl(origin.repository);
-  if (!forge || !project) return undefined;
+  const project = s.project ?? origin.project ?? projectOfCloneUrl(origin.repository) ?? '';
+  if (!forge) return undefined;
   return { ...s, forge, project, context: s.context ?? `conveyor/${pipeline}` };
 }
 

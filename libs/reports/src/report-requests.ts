@@ -22,6 +22,7 @@ export function statusRequest(job: ReportJob, token: string): ReportRequest {
   const api = s.target.api.replace(/\/+$/, '');
   const sha = encodeURIComponent(s.commit);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT };
+  if (!s.target.project) throw new Error('no project to report the status to: the event named none and its clone URL has no owner/name path; set status.project on the trigger');
   if (s.target.forge === 'gitlab') {
     headers['private-token'] = token;
     const ref = s.ref.replace(/^refs\/(heads|tags)\//, '');

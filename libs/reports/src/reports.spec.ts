@@ -49,6 +49,9 @@ describe('planned reports', () => {
     expect(plannedReports(run({ status: 'succeeded', trigger: gitea }), 'end', opts)[0].status).toMatchObject({ state: 'success', target: { forge: 'gitea', context: 'ci' } });
     // A generic trigger that names no forge has nowhere to report.
     expect(plannedReports(run({ trigger: { ...origin, source: 'generic' } }), 'start', opts)).toEqual([]);
+    // One whose event names no project and whose clone URL has no owner/name: a report that says so when it is sent.
+    const [lost] = plannedReports(run({ trigger: { ...origin, project: undefined, repository: 'https://git.example/app.git' } }), 'start', opts);
+    expect(() => statusRequest(lost, 'tok')).toThrow('no project to report the status to: the event named none and its clone URL has no owner/name path; set status.project on the trigger');
     expect(projectOfCloneUrl('https://host/acme/web.git')).toBe('acme/web');
     expect(projectOfCloneUrl('https://host/web')).toBeUndefined();
   });

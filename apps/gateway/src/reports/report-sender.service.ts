@@ -1,14 +1,15 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { REPORTS_CONSUMER, type ReportJob, type Run, type RunReport } from '@conveyor/contracts';
-import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, SharedConsumer, type JetStreamContext } from '@conveyor/jetstream';
 import { afterAnswer, afterNoAnswer, notificationRequest, shownTarget, statusRequest, type ReportRequest, type Verdict } from '@conveyor/reports';
 import { NotFoundError, RunsStore } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { SecretsService } from '../secrets/secrets.service';
 
-const RESTART_DELAY_MS = 1000;
+/** Reports one gateway tries at once. */
+const IN_FLIGHT = 64;
 /** How soon a report that waits (for its run's start status, for a held API, for NATS) is looked at again. */
 const WAIT_MS = 1000;
 /** What of a refusal's body is kept in the run's reports (a forge says why: "Bad credentials"). */
@@ -27,9 +28,7 @@ const ERROR_BODY_CHARS = 200;
 @Injectable()
 export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(ReportSender.name);
-  private messages?: ConsumerMessages;
-  private stopped = false;
-  private loop?: Promise<void>;
+  private consumer?: SharedConsumer;
   private readonly inFlight = new Set<Promise<void>>();
   /** APIs whose rate limit is spent, and when it resets (per gateway: each learns it from its own answers). */
   private readonly heldUntil = new Map<string, number>();
@@ -42,14 +41,24 @@ export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.ensureConsumer().catch((err) => this.log.warn(`could not make sure of the reports consumer: ${(err as Error).message}; trying again`));
-    this.loop = this.run();
+    this.consumer = new SharedConsumer(this.ctx, {
+      stream: this.ctx.subjects.reportsStream,
+      config: this.consumerConfig(),
+      what: 'reports consumer',
+      pull: { max_messages: IN_FLIGHT, expires: 5_000 },
+      // Sent side by side: one slow receiver does not hold up the others.
+      handle: async (m) => {
+        const p = this.handle(m).finally(() => this.inFlight.delete(p));
+        this.inFlight.add(p);
+        if (this.inFlight.size >= IN_FLIGHT) await Promise.race(this.inFlight);
+      },
+      log: this.log,
+    });
+    await this.consumer.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.stopped = true;
-    this.messages?.stop();
-    await this.loop;
+    await this.consumer?.stop();
     await Promise.allSettled([...this.inFlight]);
   }
 
@@ -62,58 +71,9 @@ export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
       deliver_policy: DeliverPolicy.All,
       // A try takes at most the request's time limit; a gateway that stopped mid-try leaves the report to another after this.
       ack_wait: nanos(this.ctx.config.reports.timeoutMs + 20_000),
-      max_ack_pending: 256,
+      max_ack_pending: 4 * IN_FLIGHT,
       max_deliver: -1,
     };
-  }
-
-  private async ensureConsumer(): Promise<void> {
-    const stream = this.ctx.subjects.reportsStream;
-    const config = this.consumerConfig();
-    try {
-      await this.ctx.jsm.consumers.add(stream, config);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || !/already exists/i.test(err.message)) throw err;
-      const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
-      await this.ctx.jsm.consumers.update(stream, REPORTS_CONSUMER, changeable);
-    }
-  }
-
-  /** Consumes until the app stops; reports are sent side by side (one slow receiver does not hold up the others). */
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.reportsStream, REPORTS_CONSUMER);
-        this.messages = await consumer.consume({ max_messages: 64, expires: 5_000 });
-        // Stopped while the consume was being set up: nothing else would stop it (onModuleDestroy found no consume to stop).
-        if (this.stopped) {
-          this.messages.stop();
-          break;
-        }
-        void this.watch(this.messages);
-        for await (const m of this.messages) {
-          if (this.stopped) break;
-          const p = this.handle(m).finally(() => this.inFlight.delete(p));
-          this.inFlight.add(p);
-          // At most as many in flight as the consumer lets pend.
-          if (this.inFlight.size >= 64) await Promise.race(this.inFlight);
-        }
-      } catch (err) {
-        if (this.stopped) break;
-        this.log.warn(`reports consumer failed: ${(err as Error).message}; retrying`);
-        if (isNotFound(err)) await this.ensureConsumer().catch(() => undefined);
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
-    }
-  }
-
-  private async watch(messages: ConsumerMessages): Promise<void> {
-    for await (const s of messages.status()) {
-      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 1)) {
-        this.log.warn(`reports consumer ${s.type.replace('_', ' ')}; recreating it`);
-        await this.ensureConsumer().catch((err) => this.log.warn(`could not recreate the reports consumer: ${(err as Error).message}`));
-      }
-    }
   }
 
   private async handle(m: JsMsg): Promise<void> {
@@ -231,6 +191,8 @@ export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const why = e.name === 'TimeoutError' ? `no answer within ${reports.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      // Ports fetch never connects to (the Fetch standard's blocked ports: 9, 6000, …) will not change either.
+      if (/^bad port$/i.test(why)) return { kind: 'give-up', error: `port ${new URL(request.url).port} is one that fetch refuses to connect to (bad port); use another` };
       return afterNoAnswer(why, attempt, reports);
     }
   }

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { PROJECTOR_CONSUMER, decodeRunRecord, runIdOf, type LogsEnd, type Run, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
-import { JETSTREAM, isNotFound, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, SharedConsumer, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
@@ -29,9 +29,8 @@ const PROJECTOR_ACK_WAIT_MS = 3_000;
 @Injectable()
 export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(RunProjector.name);
-  private messages?: ConsumerMessages;
+  private consumer?: SharedConsumer;
   private stopped = false;
-  private loop?: Promise<void>;
   private readonly pending: JsMsg[] = [];
   private draining?: Promise<void>;
 
@@ -51,14 +50,22 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     this.openRuns = await openOpenRunsBucket(this.ctx);
-    await this.ensureConsumer();
-    this.loop = this.run();
+    this.consumer = new SharedConsumer(this.ctx, {
+      stream: this.ctx.subjects.runsStream,
+      config: this.consumerConfig(),
+      what: 'event consumer',
+      // Short pulls (heartbeats every 2.5 s): a pull lost with a cluster node that went away is
+      // noticed and made again within seconds, not after the default 30 s.
+      pull: { max_messages: 256, expires: 5_000 },
+      handle: (m) => this.enqueue(m),
+      log: this.log,
+    });
+    // Made before the app serves: a first run's records must have their reader.
+    await this.consumer.start({ required: true });
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.stopped = true;
-    this.messages?.stop();
-    await this.loop;
+    await this.consumer?.stop();
     await this.draining;
   }
 
@@ -74,54 +81,6 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       max_ack_pending: 1000,
       max_deliver: -1,
     };
-  }
-
-  /** Adding the same config again is a no-op; a consumer left by an older config is updated in place. */
-  private async ensureConsumer(): Promise<void> {
-    const stream = this.ctx.subjects.runsStream;
-    const config = this.consumerConfig();
-    try {
-      await this.ctx.jsm.consumers.add(stream, config);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || !/already exists/i.test(err.message)) throw err;
-      const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
-      await this.ctx.jsm.consumers.update(stream, PROJECTOR_CONSUMER, changeable);
-    }
-  }
-
-  /** Consumes until the app stops; whatever ends a consume (NATS gone for long, consumer deleted) starts a new one. */
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.runsStream, PROJECTOR_CONSUMER);
-        // Short pulls (heartbeats every 2.5 s): a pull lost with a cluster node that went away is
-        // noticed and made again within seconds, not after the default 30 s.
-        this.messages = await consumer.consume({ max_messages: 256, expires: 5_000, callback: (m) => this.enqueue(m) });
-        // Stopped while the consume was being set up: nothing else would stop it (onModuleDestroy found no consume to stop).
-        if (this.stopped) {
-          this.messages.stop();
-          break;
-        }
-        void this.watch(this.messages);
-        const closed = await this.messages.closed();
-        if (closed instanceof Error && !this.stopped) this.log.warn(`event consumer stopped: ${closed.message}; restarting`);
-      } catch (err) {
-        if (this.stopped) break;
-        this.log.warn(`event consumer failed: ${(err as Error).message}; retrying`);
-        if (isNotFound(err)) await this.ensureConsumer().catch(() => undefined);
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
-    }
-  }
-
-  /** A consumer deleted by hand (or lost with its stream) is recreated, and consuming resumes. */
-  private async watch(messages: ConsumerMessages): Promise<void> {
-    for await (const s of messages.status()) {
-      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 1)) {
-        this.log.warn(`event consumer ${s.type.replace('_', ' ')}; recreating it`);
-        await this.ensureConsumer().catch((err) => this.log.warn(`could not recreate the event consumer: ${(err as Error).message}`));
-      }
-    }
   }
 
   private enqueue(m: JsMsg): void {

@@ -1,16 +1,15 @@
 import { HttpException, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
 import { TICKS_CONSUMER, isName, newRunId, type JsonObject, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
-import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, SharedConsumer, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
 import { ConflictError, NotFoundError, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { ResourcesService } from '../resources/resources.service';
 import { SchedulesStore } from './schedules.store';
 
-const RESTART_DELAY_MS = 1000;
 /** A tick whose run could not be started for want of NATS is delivered again this much later. */
 const RETRY_DELAY_MS = 2000;
 
@@ -26,9 +25,7 @@ const RETRY_DELAY_MS = 2000;
 @Injectable()
 export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(TickRunner.name);
-  private messages?: ConsumerMessages;
-  private stopped = false;
-  private loop?: Promise<void>;
+  private consumer?: SharedConsumer;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -41,15 +38,21 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    this.consumer = new SharedConsumer(this.ctx, {
+      stream: this.ctx.subjects.ticksStream,
+      config: this.consumerConfig(),
+      what: 'tick consumer',
+      pull: { max_messages: 16, expires: 5_000 },
+      // One tick at a time.
+      handle: (m) => this.handle(m),
+      log: this.log,
+    });
     // Not a reason to refuse to start: the loop makes it again until it can.
-    await this.ensureConsumer().catch((err) => this.log.warn(`could not make sure of the tick consumer: ${(err as Error).message}; trying again`));
-    this.loop = this.run();
+    await this.consumer.start();
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.stopped = true;
-    this.messages?.stop();
-    await this.loop;
+    await this.consumer?.stop();
   }
 
   private consumerConfig(): Partial<ConsumerConfig> & { durable_name: string } {
@@ -63,60 +66,6 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       max_ack_pending: 1000,
       max_deliver: -1,
     };
-  }
-
-  private async ensureConsumer(): Promise<void> {
-    const stream = this.ctx.subjects.ticksStream;
-    const config = this.consumerConfig();
-    try {
-      await this.ctx.jsm.consumers.add(stream, config);
-    } catch (err) {
-      if (err instanceof JetStreamApiError && /already exists/i.test(err.message)) {
-        const { durable_name: _name, deliver_policy: _policy, ...changeable } = config;
-        await this.ctx.jsm.consumers.update(stream, TICKS_CONSUMER, changeable);
-        return;
-      }
-      // Seen on nats-server 2.15 after the consumer was deleted and made again at once by two
-      // gateways: the add failed writing the consumer's file, yet the consumer serves. Use it.
-      const found = await this.ctx.jsm.consumers.info(stream, TICKS_CONSUMER).catch(() => undefined);
-      if (!found) throw err;
-      this.log.warn(`the tick consumer could not be written again (${(err as Error).message}); using it as it is`);
-    }
-  }
-
-  /** Consumes until the app stops, one tick at a time; whatever ends a consume starts a new one. */
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const consumer = await this.ctx.js.consumers.get(this.ctx.subjects.ticksStream, TICKS_CONSUMER);
-        this.messages = await consumer.consume({ max_messages: 16, expires: 5_000 });
-        // Stopped while the consume was being set up: nothing else would stop it (onModuleDestroy found no consume to stop).
-        if (this.stopped) {
-          this.messages.stop();
-          break;
-        }
-        void this.watch(this.messages);
-        for await (const m of this.messages) {
-          if (this.stopped) break;
-          await this.handle(m);
-        }
-      } catch (err) {
-        if (this.stopped) break;
-        this.log.warn(`tick consumer failed: ${(err as Error).message}; retrying`);
-        await this.ensureConsumer().catch(() => undefined);
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
-    }
-  }
-
-  /** A consumer deleted by hand (or lost with its stream) is made again, and consuming resumes (as the run projector's). */
-  private async watch(messages: ConsumerMessages): Promise<void> {
-    for await (const s of messages.status()) {
-      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 1)) {
-        this.log.warn(`tick consumer ${s.type.replace('_', ' ')}; recreating it`);
-        await this.ensureConsumer().catch((err) => this.log.warn(`could not recreate the tick consumer: ${(err as Error).message}`));
-      }
-    }
   }
 
   private async handle(m: JsMsg): Promise<void> {

@@ -285,7 +285,7 @@ function Artifacts({ run: r, now }: { run: Run; now: number }) {
   );
 }
 
-const REPORT_TONE = { delivered: 'succeeded', failed: 'failed' } as const;
+const REPORT_TONE = { delivered: 'succeeded', retrying: 'retrying', failed: 'failed' } as const;
 
 /** Commit statuses and notifications posted for the run, and those given up on. */
 function Reports({ reports, now }: { reports: RunReport[]; now: number }) {
@@ -315,7 +315,10 @@ function Reports({ reports, now }: { reports: RunReport[]; now: number }) {
               </td>
               <td>{x.attempts}</td>
               <td title={x.at}>{formatAge(x.at, now)}</td>
-              <td class="message">{x.error ?? ''}</td>
+              <td class="message">
+                {x.error ?? ''}
+                {x.outcome === 'retrying' && x.next ? ` (next try ${new Date(x.next).toLocaleTimeString()})` : ''}
+              </td>
             </tr>
           ))}
         </tbody>
