@@ -1,4 +1,7 @@
-import { appendFileSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { collectArtifacts } from '@conveyor/artifacts';
 import type { StepContext, StepResult } from '@conveyor/driver-sdk';
 
 /**
@@ -13,6 +16,8 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
  *   outputBytes     return this many bytes of output data (to outgrow a NATS message)
  *   failWhileFile   fail while this file exists (a test removes it to let a re-run pass)
+ *   keep            `{name, bytes}`: keep an artifact of that name, `bytes` long (a repeating
+ *                   pattern of the run id), through the SDK's ctx.artifacts
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends lines to $TEST_DRIVER_JOURNAL, so a test can count how often a
@@ -67,9 +72,28 @@ async function act(ctx: StepContext, c: Record<string, number | boolean | string
   if (typeof c.failTimes === 'number' && ctx.attempt <= c.failTimes) {
     return { success: false, message: `failed on attempt ${ctx.attempt}` };
   }
+  if (c.keep && typeof c.keep === 'object') await keepArtifact(ctx, c.keep as { name: string; bytes: number });
   if (journal) appendFileSync(journal, `${ctx.runId} ${ctx.step.id} ${ctx.attempt} ${ctx.agent.id} done\n`);
   const blob = typeof c.outputBytes === 'number' ? { blob: 'x'.repeat(c.outputBytes) } : {};
   return { success: true, message: 'ok', data: { agent: ctx.agent.id, attempt: ctx.attempt, ...blob } };
+}
+
+/** The bytes `keep` stores: what a test compares a download with. */
+export function keptBytes(runId: string, bytes: number): Buffer {
+  const unit = Buffer.from(`${runId}\n`);
+  return Buffer.concat(Array.from({ length: Math.ceil(bytes / unit.length) }, () => unit)).subarray(0, bytes);
+}
+
+async function keepArtifact(ctx: StepContext, keep: { name: string; bytes: number }): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'conveyor-keep-'));
+  try {
+    mkdirSync(dirname(join(dir, keep.name)), { recursive: true });
+    writeFileSync(join(dir, keep.name), keptBytes(ctx.runId, keep.bytes));
+    const files = await collectArtifacts(dir, { paths: [keep.name], needs: [], when: 'success', optional: false }, { maxFileBytes: 1 << 30, maxStepBytes: 1 << 30, maxFiles: 10 });
+    await ctx.artifacts.upload(files);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

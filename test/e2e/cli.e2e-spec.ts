@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pipeline, Run } from '@conveyor/contracts';
 import { TestSystem } from '../support/system';
+import { NatsServer } from '../support/nats-server';
+import { keptBytes } from '../drivers/behaviours';
 import { waitFor } from '../support/processes';
 
 /**
@@ -84,7 +87,8 @@ spec:
 `;
 
 beforeAll(async () => {
-  sys = await TestSystem.start();
+  // A secrets key: triggers name their webhook secret, which must be stored.
+  sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_SECRET_KEY: randomBytes(32).toString('base64') });
   await sys.startDriver(['cli-say']);
   dir = mkdtempSync(join(tmpdir(), 'conveyor-cli-'));
   writeFileSync(join(dir, 'a-pipelines.yaml'), MANIFESTS);
@@ -348,6 +352,69 @@ describe('conveyor CLI', () => {
     const one = JSON.parse((await cli(['get', 'schedule', 'cli-nightly', '-o', 'json'])).stdout);
     expect(one).toMatchObject({ name: 'cli-nightly', last: null });
     await sys.api.ok('DELETE', '/schedules/cli-nightly');
+  }, 60_000);
+
+  it('applies a Trigger manifest (created with its hook, unchanged, changed), lists triggers, and shows a refused one at its line', async () => {
+    await sys.api.ok('PUT', '/secrets/cli-hook-secret', { value: 'shh' });
+    const file = join(dir, 'trigger.yaml');
+    const manifest = `kind: Trigger\nname: cli-push\nsource: gitea\nsecret: cli-hook-secret\nbranches: [main, "release/*"]\nresource: cli-thing\npipeline: cli-pipe\nspec:\n  greeting: from a push\n`;
+    writeFileSync(file, manifest);
+    const first = await cli(['apply', '-f', file]);
+    expect(first).toMatchObject({ code: 0, stdout: 'trigger/cli-push created (hook /hooks/cli-push)\n', stderr: '' });
+    expect((await cli(['apply', '-f', file])).stdout).toBe('trigger/cli-push unchanged\n');
+    writeFileSync(file, manifest.replace('[main, "release/*"]', '[main]'));
+    expect((await cli(['apply', '-f', file])).stdout).toBe('trigger/cli-push changed\n');
+    expect((await sys.api.ok<any>('GET', '/triggers/cli-push')).branches).toEqual(['main']);
+
+    const listed = await cli(['get', 'triggers']);
+    expect(listed.code).toBe(0);
+    const [head, row] = listed.stdout.trimEnd().split('\n');
+    expect(head).toMatch(/^NAME\s+SOURCE\s+EVENTS\s+BRANCHES\s+PIPELINE\s+HOOK\s+LAST\s+LAST RUN$/);
+    expect(row).toMatch(/^cli-push\s+gitea\s+push\s+main\s+cli-pipe\s+\/hooks\/cli-push\s+-\s+-$/);
+    expect(JSON.parse((await cli(['get', 'trigger', 'cli-push', '-o', 'json'])).stdout)).toMatchObject({ name: 'cli-push', hook: '/hooks/cli-push', spec: { greeting: 'from a push' } });
+
+    // A secret that is not stored: the gateway's 400, at the manifest's line.
+    writeFileSync(file, `# a trigger\n${manifest.replace('cli-push', 'cli-other').replace('cli-hook-secret', 'no-such-secret')}`);
+    const refused = await cli(['apply', '-f', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(`error: ${file}:2: trigger "cli-other" refused by the gateway (400): the trigger names secret "no-such-secret" that does not exist; create it with PUT /secrets/<name>\n`);
+    await sys.api.ok('DELETE', '/triggers/cli-push');
+  }, 60_000);
+
+  it("lists a run's artifacts and downloads one byte for byte (to a file, to stdout), refusing to overwrite and naming what is missing", async () => {
+    await sys.api.ok('POST', '/pipelines', { name: 'cli-keep', resource: 'cli-thing', steps: [{ id: 'make', name: 'Make', driver: 'cli-say', config: { keep: { name: 'dist/app.bin', bytes: 300_000 } } }] });
+    const { runid } = await sys.api.ok<{ runid: string }>('POST', '/resources', { name: 'cli-kept', resource: 'cli-thing', pipeline: 'cli-keep', spec: {} });
+    expect((await sys.waitForRun(runid)).status).toBe('succeeded');
+    const bytes = keptBytes(runid, 300_000);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+
+    const listed = await cli(['artifacts', runid]);
+    expect(listed.code).toBe(0);
+    const [head, row] = listed.stdout.trimEnd().split('\n');
+    expect(head).toMatch(/^NAME\s+STEP\s+SIZE\s+SHA256\s+CREATED$/);
+    expect(row).toMatch(new RegExp(`^dist/app\\.bin\\s+make\\s+293 KiB\\s+${sha.slice(0, 12)}\\s+\\S+ ago$`));
+    expect(JSON.parse((await cli(['artifacts', runid, '-o', 'json'])).stdout)).toEqual([expect.objectContaining({ name: 'dist/app.bin', size: 300_000, sha256: sha })]);
+
+    const out = join(dir, 'app.bin');
+    const got = await cli(['artifacts', runid, 'dist/app.bin', '-o', out]);
+    expect(got).toMatchObject({ code: 0, stdout: `${out}: 293 KiB, sha256 ${sha} (checked)\n` });
+    expect(readFileSync(out).equals(bytes)).toBe(true);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    const again = await cli(['artifacts', runid, 'dist/app.bin', '-o', out]);
+    expect(again).toMatchObject({ code: 2, stderr: `error: ${out} exists; use --force to replace it, or -o to write elsewhere\n` });
+    expect((await cli(['artifacts', runid, 'dist/app.bin', '-o', out, '--force'])).code).toBe(0);
+    const piped = await new Promise<Buffer>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, 'artifacts', runid, 'dist/app.bin', '-o', '-'], { env: { ...process.env, CONVEYOR_URL: sys.api.baseUrl }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const chunks: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => chunks.push(c));
+      child.once('exit', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`exit ${code}`))));
+    });
+    expect(piped.equals(bytes)).toBe(true);
+
+    const missing = await cli(['artifacts', runid, 'dist/nope.bin', '-o', join(dir, 'nope.bin')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^error: GET \/runs\/\S+\/artifacts\/dist\/nope\.bin: 404 /);
+    expect(existsSync(join(dir, 'nope.bin'))).toBe(false);
   }, 60_000);
 
   it('sends CONVEYOR_TOKEN as a bearer token and shows a 401 as the server words it', async () => {

@@ -2,6 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GatewayClient } from './client';
 import { apply } from './commands/apply';
+import { downloadArtifact, listArtifacts } from './commands/artifacts';
 import { describe } from './commands/describe';
 import { events } from './commands/events';
 import { get, GET_KINDS, parseKind } from './commands/get';
@@ -75,6 +76,15 @@ function program(): Command {
       await client().request('POST', `/runs/${encodeURIComponent(runId)}/cancel`);
       say(`run ${runId} cancel requested`);
     });
+
+  p.command('artifacts')
+    .description("a run's artifacts; with NAME, download that one (checked against its sha256)")
+    .argument('<runid>')
+    .argument('[name]', 'an artifact name as listed (e.g. dist/app)')
+    .option('-o, --output <file|format>', 'with NAME: the file to write (- for stdout; default: its base name here); without: json or yaml')
+    .option('--force', 'with NAME: replace the file if it exists')
+    .action(async (runId: string, name: string | undefined, o: { output?: string; force?: boolean }) =>
+      name === undefined ? listArtifacts(client(), runId, o.output) : downloadArtifact(client(), runId, name, { output: o.output, force: Boolean(o.force) }, say));
 
   p.command('events')
     .description('one line per NATS message under <prefix>.> (like nats sub); with --run, that run\'s events from the start, ending with the run')

@@ -15,6 +15,11 @@ describe('manifests', () => {
     expect(pipe.lineOf('steps.3.driver')).toBe(10);
   });
 
+  it('reads a Trigger, in any case', () => {
+    const [t] = readManifests('t.yaml', '# hook\nkind: trigger\nname: push\nsource: github\nsecret: s\nresource: a\npipeline: p\n');
+    expect(t).toMatchObject({ kind: 'Trigger', name: 'push', line: 2, body: { name: 'push', source: 'github', secret: 's', resource: 'a', pipeline: 'p' } });
+  });
+
   it('names the line of bad YAML, a missing kind and an unknown kind', () => {
     const err = (text: string) => {
       try {
@@ -26,7 +31,7 @@ describe('manifests', () => {
       throw new Error('no error');
     };
     expect(err('kind: Pipeline\nname: [unclosed\n')).toMatch(/^m\.yaml:\d: invalid YAML/);
-    expect(err('\n\nname: x\n')).toBe('m.yaml:3: "kind" is missing (ResourceDefinition, Pipeline, Resource or Schedule)');
+    expect(err('\n\nname: x\n')).toBe('m.yaml:3: "kind" is missing (ResourceDefinition, Pipeline, Resource, Schedule or Trigger)');
     expect(err('name: x\nkind: Gadget\n')).toMatch(/^m\.yaml:2: unknown kind "Gadget"/);
     expect(err('- a\n- b\n')).toMatch(/^m\.yaml:1: a manifest must be a mapping/);
   });

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import { isMap, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { CliError } from './errors';
 
-export type Kind = 'ResourceDefinition' | 'Pipeline' | 'Resource' | 'Schedule';
+export type Kind = 'ResourceDefinition' | 'Pipeline' | 'Resource' | 'Schedule' | 'Trigger';
 
 /** Accepted spellings of `kind:` (case-insensitive). */
 const KINDS: Record<string, Kind> = {
@@ -13,6 +13,7 @@ const KINDS: Record<string, Kind> = {
   pipeline: 'Pipeline',
   resource: 'Resource',
   schedule: 'Schedule',
+  trigger: 'Trigger',
 };
 
 /** One document of a manifest file: its kind, the API body (the document without `kind`), and where it came from. */
@@ -61,9 +62,9 @@ export function readManifests(file: string, text = readFileSync(file, 'utf8')): 
     const raw = doc.toJS() as Record<string, unknown>;
     const kindNode = doc.get('kind', true) as { range?: [number, number] } | undefined;
     const kindLine = kindNode?.range ? lineAt(kindNode.range[0]) : line;
-    if (typeof raw.kind !== 'string') throw new CliError(`${file}:${line}: "kind" is missing (ResourceDefinition, Pipeline, Resource or Schedule)`);
+    if (typeof raw.kind !== 'string') throw new CliError(`${file}:${line}: "kind" is missing (ResourceDefinition, Pipeline, Resource, Schedule or Trigger)`);
     const kind = KINDS[raw.kind.toLowerCase()];
-    if (!kind) throw new CliError(`${file}:${kindLine}: unknown kind "${raw.kind}" (use ResourceDefinition, Pipeline, Resource or Schedule)`);
+    if (!kind) throw new CliError(`${file}:${kindLine}: unknown kind "${raw.kind}" (use ResourceDefinition, Pipeline, Resource, Schedule or Trigger)`);
     const { kind: _k, apiVersion: _v, ...body } = raw;
     if (typeof body.name !== 'string' || !body.name) throw new CliError(`${file}:${line}: ${kind} without a "name"`);
     if (kind === 'Resource' && typeof body.resource !== 'string') throw new CliError(`${file}:${line}: Resource "${body.name}" needs "resource" (its definition's name)`);

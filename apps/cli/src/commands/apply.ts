@@ -1,13 +1,13 @@
-import type { Pipeline, Resource, ResourceDefinition, Schedule } from '@conveyor/contracts';
+import type { Pipeline, Resource, ResourceDefinition, Schedule, Trigger } from '@conveyor/contracts';
 import { GatewayError, type GatewayClient } from '../client';
 import { CliError } from '../errors';
 import { manifestFiles, readManifests, type Kind, type Manifest } from '../manifests';
 
 type Outcome = 'created' | 'changed' | 'unchanged';
 
-/** Definitions first, then pipelines (which name a definition), then resources (which may start runs), then schedules (which name both). */
-const ORDER: Record<Kind, number> = { ResourceDefinition: 0, Pipeline: 1, Resource: 2, Schedule: 3 };
-const NOUN: Record<Kind, string> = { ResourceDefinition: 'definition', Pipeline: 'pipeline', Resource: 'resource', Schedule: 'schedule' };
+/** Definitions first, then pipelines (which name a definition), then resources (which may start runs), then schedules and triggers (which name both). */
+const ORDER: Record<Kind, number> = { ResourceDefinition: 0, Pipeline: 1, Resource: 2, Schedule: 3, Trigger: 3 };
+const NOUN: Record<Kind, string> = { ResourceDefinition: 'definition', Pipeline: 'pipeline', Resource: 'resource', Schedule: 'schedule', Trigger: 'trigger' };
 
 /**
  * `conveyor apply -f FILE|DIR [--dry-run]`: creates what is missing, updates what differs,
@@ -73,6 +73,14 @@ async function applyOne(client: GatewayClient, m: Manifest, dryRun: boolean): Pr
       if (!dryRun && outcome === 'changed') await client.request('PUT', `/schedules/${name}`, m.body);
       const next = dryRun || outcome === 'unchanged' ? undefined : (await client.find<{ next: string | null }>(`/schedules/${name}`))?.next;
       return { outcome, extra: next ? ` (next ${next})` : '' };
+    }
+    case 'Trigger': {
+      const current = await client.find<Trigger>(`/triggers/${name}`);
+      // What the gateway fills in when the manifest leaves it out counts as said: push events, the trigger's name as the resource's.
+      const outcome = decide(current, { events: ['push'], resourceName: m.name, spec: {}, ...m.body });
+      if (!dryRun && outcome === 'created') await client.request('POST', '/triggers', m.body);
+      if (!dryRun && outcome === 'changed') await client.request('PUT', `/triggers/${name}`, m.body);
+      return { outcome, extra: outcome === 'created' && !dryRun ? ` (hook /hooks/${m.name})` : '' };
     }
   }
 }

@@ -1,9 +1,9 @@
-import type { AgentInfo, Pipeline, Resource, ResourceDefinition, Run, Schedule } from '@conveyor/contracts';
+import type { AgentInfo, Pipeline, Resource, ResourceDefinition, Run, Schedule, Trigger } from '@conveyor/contracts';
 import type { GatewayClient } from '../client';
 import { CliError } from '../errors';
 import { age, formatDuration, printStructured, table, type OutputFormat } from '../output';
 
-export const GET_KINDS = ['definitions', 'pipelines', 'resources', 'runs', 'drivers', 'schedules'] as const;
+export const GET_KINDS = ['definitions', 'pipelines', 'resources', 'runs', 'drivers', 'schedules', 'triggers'] as const;
 type GetKind = (typeof GET_KINDS)[number];
 
 /** Singular and short spellings, as kubectl accepts them. */
@@ -14,6 +14,7 @@ const ALIASES: Record<string, GetKind> = {
   run: 'runs', runs: 'runs',
   driver: 'drivers', drivers: 'drivers', agents: 'drivers', agent: 'drivers',
   schedule: 'schedules', schedules: 'schedules', sched: 'schedules',
+  trigger: 'triggers', triggers: 'triggers', hook: 'triggers', hooks: 'triggers',
 };
 
 export function parseKind(kind: string): GetKind {
@@ -70,6 +71,15 @@ export async function get(client: GatewayClient, kind: GetKind, name: string | u
       if (printStructured(format, n ? items[0] : items)) return;
       out(table(['NAME', 'CRON', 'TIMEZONE', 'PIPELINE', 'RESOURCE', 'NEXT', 'LAST', 'LAST RUN'], items.map((s) => [
         s.name, s.cron, s.timezone ?? 'UTC', s.pipeline, `${s.resource}/${s.resourceName}`, s.next ?? '-', s.last ? `${age(s.last.at)} ago` : '-', s.last?.runid ?? s.last?.error,
+      ])));
+      return;
+    }
+    case 'triggers': {
+      type Shown = Trigger & { hook: string };
+      const items = n ? [await client.get<Shown>(`/triggers/${n}`)] : await client.get<Shown[]>('/triggers');
+      if (printStructured(format, n ? items[0] : items)) return;
+      out(table(['NAME', 'SOURCE', 'EVENTS', 'BRANCHES', 'PIPELINE', 'HOOK', 'LAST', 'LAST RUN'], items.map((t) => [
+        t.name, t.source, t.events.join(','), t.branches?.join(',') ?? '*', t.pipeline, t.hook, t.last ? `${t.last.outcome} ${age(t.last.at)} ago` : '-', t.last?.runid ?? t.last?.reason,
       ])));
       return;
     }
