@@ -31,7 +31,6 @@ let tracer: Tracer | undefined;
 let provider: BasicTracerProvider | undefined;
 let contextManager: AsyncLocalStorageContextManager | undefined;
 const w3c = new W3CTraceContextPropagator();
-const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 
 type Carrier = Record<string, string | string[] | undefined>;
 const carrierGetter = {
@@ -126,7 +125,8 @@ export function traceparentOf(span?: Span): string | undefined {
 
 /** The context a `traceparent` value names (to parent a span on it); undefined for none or a malformed one. */
 export function contextOf(traceparent: string | undefined): Context | undefined {
-  if (!tracer || !traceparent) return undefined;
+  // Read from stored messages: anything but a string is ignored, never an error.
+  if (!tracer || typeof traceparent !== 'string') return undefined;
   const ctx = w3c.extract(ROOT_CONTEXT, { [TRACEPARENT]: traceparent }, carrierGetter);
   return trace.getSpanContext(ctx) ? ctx : undefined;
 }
@@ -148,11 +148,14 @@ export function injectTraceparent(headers: MsgHdrs, fallback?: string): void {
   if (value) headers.set(TRACEPARENT, value);
 }
 
-/** `traceId` and `spanId` of the active span, for log lines; an empty object when off or outside a span. */
-export function logFields(): Readonly<Record<string, string>> {
-  if (!tracer) return EMPTY;
+/**
+ * `traceId` and `spanId` of the active span, for log lines; an empty object when off or outside a
+ * span. A new object each time: pino's mixin merges the line's fields into it.
+ */
+export function logFields(): Record<string, string> {
+  if (!tracer) return {};
   const sc = trace.getSpanContext(context.active());
-  return sc ? { traceId: sc.traceId, spanId: sc.spanId } : EMPTY;
+  return sc ? { traceId: sc.traceId, spanId: sc.spanId } : {};
 }
 
 /** Methods whose requests may start runs (POST /resources, PUT, hooks, re-runs, approvals); reads are not traced. */
