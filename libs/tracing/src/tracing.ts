@@ -21,7 +21,7 @@ export interface TracingConfig {
 /** The W3C header that carries a span's context, on HTTP requests and on NATS step messages. */
 export const TRACEPARENT = 'traceparent';
 
-export { SpanKind, type Span };
+export { SpanKind, SpanStatusCode, type Span };
 
 /**
  * Set by startTracing only: while it is undefined every helper below returns at its first line,
@@ -98,6 +98,21 @@ export interface SpanOptions {
 export function startSpan(name: string, opts: SpanOptions = {}): Span | undefined {
   if (!tracer) return undefined;
   return tracer.startSpan(name, { kind: opts.kind, attributes: opts.attributes, links: opts.links }, opts.parent ?? context.active());
+}
+
+/**
+ * A span for work read from NATS (a step's message): parented on the run's own `traceparent`
+ * (kept in the message, so every step of a run is a child of its start whichever agent wrote
+ * the work), and linked to the span that wrote the message (its `traceparent` header, e.g. the
+ * previous step's hand-off). Undefined when off.
+ */
+export function startConsumerSpan(name: string, runTraceparent: string | undefined, headers: MsgHdrs | undefined, attributes: Attributes): Span | undefined {
+  if (!tracer) return undefined;
+  const writer = spanContextOf(headers);
+  const parent = contextOf(runTraceparent) ?? (writer ? trace.setSpanContext(ROOT_CONTEXT, writer) : ROOT_CONTEXT);
+  const parentId = trace.getSpanContext(parent)?.spanId;
+  const links = writer && writer.spanId !== parentId ? [{ context: writer }] : [];
+  return tracer.startSpan(name, { kind: SpanKind.CONSUMER, attributes, links }, parent);
 }
 
 /** Runs `fn` with `span` as the active span (its children and log lines find it). */
