@@ -1,4 +1,7 @@
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestSystem } from '../support/system';
 import { NatsServer } from '../support/nats-server';
@@ -93,7 +96,13 @@ describe('traces', () => {
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
     // To the gateway and every driver: short batches, so spans arrive within the test.
-    sys = await TestSystem.on(await NatsServer.start(), {}, { CONVEYOR_OTEL_ENDPOINT: receiver.url, CONVEYOR_OTEL_EXPORT_DELAY: '100ms', CONVEYOR_OTEL_SERVICE_NAME: 'gateway' });
+    sys = await TestSystem.on(await NatsServer.start(), {}, {
+      CONVEYOR_OTEL_ENDPOINT: receiver.url,
+      CONVEYOR_OTEL_EXPORT_DELAY: '100ms',
+      CONVEYOR_OTEL_SERVICE_NAME: 'gateway',
+      // For a webhook trigger's secret.
+      CONVEYOR_SECRET_KEY: randomBytes(32).toString('base64'),
+    });
     // Two agents on two machines, each the only one of its driver: a run of both crosses processes.
     await sys.startDriver(['tr-alpha'], { CONVEYOR_MACHINE_ID: 'machine-a', CONVEYOR_OTEL_SERVICE_NAME: 'driver-a' });
     await sys.startDriver(['tr-beta'], { CONVEYOR_MACHINE_ID: 'machine-b', CONVEYOR_OTEL_SERVICE_NAME: 'driver-b' });
@@ -192,6 +201,32 @@ describe('traces', () => {
     const done = await sys.waitForRun(id);
     expect(done.status).toBe('succeeded');
     expect(done.steps.map((s) => s.attempts)).toEqual([2, 1]);
+  });
+
+  it('roots a webhook run at its POST /hooks/:trigger, itself a child of the traceparent the forge sends', async () => {
+    const secret = `hook-${randomBytes(8).toString('hex')}`;
+    await sys.api.ok('PUT', '/secrets/trace-hook', { value: secret });
+    await sys.api.ok('POST', '/triggers', { name: 'traced', source: 'github', secret: 'trace-hook', resource: 'thing', pipeline: await sys.pipeline([{ driver: 'tr-alpha' }]), events: ['push'] });
+    const payload = JSON.parse(readFileSync(join(__dirname, '..', '..', 'libs', 'triggers', 'fixtures', 'github-push.json'), 'utf8'));
+    const body = JSON.stringify(payload);
+    const caller = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') };
+    const res = await sys.api.request<{ runid: string }>('POST', '/hooks/traced', body, {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+      traceparent: `00-${caller.traceId}-${caller.spanId}-01`,
+    });
+    expect(res.status).toBe(202);
+    expect((await sys.waitForRun(res.body.runid)).status).toBe('succeeded');
+
+    const run = await runSpan(res.body.runid);
+    expect(run.traceId).toBe(caller.traceId);
+    const spans = await traceOf(caller.traceId, (all) => all.some((s) => s.kind === PRODUCER) && all.some((s) => s.kind === SERVER));
+    const hook = spans.find((s) => s.kind === SERVER)!;
+    expect(hook).toMatchObject({ name: 'POST /hooks/:trigger', parentSpanId: caller.spanId, spanId: run.parentSpanId });
+    expect(hook.attributes).toMatchObject({ 'http.response.status_code': 202, 'url.path': '/hooks/traced' });
+    expect(spans.find((s) => s.kind === CONSUMER)).toMatchObject({ name: 'step s1', parentSpanId: run.spanId, service: 'driver-a' });
   });
 });
 
