@@ -66,3 +66,22 @@ describe('tracing', () => {
     }
   });
 });
+
+describe('tracing shutdown', () => {
+  it('does not wait longer than its bound for a receiver that never answers', async () => {
+    // Takes the connection and never answers it.
+    const server = createServer(() => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      startTracing({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, serviceName: 'unit', sampleRatio: 1, exportDelayMs: 60_000 });
+      endSpan(startSpan('lost'));
+      const started = Date.now();
+      await stopTracing(300);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(tracingOn()).toBe(false);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

@@ -66,13 +66,18 @@ export function startTracing(config: TracingConfig | undefined): boolean {
   return true;
 }
 
-/** Sends what is batched and stops the SDK (at a process's shutdown); safe to call when off. */
-export async function stopTracing(): Promise<void> {
+/**
+ * Sends what is batched and stops the SDK (at a process's shutdown); safe to call when off.
+ * Waits at most `timeoutMs`: a receiver that does not answer must not hold up an exit.
+ */
+export async function stopTracing(timeoutMs = 5_000): Promise<void> {
   const p = provider;
   if (!p) return;
   tracer = undefined;
   provider = undefined;
-  await p.shutdown().catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.shutdown().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
   contextManager?.disable();
   contextManager = undefined;
   trace.disable();
