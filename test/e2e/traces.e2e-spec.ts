@@ -228,5 +228,20 @@ describe('traces', () => {
     expect(hook.attributes).toMatchObject({ 'http.response.status_code': 202, 'url.path': '/hooks/traced' });
     expect(spans.find((s) => s.kind === CONSUMER)).toMatchObject({ name: 'step s1', parentSpanId: run.spanId, service: 'driver-a' });
   });
+
+  it('roots a scheduled run at its schedule tick', async () => {
+    const pipeline = await sys.pipeline([{ driver: 'tr-beta' }]);
+    await sys.api.ok('POST', '/schedules', { name: 'traced-tick', cron: '* * * * * *', resource: 'thing', pipeline, spec: {} });
+    const runid = await waitFor('the first tick to start a run', async () => (await sys.api.ok<{ last: { runid?: string } | null }>('GET', '/schedules/traced-tick')).last?.runid, 10_000, 100);
+    expect((await sys.api.request('DELETE', '/schedules/traced-tick')).status).toBe(204);
+    expect((await sys.waitForRun(runid)).status).toBe('succeeded');
+
+    const run = await runSpan(runid);
+    const spans = await traceOf(run.traceId, (all) => all.some((s) => s.kind === PRODUCER) && all.some((s) => s.name === 'schedule tick'));
+    const tick = spans.find((s) => s.name === 'schedule tick')!;
+    expect(tick).toMatchObject({ parentSpanId: undefined, spanId: run.parentSpanId, service: 'gateway' });
+    expect(tick.attributes).toMatchObject({ 'conveyor.schedule': 'traced-tick', 'conveyor.run.id': runid });
+    expect(spans.find((s) => s.kind === CONSUMER)).toMatchObject({ name: 'step s1', parentSpanId: run.spanId, service: 'driver-b' });
+  });
 });
 
