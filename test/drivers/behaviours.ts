@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync } from 'node:fs';
+import { Logger } from '@nestjs/common';
 import type { StepContext, StepResult } from '@conveyor/driver-sdk';
 
 /**
@@ -13,6 +14,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   ignoreAbort     keep sleeping even when aborted (to test what the SDK does then)
  *   outputBytes     return this many bytes of output data (to outgrow a NATS message)
  *   failWhileFile   fail while this file exists (a test removes it to let a re-run pass)
+ *   appLog          write this text with the app's own (Nest) logger, as a driver's code would
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends lines to $TEST_DRIVER_JOURNAL, so a test can count how often a
@@ -40,6 +42,7 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
 }
 
 async function act(ctx: StepContext, c: Record<string, number | boolean | string | undefined>, journal: string | undefined): Promise<StepResult> {
+  if (typeof c.appLog === 'string') new Logger('TestDriver').log(`run ${ctx.runId} step ${ctx.step.id}: ${c.appLog}`);
   if (typeof c.lines === 'number') {
     for (let i = 1; i <= c.lines; i++) {
       ctx.log.write('stdout', `line ${i}\n`);

@@ -166,6 +166,21 @@ describe('traces', () => {
     expect(failed.links).toEqual([]);
   });
 
+  it("puts the step span's trace and span ids on the app's own log lines written in the step", async () => {
+    const driverA = sys.drivers[0];
+    const id = await sys.run([{ driver: 'tr-alpha', config: { appLog: 'hello from the handler' } }]);
+    expect((await sys.waitForRun(id)).status).toBe('succeeded');
+    const run = await runSpan(id);
+    const spans = await traceOf(run.traceId, (all) => all.some((s) => s.kind === CONSUMER));
+    const step = spans.find((s) => s.kind === CONSUMER)!;
+    const line = driverA.logs
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === `run ${id} step s1: hello from the handler`);
+    expect(line).toMatchObject({ context: 'TestDriver', runId: id, stepId: 's1', traceId: run.traceId, spanId: step.spanId });
+  });
+
   it('marks a step that failed for good as an error, and a run started by PUT has the PUT as its root', async () => {
     const pipeline = await sys.pipeline([{ driver: 'tr-beta', config: { failTimes: 9 } }]);
     await sys.api.ok('POST', '/resources', { name: 'traced', resource: 'thing', pipeline, spec: {} });
