@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { collectArtifacts } from '@conveyor/artifacts';
 import type { StepContext, StepResult } from '@conveyor/driver-sdk';
 
@@ -18,6 +19,7 @@ import type { StepContext, StepResult } from '@conveyor/driver-sdk';
  *   failWhileFile   fail while this file exists (a test removes it to let a re-run pass)
  *   keep            `{name, bytes}`: keep an artifact of that name, `bytes` long (a repeating
  *                   pattern of the run id), through the SDK's ctx.artifacts
+ *   appLog          write this text with the app's own (Nest) logger, as a driver's code would
  *   clock           return when the handler was entered and left, in ms of the system-wide
  *                   monotonic clock (process.hrtime), so the bench can time across processes
  * Every call also appends lines to $TEST_DRIVER_JOURNAL, so a test can count how often a
@@ -45,6 +47,7 @@ export async function behave(ctx: StepContext): Promise<StepResult> {
 }
 
 async function act(ctx: StepContext, c: Record<string, number | boolean | string | undefined>, journal: string | undefined): Promise<StepResult> {
+  if (typeof c.appLog === 'string') new Logger('TestDriver').log(`run ${ctx.runId} step ${ctx.step.id}: ${c.appLog}`);
   if (typeof c.lines === 'number') {
     for (let i = 1; i <= c.lines; i++) {
       ctx.log.write('stdout', `line ${i}\n`);

@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { ConveyorConfig } from '@conveyor/config';
 import { JetStreamModule } from '@conveyor/jetstream';
+import { TracingShutdown } from '@conveyor/tracing';
 import { ArtifactsModule } from './artifacts/artifacts.module';
 import { AuthModule } from './auth/auth.module';
 import { CachesModule } from './caches/caches.module';
@@ -25,7 +26,7 @@ export class AppModule {
     return {
       module: AppModule,
       // Here, in the root module, so that its destroy hook runs first (see ShutdownGate).
-      providers: [ShutdownGate],
+      providers: [ShutdownGate, TracingShutdown],
       imports: [JetStreamModule.forRoot(config), StoresModule, DefinitionsModule, PipelinesModule, ResourcesModule, RunsModule, LogsModule, DriversModule, DeadLettersModule, HealthModule, MetricsModule, SchedulesModule, TriggersModule, ArtifactsModule, CachesModule, AuthModule.forRoot(config), SecretsModule.forRoot(config)],
     };
   }

@@ -5,6 +5,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { raw, type NextFunction, type Request, type Response } from 'express';
 import { TokenAuthenticator } from '@conveyor/auth';
 import type { ConveyorConfig } from '@conveyor/config';
+import { httpServerSpans, startTracing } from '@conveyor/tracing';
 import { AppModule } from './app.module';
 import { authMiddleware } from './auth/auth.middleware';
 import { declareBearerAuth } from './auth/openapi-security';
@@ -19,6 +20,8 @@ import { dashboardDir, webDashboard } from './web/dashboard';
  * OpenAPI) is set here so that both get the same app.
  */
 export async function createGateway(config: ConveyorConfig, options: NestApplicationOptions = {}): Promise<INestApplication> {
+  // Before the app: its logger's lines carry trace ids from the start. Stopped by TracingShutdown.
+  startTracing(config.tracing);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...options, bodyParser: false });
   // First of all: once shutting down, nothing new starts (see refuseWhileClosing).
   app.use(refuseWhileClosing(app.get(ShutdownGate)));
@@ -35,6 +38,8 @@ export async function createGateway(config: ConveyorConfig, options: NestApplica
     const body = toHttpError(err);
     res.status(body.statusCode).json(body);
   });
+  // A span per request that may start a run; after the body parsers, so the handler runs inside it.
+  if (config.tracing) app.use(httpServerSpans());
   // Express would add weak ETags of its own to every GET; ours are revisions and versions.
   app.set('etag', false);
   app.disable('x-powered-by');

@@ -120,3 +120,20 @@ describe('loadConfig NATS TLS', () => {
     expect(() => loadConfig({ CONVEYOR_NATS_TLS_CERT: '/c.pem' })).toThrow(/go together/);
   });
 });
+
+describe('loadConfig tracing', () => {
+  it('is off without CONVEYOR_OTEL_ENDPOINT, and reads the service name, sampling and export delay with it', () => {
+    expect(loadConfig({ CONVEYOR_OTEL_SERVICE_NAME: 'x' }).tracing).toBeUndefined();
+    expect(loadConfig({ CONVEYOR_OTEL_ENDPOINT: 'http://127.0.0.1:4318' }, { name: 'conveyor-gateway' }).tracing).toEqual({
+      endpoint: 'http://127.0.0.1:4318',
+      serviceName: 'conveyor-gateway',
+      sampleRatio: 1,
+      exportDelayMs: 5000,
+    });
+    expect(
+      loadConfig({ CONVEYOR_OTEL_ENDPOINT: 'https://otel.example.com', CONVEYOR_OTEL_SERVICE_NAME: 'ci', CONVEYOR_OTEL_SAMPLE_RATIO: '0.25', CONVEYOR_OTEL_EXPORT_DELAY: '200ms' }).tracing,
+    ).toEqual({ endpoint: 'https://otel.example.com', serviceName: 'ci', sampleRatio: 0.25, exportDelayMs: 200 });
+    expect(() => loadConfig({ CONVEYOR_OTEL_ENDPOINT: 'localhost:4318' })).toThrow(/CONVEYOR_OTEL_ENDPOINT/);
+    expect(() => loadConfig({ CONVEYOR_OTEL_ENDPOINT: 'http://h', CONVEYOR_OTEL_SAMPLE_RATIO: '2' })).toThrow(/CONVEYOR_OTEL_SAMPLE_RATIO/);
+  });
+});

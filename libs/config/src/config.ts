@@ -86,6 +86,11 @@ export interface ConveyorConfig {
    * workspace after the run ended, vanished or moved to another machine; undefined: no janitor.
    */
   janitorGraceMs?: number;
+  /**
+   * OpenTelemetry traces (see libs/tracing): undefined, and no SDK started, unless
+   * CONVEYOR_OTEL_ENDPOINT is set.
+   */
+  tracing?: { endpoint: string; serviceName: string; sampleRatio: number; exportDelayMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -187,6 +192,28 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     reconcileIntervalMs: duration(env, 'CONVEYOR_RECONCILE_INTERVAL', '30s'),
     approvalTimeoutMs: duration(env, 'CONVEYOR_APPROVAL_TIMEOUT', '24h'),
     janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
+    tracing: loadTracingConfig(env, defaults.name ?? 'conveyor'),
+  };
+}
+
+function loadTracingConfig(env: Env, defaultName: string): ConveyorConfig['tracing'] {
+  const endpoint = env.CONVEYOR_OTEL_ENDPOINT?.trim();
+  if (!endpoint) return undefined;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new ConfigError(`CONVEYOR_OTEL_ENDPOINT=${endpoint}: not a URL (the OTLP/HTTP receiver, e.g. http://127.0.0.1:4318)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`CONVEYOR_OTEL_ENDPOINT=${endpoint}: must be an http or https URL`);
+  const rawRatio = env.CONVEYOR_OTEL_SAMPLE_RATIO?.trim();
+  const sampleRatio = rawRatio ? Number(rawRatio) : 1;
+  if (!(sampleRatio >= 0 && sampleRatio <= 1)) throw new ConfigError(`CONVEYOR_OTEL_SAMPLE_RATIO=${rawRatio}: expected a number from 0 to 1`);
+  return {
+    endpoint,
+    serviceName: env.CONVEYOR_OTEL_SERVICE_NAME?.trim() || defaultName,
+    sampleRatio,
+    exportDelayMs: duration(env, 'CONVEYOR_OTEL_EXPORT_DELAY', '5s'),
   };
 }
 

@@ -14,4 +14,6 @@ export const Headers = {
   /** On dead letters. */
   Reason: 'Conveyor-Reason',
   Agent: 'Conveyor-Agent',
+  /** W3C trace context (when tracing is on): on step work, the span that wrote it (see libs/tracing). */
+  TraceParent: 'traceparent',
 } as const;

@@ -49,6 +49,11 @@ export interface StepMessage {
   from?: StepEnded;
   /** Steps that will never run, decided by the same hand-off (after a failure or a cancel). */
   skipped?: number[];
+  /**
+   * The W3C `traceparent` of the span that started the run (when tracing is on): every step's
+   * span is its child, whichever agent runs it. Handed on with the message, like `pipeline`.
+   */
+  traceparent?: string;
 }
 
 /** How one step of a run ended, as recorded by the record that moved the run on. */

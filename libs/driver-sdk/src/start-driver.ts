@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { loadConfig, parseDuration, type ConveyorConfig } from '@conveyor/config';
 import { nestLogger } from '@conveyor/logging';
 import { AgentMetrics, metricsAddress } from '@conveyor/metrics';
+import { startTracing, stopTracing } from '@conveyor/tracing';
 import { JetStreamServer } from '@conveyor/transport';
 import { StepErrorFilter } from './step-error.filter';
 import { StepRunner } from './step-runner';
@@ -25,6 +26,8 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
   const config: ConveyorConfig = loadConfig(env, { concurrency: options.concurrency, name: options.name });
   const drainTimeoutMs = parseDuration(env.CONVEYOR_DRAIN_TIMEOUT ?? '30s') ?? 30_000;
   const metricsAt = metricsAddress(env);
+  // Only with CONVEYOR_OTEL_ENDPOINT; started before the app so its first log lines and steps are traced.
+  startTracing(config.tracing);
   // Step counts and durations of this agent, on its own /metrics (CONVEYOR_METRICS_PORT),
   // recorded by the step runner itself (a Nest interceptor cost 0.1-0.2 ms per hand-off).
   const metrics = new AgentMetrics({ agent: config.agent.id, machine: config.agent.machine, name: options.name });
@@ -50,8 +53,9 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
       // awaited, so an unreachable NATS does not delay the drain (its heartbeat awaits the write
       // before it removes the entry).
       void runner.draining();
+      // The spans still batched are sent before the exit (bounded by the exporter's own timeout).
       app.close().then(
-        () => process.exit(0),
+        () => stopTracing().then(() => process.exit(0)),
         (err) => {
           log.error(`shutdown failed: ${err}`);
           process.exit(1);

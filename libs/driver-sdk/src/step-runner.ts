@@ -27,6 +27,8 @@ import { retryDelayMs } from './backoff';
 import { ackAck, holdMessage } from './keep-alive';
 import { StepRecords, type Written } from './step-records';
 import type { StepArtifacts, StepCaches, StepContext, StepResult } from './step-context';
+import { attemptEnded, attemptSpan, handOffEnded, handOffSpan } from './step-span';
+import { withSpan, type Span } from '@conveyor/tracing';
 
 /** Attempts allowed beyond a step's own when the agents running it stopped (died, lost their connection) before finishing it. */
 const EXTRA_ATTEMPTS = 2;
@@ -48,6 +50,8 @@ interface Owned {
   by: RecordWriter;
   /** The driver releases the run's machine (HandleStepOptions.releasesMachine): its hand-off unpins what follows. */
   releases: boolean;
+  /** The attempt's span, when tracing is on: its hand-off's span is a child of it. */
+  span?: Span;
 }
 
 /**
@@ -174,13 +178,22 @@ export class StepRunner implements MessageProcessor {
       }
       if (claimed.takeover) this.log.warn(`run ${msg.runId}: step ${step.id} taken over as attempt ${claimed.attempt}: the agent running it before stopped answering`);
       if (stop && msg.mode === 'normal') msg = { ...msg, mode: 'cleanup', outcome: { status: stop.status, stepId: step.id, message: stop.message } };
-      const owned: Owned = { msg, step, attempt: claimed.attempt, seq: claimed.seq, by, releases: extras.releasesMachine === true };
+      const span = attemptSpan(msg, step, claimed.attempt, this.config.agent, m.headers, claimed.takeover);
+      const owned: Owned = { msg, step, attempt: claimed.attempt, seq: claimed.seq, by, releases: extras.releasesMachine === true, span };
       const maxAttempts = (step.retries ?? this.config.steps.defaultRetries) + 1;
-      if (claimed.attempt > maxAttempts + EXTRA_ATTEMPTS) {
-        const message = `gave up after ${claimed.attempt - 1} attempts: the agents running this step stopped before finishing it`;
-        return await this.handOff(m, owned, { status: 'failed', output: { success: false, message } });
+      try {
+        // Active through the handler and the hand-off: their spans and log lines find it.
+        await withSpan(span, async () => {
+          if (claimed.attempt > maxAttempts + EXTRA_ATTEMPTS) {
+            const message = `gave up after ${claimed.attempt - 1} attempts: the agents running this step stopped before finishing it`;
+            attemptEnded(span, 'failed', message);
+            return this.handOff(m, owned, { status: 'failed', output: { success: false, message } });
+          }
+          await this.execute(m, owned, maxAttempts, active, invoke, await secrets, fresh);
+        });
+      } finally {
+        span?.end();
       }
-      await this.execute(m, owned, maxAttempts, active, invoke, await secrets, fresh);
     } finally {
       active.done();
       this.active.delete(active);
@@ -221,6 +234,7 @@ export class StepRunner implements MessageProcessor {
 
     if (active.reason === 'shutdown') {
       // Not a failure of the step, and not an attempt used up: given back for another agent.
+      attemptEnded(owned.span, 'released', 'the agent shut down');
       logs.warn('agent is shutting down; the step goes back to the queue');
       await logs.flush();
       await this.records.stepRecord('release', msg, attempt, owned.by, owned.seq, { message: 'the agent shut down', durationMs });
@@ -239,6 +253,7 @@ export class StepRunner implements MessageProcessor {
 
     if (outcome.status === 'failed' && attempt < maxAttempts) {
       const delay = retryDelayMs(attempt, this.config.steps.retryBackoffMs, this.config.steps.retryBackoffMaxMs);
+      attemptEnded(owned.span, 'retry', outcome.output.message);
       logs.warn(`attempt ${attempt} failed: ${outcome.output.message ?? 'no message'}; retrying in ${(delay / 1000).toFixed(1)}s`);
       await logs.flush();
       const r = await this.records.stepRecord('retry', msg, attempt, owned.by, owned.seq, { message: outcome.output.message, retryInMs: delay, durationMs });
@@ -247,6 +262,7 @@ export class StepRunner implements MessageProcessor {
       else this.log.warn(`run ${msg.runId}: step ${step.id} attempt ${attempt} was taken over or the run moved on; its retry is not recorded`);
       return;
     }
+    attemptEnded(owned.span, outcome.status, outcome.status === 'cancelled' ? outcome.message : outcome.output.message);
     if (outcome.status === 'failed') logs.error(outcome.output.message ?? 'failed');
     // The hand-off first: it is what the next driver waits for; the step's last lines follow.
     // Not when it ends the run: the end-of-logs marker follows the run's end, and must come
@@ -261,7 +277,10 @@ export class StepRunner implements MessageProcessor {
   /** Stores the one record that moves the run on from an owned step, then acks. */
   private async handOff(m: JsMsg, owned: Owned, outcome: StepOutcome, durationMs?: number): Promise<void> {
     const { msg, step, attempt, by } = owned;
-    const r = await this.records.handOff(msg, outcome, { attempt, agent: by.agent, machine: by.machine, durationMs, at: new Date().toISOString(), ...(owned.releases ? { released: true } : {}) }, owned.seq);
+    // Its span is active during the write: the next step's work carries it as its traceparent header.
+    const span = handOffSpan(msg, step, outcome.status);
+    const r = await withSpan(span, () => this.records.handOff(msg, outcome, { attempt, agent: by.agent, machine: by.machine, durationMs, at: new Date().toISOString(), ...(owned.releases ? { released: true } : {}) }, owned.seq));
+    handOffEnded(span, r);
     await this.settle(m, msg, step, r);
   }
 

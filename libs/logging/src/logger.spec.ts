@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { endSpan, startSpan, startTracing, stopTracing, withSpan } from '@conveyor/tracing';
 import { createLogger, PinoNestLogger, runFields } from './logger';
 
 function capture(): { lines: () => Array<Record<string, unknown>>; logger: PinoNestLogger } {
@@ -49,5 +50,24 @@ describe('logging', () => {
     expect(runFields('run 01jabcdefghjkmnpqrstvwxyz0: cancelled, aborting 1 step(s)')).toEqual({ runId: '01jabcdefghjkmnpqrstvwxyz0' });
     expect(runFields({ runId: 'x' })).toEqual({ runId: 'x' });
     expect(runFields(42)).toEqual({});
+  });
+
+  it('adds the trace and span ids of the span a line is written in, only when tracing is on', async () => {
+    const { logger, lines } = capture();
+    logger.log('before tracing');
+    // An endpoint nobody listens on: spans are lost, lines still carry their ids.
+    startTracing({ endpoint: 'http://127.0.0.1:9', serviceName: 'unit', sampleRatio: 1, exportDelayMs: 60_000 });
+    try {
+      const span = startSpan('step')!;
+      withSpan(span, () => logger.log('inside a span'));
+      logger.log('outside');
+      endSpan(span);
+      const [off, inside, outside] = lines();
+      expect(off.traceId).toBeUndefined();
+      expect(inside).toMatchObject({ traceId: span.spanContext().traceId, spanId: span.spanContext().spanId });
+      expect(outside.traceId).toBeUndefined();
+    } finally {
+      await stopTracing();
+    }
   });
 });

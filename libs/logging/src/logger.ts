@@ -1,5 +1,6 @@
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
+import { logFields } from '@conveyor/tracing';
 
 export interface LoggingOptions {
   /** The app, on every line (`app`). */
@@ -27,6 +28,8 @@ export function createLogger(opts: LoggingOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     // "level":"info" rather than 30: readable without a lookup table.
     formatters: { level: (label: string) => ({ level: label }) },
+    // `traceId` and `spanId` of the span a line is written in (a request, a step), when tracing is on.
+    mixin: logFields,
   };
   if (pretty && !opts.destination) {
     // Loaded only on a terminal; synchronous, so nothing is lost when the process exits.

@@ -32,6 +32,7 @@ import {
   type StepView,
   type Transition,
 } from '@conveyor/runs';
+import { injectTraceparent } from '@conveyor/tracing';
 
 /** How long a process trusts that a driver's consumer it made sure of still exists. */
 const CONSUMER_RECHECK_MS = 60_000;
@@ -507,6 +508,8 @@ export class RunLog {
   private headersOf(msg: StepMessage): MsgHdrs {
     const h = natsHeaders();
     for (const [k, v] of Object.entries(stepHeaderValues(msg))) h.set(k, v);
+    // The writer's span (a hand-off), else the run's own: a reader links its step to it.
+    injectTraceparent(h, msg.traceparent);
     return h;
   }
 }

@@ -98,6 +98,11 @@ describe('planGraphFollowUp: what follows a step\'s end', () => {
     const work = t.records[0] as Extract<GraphRecord, { kind: 'work' }>;
     expect(work.msg).toMatchObject({ stepIndex: 1, mode: 'normal', machine: 'm1', outputs: { start: { success: true, data: { id: 'c1' } } } });
     expect(work.msg.from).toBeUndefined();
+    expect(work.msg.traceparent).toBeUndefined();
+    // The run's traceparent goes to every step it readies.
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const traced = planGraphFollowUp({ ...template, traceparent: tp }, [done(0, 'succeeded'), { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }, { state: 'waiting' }], at);
+    expect(traced.records.map((r) => r.kind === 'work' && r.msg.traceparent)).toEqual([tp, tp]);
   });
 
   it('a step that released the machine unpins what follows it, though an earlier step carried a pin', () => {

@@ -290,6 +290,7 @@ export function planGraphFollowUp(template: StepMessage, steps: readonly StepVie
       outputs,
       ...(machine ? { machine } : {}),
       createdAt: template.createdAt,
+      ...(template.traceparent ? { traceparent: template.traceparent } : {}),
     };
     records.push({ kind: 'work', msg });
   }

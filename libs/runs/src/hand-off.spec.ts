@@ -30,6 +30,12 @@ describe('planHandOff', () => {
     expect(h.skipped).toEqual([]);
   });
 
+  it("hands the run's traceparent on to every later step, cleanup too", () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    expect(planHandOff({ ...msg(0), traceparent: tp }, { status: 'succeeded', output: { success: true } }).next?.traceparent).toBe(tp);
+    expect(planHandOff({ ...msg(1), traceparent: tp }, { status: 'failed', output: { success: false } }).next).toMatchObject({ mode: 'cleanup', traceparent: tp });
+  });
+
   it('ends the run as succeeded after the last step', () => {
     expect(planHandOff(msg(4), { status: 'succeeded', output: { success: true } })).toEqual({ final: { status: 'succeeded' }, skipped: [] });
   });

@@ -4,6 +4,7 @@ import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog, UnstorableRecordError } from '@conveyor/run-log';
 import { firstStepMessage, newRun } from '@conveyor/runs';
 import { ConflictError, RunsStore } from '@conveyor/store';
+import { endSpan, startSpan, traceparentOf, withSpan } from '@conveyor/tracing';
 
 /** How long a start is tried again while NATS does not answer (a restart, a leader election) before the request fails. */
 const START_PATIENCE_MS = 15_000;
@@ -47,8 +48,23 @@ export class RunStarter {
   }
 
   async start(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf' | 'group'> = {}): Promise<Run> {
+    // The run's span: a child of the request (or tick) that starts it, and the parent of every
+    // step's span, through the traceparent its step messages carry (see libs/tracing).
+    const span = startSpan('run', { attributes: { 'conveyor.run.id': runId, 'conveyor.pipeline': pipeline.name, 'conveyor.resource': `${resource.resource}/${resource.name}@${resource.version}` } });
+    let failure: string | undefined;
+    try {
+      return await withSpan(span, () => this.write(runId, pipeline, resource, links, traceparentOf(span)));
+    } catch (err) {
+      failure = (err as Error).message;
+      throw err;
+    } finally {
+      endSpan(span, failure);
+    }
+  }
+
+  private async write(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf' | 'group'>, traceparent: string | undefined): Promise<Run> {
     const run = { ...newRun(runId, pipeline, resource), ...links };
-    const first = firstStepMessage(run, resource);
+    const first = { ...firstStepMessage(run, resource), ...(traceparent ? { traceparent } : {}) };
     // The start is idempotent (fenced on an empty log, recognised by its id when its answer was
     // lost), so it is tried again rather than answered 503: a client told to send its request
     // again would start a second run if the first write had been stored after all.

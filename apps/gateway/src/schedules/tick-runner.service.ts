@@ -5,6 +5,7 @@ import { nanos } from '@nats-io/transport-node';
 import { TICKS_CONSUMER, isName, newRunId, type JsonObject, type ScheduleTick, type ScheduleTickOutcome } from '@conveyor/contracts';
 import { JETSTREAM, SharedConsumer, type JetStreamContext } from '@conveyor/jetstream';
 import { tickKey } from '@conveyor/schedules';
+import { endSpan, startSpan, withSpan } from '@conveyor/tracing';
 import { ConflictError, NotFoundError, ResourcesStore, RunsStore, isWrongRevision } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { ResourcesService } from '../resources/resources.service';
@@ -81,7 +82,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
     // Kept from redelivery while this gateway works on it: a redelivery means its taker stopped.
     const working = setInterval(() => m.working(), Math.max(300, this.ctx.config.steps.ackWaitMs / 3));
     try {
-      const outcome = await this.start(tick, m.info.redelivered);
+      const outcome = await this.startTraced(tick, m.info.redelivered);
       if (outcome === 'wait') {
         m.nak(RETRY_DELAY_MS);
         return;
@@ -94,6 +95,22 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       m.nak(RETRY_DELAY_MS);
     } finally {
       clearInterval(working);
+    }
+  }
+
+  /** A tick is the root of its run's trace, as a request is of the runs it starts. */
+  private async startTraced(tick: ScheduleTick, redelivered: boolean): Promise<ScheduleTickOutcome | undefined | 'wait'> {
+    const span = startSpan('schedule tick', { attributes: { 'conveyor.schedule': tick.schedule, 'conveyor.tick': tick.tick, ...(tick.catchUp ? { 'conveyor.tick.catch_up': true } : {}) } });
+    let failure: string | undefined;
+    try {
+      const outcome = await withSpan(span, () => this.start(tick, redelivered));
+      if (outcome && outcome !== 'wait') span?.setAttributes({ 'conveyor.run.id': outcome.runid, 'conveyor.tick.refused': outcome.error });
+      return outcome;
+    } catch (err) {
+      failure = (err as Error).message;
+      throw err;
+    } finally {
+      endSpan(span, failure);
     }
   }
 
