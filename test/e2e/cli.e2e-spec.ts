@@ -26,9 +26,10 @@ interface CliResult {
 let sys: TestSystem;
 let dir: string;
 
-function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
       env: { ...process.env, CONVEYOR_URL: sys.api.baseUrl, CONVEYOR_NATS_URL: sys.nats.url, NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -372,6 +373,12 @@ describe('conveyor CLI', () => {
     expect(head).toMatch(/^NAME\s+SOURCE\s+EVENTS\s+BRANCHES\s+PIPELINE\s+HOOK\s+LAST\s+LAST RUN$/);
     expect(row).toMatch(/^cli-push\s+gitea\s+push\s+main\s+cli-pipe\s+\/hooks\/cli-push\s+-\s+-$/);
     expect(JSON.parse((await cli(['get', 'trigger', 'cli-push', '-o', 'json'])).stdout)).toMatchObject({ name: 'cli-push', hook: '/hooks/cli-push', spec: { greeting: 'from a push' } });
+    // PUT replaces the whole trigger: a field dropped from the manifest is a change, and every branch runs again.
+    writeFileSync(file, manifest.replace('branches: [main, "release/*"]\n', ''));
+    expect((await cli(['apply', '-f', file])).stdout).toBe('trigger/cli-push changed\n');
+    expect((await sys.api.ok<any>('GET', '/triggers/cli-push')).branches).toBeUndefined();
+    expect((await cli(['get', 'triggers'])).stdout.trimEnd().split('\n')[1]).toMatch(/^cli-push\s+gitea\s+push\s+\*\s+cli-pipe\s/);
+    expect((await cli(['apply', '-f', file])).stdout).toBe('trigger/cli-push unchanged\n');
 
     // A secret that is not stored: the gateway's 400, at the manifest's line.
     writeFileSync(file, `# a trigger\n${manifest.replace('cli-push', 'cli-other').replace('cli-hook-secret', 'no-such-secret')}`);
@@ -413,9 +420,48 @@ describe('conveyor CLI', () => {
 
     const missing = await cli(['artifacts', runid, 'dist/nope.bin', '-o', join(dir, 'nope.bin')]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^error: GET \/runs\/\S+\/artifacts\/dist\/nope\.bin: 404 /);
+    expect(missing.stderr).toBe(`error: GET /runs/${runid}/artifacts/dist/nope.bin: 404 run ${runid} has no artifact "dist/nope.bin"\n`);
     expect(existsSync(join(dir, 'nope.bin'))).toBe(false);
+    expect(existsSync(join(dir, 'nope.bin.partial'))).toBe(false);
+
+    // Without -o: the artifact's base name in the current directory, never replaced without --force.
+    const here = mkdtempSync(join(tmpdir(), 'conveyor-cli-here-'));
+    try {
+      expect((await cli(['artifacts', runid, 'dist/app.bin'], {}, 60_000, here)).stdout).toBe(`app.bin: 293 KiB, sha256 ${sha} (checked)\n`);
+      expect(readFileSync(join(here, 'app.bin')).equals(bytes)).toBe(true);
+      expect((await cli(['artifacts', runid, 'dist/app.bin'], {}, 60_000, here)).stderr).toBe('error: app.bin exists; use --force to replace it, or -o to write elsewhere\n');
+    } finally {
+      rmSync(here, { recursive: true, force: true });
+    }
   }, 60_000);
+
+  it('keeps no file when the bytes do not match the ETag sha256 or the download is cut off', async () => {
+    // A stand-in gateway: the real one cannot be made to send wrong bytes.
+    const body = Buffer.alloc(100_000, 'a');
+    const server = createServer((req, res) => {
+      if (req.url === '/runs/r1/artifacts/out/bad.bin') {
+        res.writeHead(200, { etag: `"${createHash('sha256').update('other bytes').digest('hex')}"`, 'content-length': String(body.length) }).end(body);
+      } else {
+        // Promises more bytes than it sends, then hangs up.
+        res.writeHead(200, { etag: `"${createHash('sha256').update(body).digest('hex')}"`, 'content-length': String(body.length * 2) });
+        res.write(body, () => res.destroy());
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const env = { CONVEYOR_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+      const bad = join(dir, 'bad.bin');
+      const mismatch = await cli(['artifacts', 'r1', 'out/bad.bin', '-o', bad], env);
+      expect(mismatch.code).toBe(2);
+      expect(mismatch.stderr).toMatch(/^error: out\/bad\.bin of run r1: the bytes received \(sha256 [0-9a-f]{12}, 98 KiB\) are not the artifact's \(sha256 [0-9a-f]{12}\); nothing was kept\n$/);
+      const cut = await cli(['artifacts', 'r1', 'out/cut.bin', '-o', bad], env);
+      expect(cut.code).toBe(2);
+      expect(cut.stderr).toMatch(/^error: downloading out\/cut\.bin of run r1 failed after /);
+      expect([existsSync(bad), existsSync(`${bad}.partial`)]).toEqual([false, false]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 30_000);
 
   it('sends CONVEYOR_TOKEN as a bearer token and shows a 401 as the server words it', async () => {
     const seen: Array<string | undefined> = [];

@@ -1,4 +1,4 @@
-import { contains } from './commands/apply';
+import { contains, triggerAsStored } from './commands/apply';
 import { parseSet } from './commands/run';
 import { CliError } from './errors';
 import { readManifests } from './manifests';
@@ -43,6 +43,24 @@ describe('manifests', () => {
     expect(contains(stored, { name: 'p', steps: [{ id: 'a', driver: 'e' }] })).toBe(false);
     expect(contains(stored, { name: 'p', steps: [] })).toBe(false);
     expect(contains({ spec: { a: 1, b: 2 } }, { spec: { a: 1 } })).toBe(false);
+  });
+
+  it("compares a Trigger as the gateway stores it: its defaults count as said, a field left out counts as removed", () => {
+    // What POST /triggers stores for {name, source, secret, branches: [main], resource, pipeline}.
+    const stored = { name: 't', source: 'github', secret: 's', events: ['push'], branches: ['main'], resource: 'a', pipeline: 'p', resourceName: 't', spec: {}, createdAt: 'now', updatedAt: 'now' };
+    const body = { name: 't', source: 'github', secret: 's', resource: 'a', pipeline: 'p' };
+    expect(contains(stored, triggerAsStored({ ...body, branches: ['main'] }))).toBe(true);
+    expect(contains(stored, triggerAsStored({ ...body, branches: ['main'], events: ['push', 'push'], resourceName: 't' }))).toBe(true);
+    expect(contains(stored, triggerAsStored(body))).toBe(false);
+    expect(contains({ ...stored, branches: undefined }, triggerAsStored({ ...body, branches: [] }))).toBe(true);
+    expect(contains(stored, triggerAsStored({ ...body, branches: ['main'], repository: 'o/r' }))).toBe(false);
+    expect(contains({ ...stored, repository: 'o/r' }, triggerAsStored({ ...body, branches: ['main'], repository: ' o/r ' }))).toBe(true);
+    const status = { api: 'https://api.github.com', token: 'tok', context: 'ci/x' };
+    expect(contains({ ...stored, status }, triggerAsStored({ ...body, branches: ['main'], status }))).toBe(true);
+    expect(contains({ ...stored, status }, triggerAsStored({ ...body, branches: ['main'], status: { api: status.api, token: 'tok' } }))).toBe(false);
+    expect(contains({ ...stored, status }, triggerAsStored({ ...body, branches: ['main'] }))).toBe(false);
+    // A wrong type is kept as written, so the gateway is asked and refuses it.
+    expect(triggerAsStored({ ...body, events: 'push' }).events).toBe('push');
   });
 
   it('parses --set values as JSON when they parse', () => {

@@ -76,13 +76,34 @@ async function applyOne(client: GatewayClient, m: Manifest, dryRun: boolean): Pr
     }
     case 'Trigger': {
       const current = await client.find<Trigger>(`/triggers/${name}`);
-      // What the gateway fills in when the manifest leaves it out counts as said: push events, the trigger's name as the resource's.
-      const outcome = decide(current, { events: ['push'], resourceName: m.name, spec: {}, ...m.body });
-      if (!dryRun && outcome === 'created') await client.request('POST', '/triggers', m.body);
-      if (!dryRun && outcome === 'changed') await client.request('PUT', `/triggers/${name}`, m.body);
-      return { outcome, extra: outcome === 'created' && !dryRun ? ` (hook /hooks/${m.name})` : '' };
+      const outcome = decide(current, triggerAsStored(m.body));
+      if (dryRun || outcome === 'unchanged') return { outcome, extra: '' };
+      const saved = outcome === 'created'
+        ? await client.request<{ hook: string }>('POST', '/triggers', m.body)
+        : await client.request<{ hook: string }>('PUT', `/triggers/${name}`, m.body);
+      return { outcome, extra: outcome === 'created' && saved?.hook ? ` (hook ${saved.hook})` : '' };
     }
   }
+}
+
+/**
+ * A Trigger manifest as the gateway stores it (fromDto in apps/gateway/src/triggers): push events
+ * by default, the trigger's name as the resource's, no empty branch list. A PUT replaces the whole
+ * trigger, so an optional field the manifest leaves out (or a status field) is compared as absent:
+ * dropping `branches:` from the file is a change, not "unchanged".
+ */
+export function triggerAsStored(body: Record<string, unknown>): Record<string, unknown> {
+  const { repository, events, branches, status } = body;
+  return {
+    ...body,
+    // Values of the wrong type stay as written: they differ from what is stored, so the gateway gets to refuse them.
+    repository: typeof repository === 'string' ? repository.trim() || undefined : repository,
+    events: events === undefined ? ['push'] : Array.isArray(events) ? [...new Set(events)] : events,
+    branches: Array.isArray(branches) && !branches.length ? undefined : branches,
+    resourceName: body.resourceName ?? body.name,
+    spec: body.spec ?? {},
+    status: status && typeof status === 'object' && !Array.isArray(status) ? { forge: undefined, project: undefined, context: undefined, ...status } : status,
+  };
 }
 
 /** Free-form JSON whose every key matters: compared exactly, not as a subset. */

@@ -56,6 +56,12 @@ export async function downloadArtifact(client: GatewayClient, runId: string, nam
     throw new CliError(`${name} of run ${runId}: the bytes received (sha256 ${got.slice(0, 12)}, ${formatBytes(bytes)}) are not the artifact's (sha256 ${expected.slice(0, 12)}); nothing was kept`);
   }
   if (toStdout) return;
-  renameSync(partial, target);
-  say(`${target}: ${formatBytes(bytes)}, sha256 ${got}${expected ? ' (checked)' : ''}`);
+  try {
+    renameSync(partial, target);
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw new CliError(`cannot write ${target}: ${(err as Error).message}`);
+  }
+  // The gateway always sends the sha256 as ETag; a proxy may drop it, and then saying "checked" would be a lie.
+  say(`${target}: ${formatBytes(bytes)}, sha256 ${got}${expected ? ' (checked)' : ' (not checked: no sha256 ETag in the answer)'}`);
 }
