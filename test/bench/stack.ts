@@ -5,6 +5,7 @@ import { PROJECTOR_CONSUMER } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
+import { monotonicMs as now } from '../drivers/behaviours';
 import type { Proc } from './cpu';
 
 export const DRIVERS = ['t1', 't2', 't3', 't4'];
@@ -13,11 +14,13 @@ export const DRIVERS = ['t1', 't2', 't3', 't4'];
  * A stack of its own for the CPU and scale parts: a fresh nats-server, a gateway, and
  * `agentsPerDriver` test-driver processes for each of the four no-op drivers (one driver per
  * process, as the built-in drivers are deployed), with a 4-step pipeline `noop` over them.
- * `profileDir`: the gateway and the first agent load the bench's CPU profiler (./cpu-profile).
+ * `profileDir`: the gateway and the first agent load the bench's CPU profiler (./cpu-profile);
+ * `gatewayEnv`: more settings for the gateway.
  */
 export class Stack {
   private ends = new Map<string, () => void>();
-  readonly ended = new Set<string>();
+  /** Runs whose end record was seen, and when (monotonic ms). */
+  readonly ended = new Map<string, number>();
 
   private constructor(
     readonly nats: NatsServer,
@@ -33,19 +36,19 @@ export class Stack {
       callback: (_e, m) => {
         const run = m.subject.split('.')[2];
         if (this.ended.has(run)) return;
-        this.ended.add(run);
+        this.ended.set(run, now());
         this.ends.get(run)?.();
       },
     });
   }
 
-  static async start(agentsPerDriver: number, profileDir?: string): Promise<Stack> {
+  static async start(agentsPerDriver: number, profileDir?: string, gatewayEnv: Record<string, string> = {}): Promise<Stack> {
     const nats = await NatsServer.start();
     const profile = (name?: string): { args: string[]; env: Record<string, string> } =>
       profileDir && name ? { args: ['--require', join(__dirname, 'cpu-profile.js')], env: { BENCH_CPU_PROF_DIR: profileDir, BENCH_CPU_PROF_NAME: name } } : { args: [], env: {} };
     const port = await freePort();
     const gp = profile('gateway');
-    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...gp.env }, 'listening on', 20_000, gp.args);
+    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...gatewayEnv, ...gp.env }, 'listening on', 20_000, gp.args);
     const agents: AppProcess[] = [];
     for (let copy = 0; copy < agentsPerDriver; copy++) {
       for (const d of DRIVERS) {
@@ -80,18 +83,21 @@ export class Stack {
   /**
    * `n` no-op runs started by `lanes` clients side by side, each waiting for the gateway's
    * answer; resolves when all have ended (bounded by `timeoutMs`) and the projector has folded
-   * every record (its consumer has nothing pending or unacked).
+   * every record (its consumer has nothing pending or unacked). `onStarted`: once every run was started.
    */
-  async burst(prefix: string, n: number, lanes: number, timeoutMs: number): Promise<string[]> {
+  async burst(prefix: string, n: number, lanes: number, timeoutMs: number, onStarted?: () => void): Promise<string[]> {
     const ids: string[] = [];
     const ends: Promise<void>[] = [];
+    const deadline = now() + timeoutMs;
     await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
       for (let i = lane; i < n; i += lanes) {
+        if (now() > deadline) throw new Error(`${prefix}: only ${ids.length} of ${n} runs started in ${timeoutMs} ms`);
         const r = await this.startRun(`${prefix}-${i}`);
         ids.push(r.runid);
         ends.push(r.ended);
       }
     }));
+    onStarted?.();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(ends),
