@@ -291,7 +291,7 @@ async function main(): Promise<void> {
     console.log('done');
   }
   if (process.env.BENCH_SCALE === '1') {
-    process.stdout.write('scale: a burst of runs on 8 agents per driver, listing many runs, 200 log followers ... ');
+    process.stdout.write('scale: a burst of runs, listing many stored runs, SSE followers of a long log ... ');
     results.push(...(await benchScale()));
     console.log('done');
   }
