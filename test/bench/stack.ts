@@ -124,7 +124,7 @@ export class Stack {
   async toggleProfiles(write: boolean): Promise<string[]> {
     const profiled = [this.gateway, this.agents[0]];
     const before = profiled.map((p) => p.logs.length);
-    for (const p of profiled) p.signal('SIGUSR2');
+    for (const p of profiled) p.signal('SIGWINCH');
     if (!write) return [];
     return waitFor('CPU profiles', () => {
       const files = profiled.map((p, i) => /cpu profile written to (\S+)/.exec(p.logs.slice(before[i]))?.[1]);
