@@ -72,7 +72,7 @@ export async function benchCpu(): Promise<string[][]> {
     ...agents.map((a, i) => [`CPU per run (ms): ${a.name} / driver ${i + 1}`, ms(per(a.seconds)), ms(per(baseDrivers[i]?.seconds ?? 0)), `${(a.seconds / (baseDrivers[i]?.seconds || NaN)).toFixed(2)}x`]),
     ['CPU per run (ms): all agents / all drivers', ms(per(agentTotal)), ms(per(baseDriverTotal)), `${(agentTotal / baseDriverTotal).toFixed(2)}x; ${share(agentTotal)}`],
     ['CPU per run (ms): nats-server', ms(per(find(conveyor, 'nats-server'))), ms(per(find(base.cpu, 'nats-server'))), `${(find(conveyor, 'nats-server') / find(base.cpu, 'nats-server')).toFixed(2)}x; ${share(find(conveyor, 'nats-server'))}`],
-    ['runs/s while CPU was measured', (RUNS / seconds).toFixed(1), (RUNS / base.seconds).toFixed(1), `wall clock, ${LANES} clients; the CPU cores of the machine: the bound`],
+    ['runs/s while CPU was measured', (RUNS / seconds).toFixed(1), (RUNS / base.seconds).toFixed(1), `wall clock, ${LANES} clients; cores busy: ${(conveyor.total / seconds).toFixed(2)} against ${(base.cpu.total / base.seconds).toFixed(2)}`],
   );
   if (idle) {
     const pct = (s: number) => `${((100 * s) / IDLE_SECONDS).toFixed(2)}`;
