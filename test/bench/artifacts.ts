@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,15 +11,10 @@ import { connectJetStream } from '@conveyor/jetstream';
 import type { Api } from '../support/api';
 import type { NatsServer } from '../support/nats-server';
 import { monotonicMs as now } from '../drivers/behaviours';
+import { rssBytes } from './cpu';
 
 const MB = Number(process.env.BENCH_ARTIFACT_MB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ARTIFACT_ROUNDS ?? 3);
-
-/** Resident memory of a process (kB → bytes), from /proc. */
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
 
 /**
  * A 100 MB artifact: kept the way the builder keeps it (ArtifactStore.upload: a file opened
@@ -42,7 +37,7 @@ export async function benchArtifacts(api: Api, nats: NatsServer, gatewayPid: num
     const down: number[] = [];
     const rawDown: number[] = [];
     let peak = 0;
-    const before = rss(gatewayPid);
+    const before = rssBytes(gatewayPid);
     let runid = '';
     for (let i = 0; i < ROUNDS; i++) {
       runid = newRunId();
@@ -55,7 +50,7 @@ export async function benchArtifacts(api: Api, nats: NatsServer, gatewayPid: num
       await raw.put({ name: `payload-${i}` }, Readable.toWeb(createReadStream(file, { highWaterMark: 1024 * 1024 })) as unknown as ReadableStream<Uint8Array>);
       rawUp.push(now() - t);
 
-      const sampler = setInterval(() => (peak = Math.max(peak, rss(gatewayPid))), 20);
+      const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(gatewayPid))), 20);
       t = now();
       const res = await fetch(`${api.baseUrl}/runs/${runid}/artifacts/payload.bin`);
       const hash = createHash('sha256');

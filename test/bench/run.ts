@@ -5,9 +5,11 @@ import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
 import { benchArtifacts } from './artifacts';
 import { benchBrowser } from './browser';
+import { benchCpu } from './cpu-phase';
 import { benchDockerPipeline } from './docker-pipeline';
 import { fencedWrite } from './fenced-write';
 import { rawHop } from './raw-hop';
+import { benchScale } from './scale';
 import { summary, table } from './stats';
 
 /**
@@ -200,9 +202,9 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
   return { perSecond: ids.length / seconds, correct: done.filter((r) => r.status === 'succeeded').length };
 }
 
-async function main(): Promise<void> {
+/** Latency, graphs, throughput by copies, artifacts and the dashboard, on one stack (BENCH_LATENCY=0 skips them). */
+async function latencyAndThroughput(results: string[][]): Promise<void> {
   const nats = await NatsServer.start();
-  const results: string[][] = [['measure', 'conveyor', 'baseline (same run)', 'ratio / target']];
   let gateway: AppProcess | undefined;
   try {
     process.stdout.write(`raw JetStream hop x${HOPS}: in one process, across two, across two with events ... `);
@@ -277,6 +279,21 @@ async function main(): Promise<void> {
   } finally {
     await gateway?.stop('SIGTERM');
     await nats.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const results: string[][] = [['measure', 'conveyor', 'baseline (same run)', 'ratio / target']];
+  if (process.env.BENCH_LATENCY !== '0') await latencyAndThroughput(results);
+  if (process.env.BENCH_CPU !== '0') {
+    process.stdout.write('CPU per run against a raw JetStream baseline, then the stack idle ... ');
+    results.push(...(await benchCpu()));
+    console.log('done');
+  }
+  if (process.env.BENCH_SCALE === '1') {
+    process.stdout.write('scale: a burst of runs, listing many stored runs, SSE followers of a long log ... ');
+    results.push(...(await benchScale()));
+    console.log('done');
   }
   if (process.env.BENCH_DOCKER !== '0') {
     process.stdout.write('full 4-step pipeline on real Docker vs the same by hand ... ');

@@ -50,6 +50,11 @@ export class NatsServer {
     this.storeDir = mkdtempSync(join(tmpdir(), 'conveyor-nats-'));
   }
 
+  /** The server's process id while it runs (the bench reads its CPU time from /proc). */
+  get pid(): number | undefined {
+    return this.proc?.exitCode === null ? this.proc.pid : undefined;
+  }
+
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }

@@ -22,11 +22,14 @@ export class AppProcess {
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   }
 
-  /** Starts `dist/<entry>` and waits (bounded) until its output contains `readyText`. */
-  static async start(name: string, entry: string, env: Record<string, string>, readyText: string, timeoutMs = 20_000): Promise<AppProcess> {
+  /**
+   * Starts `dist/<entry>` and waits (bounded) until its output contains `readyText`. `nodeArgs`
+   * go to node before the file (the bench's `--require` of its CPU profiler).
+   */
+  static async start(name: string, entry: string, env: Record<string, string>, readyText: string, timeoutMs = 20_000, nodeArgs: string[] = []): Promise<AppProcess> {
     const file = join(DIST, entry);
     if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first (test/run.sh does)`);
-    const proc = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...nodeArgs, file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const app = new AppProcess(name, proc, env.CONVEYOR_AGENT_ID);
     const deadline = Date.now() + timeoutMs;
     while (!app.output.includes(readyText)) {
@@ -92,12 +95,14 @@ export async function runToExit(entry: string, env: Record<string, string>, time
 }
 
 /** A test driver process (test/drivers) serving the given driver names. */
-export function startTestDriver(drivers: string[], env: Record<string, string>): Promise<AppProcess> {
+export function startTestDriver(drivers: string[], env: Record<string, string>, nodeArgs: string[] = []): Promise<AppProcess> {
   return AppProcess.start(
     `test-driver(${drivers.join(',')})`,
     'test/drivers/main.js',
     { TEST_DRIVERS: drivers.join(','), ...env },
     'Nest microservice successfully started',
+    20_000,
+    nodeArgs,
   );
 }
 

@@ -1,0 +1,168 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { connect, headers } from '@nats-io/transport-node';
+import { AckPolicy, jetstream, jetstreamManager, StorageType, type JsMsg } from '@nats-io/jetstream';
+import { NatsServer } from '../support/nats-server';
+import { CpuMeter } from './cpu';
+
+/**
+ * The baseline of the CPU a run costs: a hand-written program on the raw `@nats-io/jetstream`
+ * client (no Conveyor code) that does the least JetStream work a no-op 4-step run needs, laid
+ * out as Conveyor is deployed: one process per driver, and a starter in the gateway's place.
+ *
+ *   starter   per run, one fenced publish of the first step's work (Expected-Last-Subject-Sequence
+ *             0 over the run's subjects, with a message id), as the gateway starts a run
+ *   driver i  pulls its work from its durable consumer (explicit acks, 16 in flight like an agent
+ *             of concurrency 16); per message, one fenced publish of what follows (the next
+ *             step's work, or the run's end after step 4: fenced on the work message's sequence,
+ *             with a message id), then an ackAck, as a driver's hand-off is written and acked
+ *
+ * So 5 fenced publishes, 4 pulls and 4 ackAcks per run, each record carrying the payload the
+ * starter gave it. Nothing folds the runs into records, claims, heartbeats or logs: that is
+ * what Conveyor does on top of it. It has a nats-server of its own, so only its own work is
+ * counted there.
+ */
+export const STEPS = 4;
+const STREAM = 'BASE_RUNS';
+const IN_FLIGHT = 16;
+const LANES = 16;
+
+const workSubject = (run: string, step: number) => `base.steps.${run}.s${step}.d${step}.any`;
+
+function fence(run: string, seq: number) {
+  const h = headers();
+  h.set('Nats-Expected-Last-Subject-Sequence', String(seq));
+  h.set('Nats-Expected-Last-Subject-Sequence-Subject', `base.steps.${run}.>`);
+  return h;
+}
+
+export interface BaselineResult {
+  seconds: number;
+  cpu: { perProcess: Array<{ name: string; seconds: number }>; total: number };
+}
+
+/**
+ * `runs` runs (after `warmUp` of them, not measured) with records of `payloadBytes`; CPU of
+ * the starter, each driver and the baseline's nats-server from the first publish to the last end.
+ */
+export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number): Promise<BaselineResult> {
+  const nats = await NatsServer.start();
+  const children: ChildProcess[] = [];
+  try {
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: STREAM, subjects: ['base.steps.>'], storage: StorageType.File, duplicate_window: 120e9 });
+    for (let i = 1; i <= STEPS; i++) {
+      await jsm.consumers.add(STREAM, { durable_name: `d${i}`, filter_subject: workSubject('*', i), ack_policy: AckPolicy.Explicit, max_ack_pending: IN_FLIGHT, ack_wait: 30e9 });
+    }
+    await nc.close();
+    const drivers: Array<{ child: ChildProcess; lines: AsyncIterator<string> }> = [];
+    for (let i = 1; i <= STEPS; i++) drivers.push(await startScript(['driver', nats.url, String(i)]));
+    const starter = await startScript(['starter', nats.url, String(runs), String(payloadBytes), String(warmUp)]);
+    children.push(...drivers.map((d) => d.child), starter.child);
+    const meter = new CpuMeter([
+      { name: 'starter', pid: starter.child.pid! },
+      ...drivers.map((d, i) => ({ name: `driver ${i + 1}`, pid: d.child.pid! })),
+      { name: 'nats-server', pid: nats.pid! },
+    ]).start();
+    starter.child.stdin!.write('go\n');
+    const done = await nextLine(starter.lines, 'done', 600_000);
+    const cpu = meter.stop();
+    return { seconds: Number(done.split(' ')[1]) / 1000, cpu };
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await nats.dispose();
+  }
+}
+
+/** Starts this file as a script with `args` and waits (bounded) until it says `ready`. */
+async function startScript(args: string[]): Promise<{ child: ChildProcess; lines: AsyncIterator<string> }> {
+  const child = spawn(process.execPath, [__filename, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  await nextLine(lines, 'ready', 60_000);
+  return { child, lines };
+}
+
+async function nextLine(lines: AsyncIterator<string>, prefix: string, timeoutMs: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`baseline: no "${prefix}" in ${timeoutMs} ms`)), timeoutMs)));
+  try {
+    for (;;) {
+      const next = await Promise.race([lines.next(), timeout]);
+      if (next.done) throw new Error(`baseline: the process exited before "${prefix}"`);
+      if (next.value.startsWith(prefix)) return next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function driver(url: string, step: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(STREAM, `d${step}`);
+  const messages = await consumer.consume({ max_messages: IN_FLIGHT });
+  process.stdout.write('ready\n');
+  const handOff = async (m: JsMsg) => {
+    const run = m.subject.split('.')[2];
+    const next = step < STEPS ? workSubject(run, step + 1) : `base.steps.${run}.end`;
+    await js.publish(next, m.data, { headers: fence(run, m.seq), msgID: `${run}.${step}` });
+    await m.ackAck();
+  };
+  // Handled side by side, as an agent does: the consumer's max_ack_pending bounds them.
+  for await (const m of messages) {
+    handOff(m).catch((err) => {
+      console.error(`baseline driver ${step}:`, err);
+      process.exit(1);
+    });
+  }
+}
+
+async function starter(url: string, runs: number, payloadBytes: number, warmUp: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const js = jetstream(nc);
+  // Ends counted per wave (its runs' first letter); a plain subscription sees each end as it is
+  // stored, with no JetStream work of its own.
+  const ended = { w: 0, r: 0 };
+  let wake: (() => void) | undefined;
+  nc.subscribe('base.steps.*.end', { callback: (_e, m) => { ended[m.subject.split('.')[2][0] as 'w' | 'r']++; wake?.(); } });
+  await nc.flush();
+  const payload = new Uint8Array(payloadBytes).fill(120);
+  const wave = async (prefix: 'w' | 'r', n: number) => {
+    await Promise.all(Array.from({ length: LANES }, async (_, lane) => {
+      for (let i = lane; i < n; i += LANES) {
+        const run = `${prefix}${i}`;
+        await js.publish(workSubject(run, 1), payload, { headers: fence(run, 0), msgID: `${run}.start` });
+      }
+    }));
+    await allEnded(() => ended[prefix] >= n, (w) => (wake = w));
+  };
+  await wave('w', warmUp);
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  const t0 = performance.now();
+  await wave('r', runs);
+  process.stdout.write(`done ${performance.now() - t0}\n`);
+  await nc.close();
+}
+
+/** Waits (bounded: 5 minutes) until `all()`, woken by each end. */
+async function allEnded(all: () => boolean, onWake: (wake: () => void) => void): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  while (!all()) {
+    if (Date.now() > deadline) throw new Error('baseline: runs did not all end in 5 minutes');
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1_000);
+      onWake(() => { clearTimeout(t); resolve(); });
+    });
+  }
+}
+
+// Run as a script: one process of the baseline (see startScript).
+if (require.main === module) {
+  const [role, url, a, b, c] = process.argv.slice(2);
+  (role === 'driver' ? driver(url, Number(a)) : starter(url, Number(a), Number(b), Number(c))).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
