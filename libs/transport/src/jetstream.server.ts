@@ -135,52 +135,77 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     };
   }
 
-  /** Keeps one pull waiting on `source` per free slot of its pattern, until stopped. */
+  /**
+   * Keeps a pull waiting on `source` for every free slot of its pattern, until stopped: one
+   * request for all of them (a fetch of as many messages as there are free slots), so an idle
+   * agent holds one pull per consumer, not one per slot (with 16 slots, 32 pulls and their
+   * heartbeats cost about 1% of a core doing nothing, measured by the bench).
+   */
   private async serve(source: Source, served: Served): Promise<void> {
-    const pulls = new Set<Promise<void>>();
+    const batches = new Set<Promise<void>>();
     while (this.running) {
-      if (source.pulls >= served.slots.free) {
+      const want = served.slots.free - source.pulls;
+      if (want <= 0) {
         await served.slots.changed();
         continue;
       }
-      source.pulls++;
-      const pull = this.pull(source, served)
+      source.pulls += want;
+      const batch = this.pull(source, served, want)
         .catch((err) => this.log.error(`a pull from "${served.pattern}" failed: ${(err as Error).stack ?? err}`))
-        .finally(() => pulls.delete(pull));
-      pulls.add(pull);
+        .finally(() => batches.delete(batch));
+      batches.add(batch);
     }
-    await Promise.all(pulls);
+    await Promise.all(batches);
   }
 
-  /** One pull of one message, and the message's processing if it takes a slot. */
-  private async pull(source: Source, served: Served): Promise<void> {
-    const { pattern, handler, slots } = served;
-    let msg: JsMsg | null = null;
+  /** One pull of up to `want` messages, each taken into a slot as it arrives; resolves when their processing ended. */
+  private async pull(source: Source, served: Served, want: number): Promise<void> {
+    const jobs: Array<Promise<void>> = [];
+    let left = want;
     try {
-      msg = await source.consumer.next({ expires: 5_000 });
+      const messages = await source.consumer.fetch({ max_messages: want, expires: 5_000 });
+      for await (const msg of messages) {
+        left--;
+        source.pulls--;
+        served.slots.notify();
+        const job = this.take(source, served, msg);
+        if (job) jobs.push(job);
+        if (left === 0) break;
+      }
     } catch (err) {
-      // Still counted as a pull until recovered, so a failing consumer is not pulled in a tight loop.
-      if (this.running) await this.recover(source, pattern, err);
+      // Still counted as pulls until recovered, so a failing consumer is not pulled in a tight loop.
+      if (this.running) await this.recover(source, served.pattern, err);
+    } finally {
+      source.pulls -= left;
+      served.slots.notify();
     }
-    source.pulls--;
-    slots.notify();
+    await Promise.all(jobs);
+  }
+
+  /** A pulled message into a free slot, and its processing; undefined when it was handed back at once. */
+  private take(source: Source, served: Served, msg: JsMsg): Promise<void> | undefined {
+    const { pattern, handler, slots } = served;
     // From here to taking the slot nothing is awaited: no other pull decides in between.
-    if (!msg) return;
     if (!this.running) {
       msg.nak();
-      return;
+      return undefined;
     }
     const wait = this.settling.until - Date.now();
     if (wait > 0 && msg.seq <= this.settling.upToSeq) {
       // Possibly in another agent's hands from before the restart: looked at once it settled.
       msg.nak(Number.isFinite(wait) ? wait : 2 * this.options.config.agent.heartbeatMs);
-      return;
+      return undefined;
     }
     if (slots.free <= 0) {
       // Both consumers delivered into the last slot: handed back for another agent, at once.
       msg.nak();
-      return;
+      return undefined;
     }
+    return this.processInSlot(source, served, msg, pattern, handler);
+  }
+
+  private async processInSlot(source: Source, served: Served, msg: JsMsg, pattern: string, handler: MessageHandler): Promise<void> {
+    const { slots } = served;
     slots.busy++;
     try {
       // A consumer made again by someone else (an operator, the gateway, a lost store) while no
