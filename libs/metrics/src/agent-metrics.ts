@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { startMetricsServer, type MetricsServer } from './metrics-server';
-import { AgentStepMetrics } from './step-metrics';
+import { AgentStepMetrics, DEFAULT_METRICS_OPTIONS } from './step-metrics';
 import { AgentStoreMetrics } from './store-metrics';
 
 export interface AgentIdentity {
@@ -20,7 +20,7 @@ export class AgentMetrics {
   private state: 'starting' | 'serving' | 'draining' = 'starting';
 
   constructor(readonly identity: AgentIdentity) {
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, ...DEFAULT_METRICS_OPTIONS });
     this.registry.setDefaultLabels({ agent: identity.agent, machine: identity.machine });
     new Gauge({ name: 'conveyor_agent_info', help: 'Always 1; labels name the agent', labelNames: ['app'], registers: [this.registry] }).set({ app: identity.name }, 1);
     this.steps = new AgentStepMetrics(this.registry);

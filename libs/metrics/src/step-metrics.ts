@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+/**
+ * prom-client's process metrics, with the event loop's delay sampled once a second instead of
+ * every 10 ms (its default): that timer woke an idle agent 100 times a second and was most of
+ * its idle CPU (0.77% of a core down to 0.27%, measured over 40 s after start-up); lag that
+ * matters lasts longer than a second.
+ */
+export const DEFAULT_METRICS_OPTIONS = { eventLoopMonitoringPrecision: 1000 } as const;
+
 /** Seconds: from a quick check to a long build. */
 export const STEP_DURATION_BUCKETS = [0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
 

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
 import type { AgentInfo, RunRecord } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
-import { STEP_DURATION_BUCKETS } from '@conveyor/metrics';
+import { DEFAULT_METRICS_OPTIONS, STEP_DURATION_BUCKETS } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -35,7 +35,7 @@ export class MetricsService implements OnModuleInit {
     private readonly runs: RunsStore,
   ) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, ...DEFAULT_METRICS_OPTIONS });
     this.runEvents = new Counter({
       name: 'conveyor_runs_total',
       help: 'Runs that reached a status (queued, succeeded, failed, cancelled), by pipeline',
