@@ -7,3 +7,4 @@ export * from './kv-keys';
 export * from './agents';
 export * from './step-queues';
 export * from './shared-consumer';
+export * from './stream-reads';

@@ -15,7 +15,7 @@ import {
   type StopOrder,
 } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
-import { ensureWorkConsumer, openCancelsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { ensureWorkConsumer, isWrongLastSequence, openCancelsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import {
   MsgIds,
   endOnly,
@@ -36,9 +36,6 @@ import { injectTraceparent } from '@conveyor/tracing';
 
 /** How long a process trusts that a driver's consumer it made sure of still exists. */
 const CONSUMER_RECHECK_MS = 60_000;
-
-/** JetStream's answer to a publish whose expected last sequence is not the stream's. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 /** A graph run as its log stands: whether it ended, and every step's state and last record (at `headSeq`, 0 for none). */
 export interface GraphState {
@@ -463,7 +460,7 @@ export class RunLog {
       if (ack.duplicate) return (await this.isOurs(fence, msgId)) ? { stored: true, seq: ack.seq } : { stored: false };
       return { stored: true, seq: ack.seq };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+      if (isWrongLastSequence(err)) {
         // Refused: either someone else moved the run on, or an earlier try of this very write
         // was stored and its acknowledgement lost. The id at the end of the log tells which.
         const head = await this.last(fence);

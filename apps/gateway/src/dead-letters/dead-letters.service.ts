@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { StoredMsg } from '@nats-io/jetstream';
 import type { DeadLetter } from '@conveyor/contracts';
-import { JETSTREAM, isNotFound, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, isNotFound, readBackwards, type JetStreamContext } from '@conveyor/jetstream';
 
 /** A dead letter as the API shows it: the payload as its size and a readable start. */
 export interface DeadLetterView extends Omit<DeadLetter, 'payload' | 'at'> {
@@ -38,22 +38,10 @@ export class DeadLettersService {
 
   private async newestAll(stream: string, state: { first_seq: number; last_seq: number }, limit: number): Promise<StoredMsg[]> {
     const out: StoredMsg[] = [];
-    let upper = state.last_seq;
-    for (let round = 0; round < MAX_ROUNDS && out.length < limit && upper >= state.first_seq; round++) {
-      const need = limit - out.length;
-      const start = Math.max(state.first_seq, upper - need + 1);
-      const batch: StoredMsg[] = [];
-      try {
-        for await (const m of await this.ctx.jsm.direct.getBatch(stream, { seq: start, batch: need })) {
-          // Past a deleted message the batch runs on into letters already taken (or stored since).
-          if (m.seq > upper) break;
-          batch.push(m);
-        }
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      out.push(...batch.reverse());
-      upper = start - 1;
+    let rounds = 0;
+    for await (const batch of readBackwards(this.ctx.jsm, stream, { upper: state.last_seq, first: state.first_seq, batch: limit })) {
+      out.push(...batch);
+      if (out.length >= limit || ++rounds >= MAX_ROUNDS) break;
     }
     return out.slice(0, limit);
   }

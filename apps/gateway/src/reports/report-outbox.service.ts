@@ -1,10 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { JetStreamApiError } from '@nats-io/jetstream';
 import type { ReportJob, Run } from '@conveyor/contracts';
-import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, isWrongLastSequence, type JetStreamContext } from '@conveyor/jetstream';
 import { plannedReports, type RunMoment } from '@conveyor/reports';
-
-const WRONG_LAST_SEQUENCE = 10071;
 
 /**
  * The outbox of commit statuses and notifications: the run projector hands it each run's start
@@ -25,7 +22,7 @@ export class ReportOutbox {
         await this.ctx.js.publish(this.ctx.subjects.report(run.id, kind as 'status' | 'notify', which), JSON.stringify(job), { msgID: job.id, expect: { lastSubjectSequence: 0 } });
       } catch (err) {
         // Stored already: this start or end was folded before.
-        if (!(err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)) throw err;
+        if (!isWrongLastSequence(err)) throw err;
       }
     }
     return jobs;

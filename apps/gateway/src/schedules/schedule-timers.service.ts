@@ -3,11 +3,9 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import type { Schedule, ScheduleTick } from '@conveyor/contracts';
-import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, isWrongLastSequence, type JetStreamContext } from '@conveyor/jetstream';
 import { delayToNext, planTick, tickId } from '@conveyor/schedules';
 
-/** JetStream's answer to a publish whose expected last subject sequence is not the stream's. */
-const WRONG_LAST_SEQUENCE = 10071;
 /** A timer waits at most this long before looking again (a clock that jumped, a far due time). */
 const MAX_WAIT_MS = 60_000;
 /** After a failed look (NATS away), the next one comes this soon. */
@@ -113,7 +111,7 @@ export class ScheduleTimers implements OnApplicationBootstrap, OnModuleDestroy {
       if (plan.catchUp) this.log.log(`schedule "${s.name}": stored catch-up tick ${id} for the due times missed since the last tick`);
     } catch (err) {
       // Another gateway stored this due time's tick (or a later one) first.
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) return;
+      if (isWrongLastSequence(err)) return;
       throw err;
     }
   }
