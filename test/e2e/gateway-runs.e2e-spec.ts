@@ -224,6 +224,8 @@ describe('runs at scale', () => {
   let ctx: JetStreamContext;
   /** Run ids newest first; every 500th run is of pipeline "rare", the rest of "common". */
   const ids: string[] = [];
+  /** ids[n] was made n seconds before this. */
+  let newest = 0;
   const http = () => request(gw.url);
   const runsStream = () => `KV_${ctx.subjects.bucket('runs')}`;
 
@@ -231,20 +233,24 @@ describe('runs at scale', () => {
    * Counts the requests that read stored run records, as the NATS server receives them: a
    * plain subscriber on the JetStream API subjects gets a copy of each (and answers none).
    */
-  const countReads = async <T>(what: () => Promise<T>): Promise<{ result: T; reads: number; listings: number }> => {
+  const countReads = async <T>(what: () => Promise<T>): Promise<{ result: T; reads: number; listings: number; indexReads: number }> => {
     let reads = 0;
     let listings = 0;
+    let indexReads = 0;
+    const index = ctx.subjects.runIndexStream;
     const subs = [
       ctx.nc.subscribe(`$JS.API.DIRECT.GET.${runsStream()}.>`, { callback: () => void reads++ }),
-      ctx.nc.subscribe(`$JS.API.DIRECT.GET.${runsStream()}`, { callback: () => void reads++ }),
       ctx.nc.subscribe(`$JS.API.STREAM.MSG.GET.${runsStream()}`, { callback: () => void reads++ }),
+      // Listing the bucket's keys is a stream info request with a subjects filter.
       ctx.nc.subscribe(`$JS.API.STREAM.INFO.${runsStream()}`, { callback: () => void listings++ }),
+      ctx.nc.subscribe(`$JS.API.DIRECT.GET.${index}`, { callback: () => void indexReads++ }),
+      ctx.nc.subscribe(`$JS.API.DIRECT.GET.${index}.>`, { callback: () => void indexReads++ }),
     ];
     await ctx.nc.flush();
     try {
       const result = await what();
       await ctx.nc.flush();
-      return { result, reads, listings };
+      return { result, reads, listings, indexReads };
     } finally {
       subs.forEach((s) => s.unsubscribe());
     }
@@ -256,7 +262,7 @@ describe('runs at scale', () => {
     ctx = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: nats.url }, { name: 'runs-at-scale-test' }));
     const { runs } = await openBuckets(ctx);
     expect((await ctx.jsm.streams.info(runsStream())).config.max_age).toBe(0);
-    const now = Date.now();
+    const now = (newest = Date.now());
     for (let i = 0; i < STORED; i++) ids.push(newRunId(now - i * 1_000));
     const record = (n: number): Run => ({
       id: ids[n],
@@ -280,18 +286,34 @@ describe('runs at scale', () => {
     await nats?.dispose();
   });
 
-  it(`reads about "limit" run records for a page, of ${STORED} stored`, async () => {
+  it(`reads about "limit" run records for a page, of ${STORED} stored, and never lists the bucket's keys`, async () => {
     for (const limit of [1, 10, 50, 500]) {
-      const { result, reads, listings } = await countReads(() => http().get(`/runs?limit=${limit}`).expect(200));
+      const { result, reads, listings, indexReads } = await countReads(() => http().get(`/runs?limit=${limit}`).expect(200));
       expect((result.body as Run[]).map((r) => r.id)).toEqual(ids.slice(0, limit));
       expect(reads).toBeGreaterThan(0);
       expect(reads).toBeLessThanOrEqual(limit);
-      expect(listings).toBe(1);
+      expect(listings).toBe(0);
+      // The run index's last entries: one batch of direct gets per 128 runs.
+      expect(indexReads).toBeLessThanOrEqual(Math.ceil(limit / 128));
     }
     // The default page is 50.
     const { result, reads } = await countReads(() => http().get('/runs').expect(200));
     expect(result.body).toHaveLength(50);
     expect(reads).toBeLessThanOrEqual(50);
+  });
+
+  it('pages through every stored run with the Link header, each once, newest first', async () => {
+    const seen: string[] = [];
+    let next: string | undefined = '/runs?limit=500';
+    for (let page = 0; next && page < STORED / 500 + 2; page++) {
+      const res: request.Response = await http().get(next).expect(200);
+      seen.push(...(res.body as Run[]).map((r) => r.id));
+      next = /<([^>]+)>; rel="next"/.exec(res.headers.link ?? '')?.[1];
+    }
+    expect(seen).toEqual(ids);
+    // A cursor whose run is not in the index (expired, say) pages on by id.
+    const gone = newRunId(newest - 999_500);
+    expect((await http().get(`/runs?limit=3&before=${gone}`).expect(200)).body.map((r: Run) => r.id)).toEqual(ids.slice(1_000, 1_003));
   });
 
   it(`a filtered page reads at most CONVEYOR_RUNS_LIST_SCAN (${SCAN}) records and says when it stopped there`, async () => {
@@ -311,6 +333,8 @@ describe('runs at scale', () => {
     const info = await ctx.jsm.streams.info(runsStream());
     expect(info.config.max_age).toBe(nanos(30 * 86_400_000));
     expect(info.state.messages).toBe(STORED);
+    // The runs stored before the index existed got their entries at the first start, oldest first.
+    expect((await ctx.jsm.streams.info(ctx.subjects.runIndexStream)).state.messages).toBe(STORED);
     // Another setting updates the same stream (not a new one).
     const other = await startGateway(nats.url, { CONVEYOR_RUNS_MAX_AGE: '90d' });
     try {
@@ -318,6 +342,7 @@ describe('runs at scale', () => {
       expect(after.config.max_age).toBe(nanos(90 * 86_400_000));
       expect(after.created).toBe(info.created);
       expect(after.state.messages).toBe(STORED);
+      expect((await ctx.jsm.streams.info(ctx.subjects.runIndexStream)).state.messages).toBe(STORED);
     } finally {
       await other.close();
     }

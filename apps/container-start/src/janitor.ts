@@ -4,7 +4,7 @@ import { loadConfig, type ConveyorConfig } from '@conveyor/config';
 import { RUN_ID_PATTERN, isTerminalRunStatus, type Run } from '@conveyor/contracts';
 import { BuildContainers, LABELS, containerLabelsFromEnv, formatDeadline, type RunContainer } from '@conveyor/docker';
 import { connectJetStream, openBuckets } from '@conveyor/jetstream';
-import { RunsStore } from '@conveyor/store';
+import { JsonKv } from '@conveyor/store';
 import { Workspaces } from '@conveyor/workspace';
 
 /** The driver whose step makes a run's container (and pins the run to its machine). */
@@ -167,7 +167,8 @@ export class JanitorService implements OnApplicationBootstrap, OnApplicationShut
         await ctx.nc.close();
         return;
       }
-      const runs = new RunsStore(await openBuckets(ctx));
+      // Reads run records only (never lists or makes them), so the bucket itself is enough.
+      const runs = new JsonKv<Run>((await openBuckets(ctx)).runs, 'run');
       const janitor = new BuildJanitor({
         containers: this.containers,
         workspaces: this.workspaces,

@@ -44,6 +44,7 @@ export type RunRecordSubject =
  *   <prefix>.dlq.<driver>                            dead letters: poison messages terminated by a driver
  *   <prefix>.ticks.<schedule>                        a schedule's ticks, one per due time (see the gateway's schedules)
  *   <prefix>.reports.<run>.<kind>.<which>            a commit status or notification to send (see the gateway's reports)
+ *   <prefix>.run-index.<run>                         one per run, stored as its run record is made: the order runs are listed in
  *
  * The records of a run differ in their number of tokens, so no step id (`end`, `claim`) or
  * driver name can make one kind look like another.
@@ -71,6 +72,7 @@ export class Subjects {
   get deadLetterStream(): string { return `${this.streamPrefix}_DLQ`; }
   get ticksStream(): string { return `${this.streamPrefix}_TICKS`; }
   get reportsStream(): string { return `${this.streamPrefix}_REPORTS`; }
+  get runIndexStream(): string { return `${this.streamPrefix}_RUN_INDEX`; }
 
   bucket(kind: 'definitions' | 'pipelines' | 'resources' | 'runs' | 'cancels' | 'agents' | 'open-runs' | 'groups' | 'schedules' | 'tick-runs' | 'triggers' | 'hook-deliveries' | 'artifacts' | 'caches'): string {
     return `${this.prefix.replace(/\./g, '_')}-${kind}`;
@@ -82,6 +84,17 @@ export class Subjects {
   get allDeadLetters(): string { return `${this.prefix}.dlq.>`; }
   get allTicks(): string { return `${this.prefix}.ticks.*`; }
   get allReports(): string { return `${this.prefix}.reports.>`; }
+  get allRunIndex(): string { return `${this.prefix}.run-index.*`; }
+
+  /** A run's entry in the run index (see the runs store). */
+  runIndex(runId: string): string {
+    return `${this.prefix}.run-index.${token(runId)}`;
+  }
+
+  /** The run id of a run-index entry's subject. */
+  runOfIndexEntry(subject: string): string {
+    return subject.slice(`${this.prefix}.run-index.`.length);
+  }
 
   /** A report job's subject: one per job, so a job is stored once (its publish expects the subject empty). */
   report(runId: string, kind: 'status' | 'notify', which: string): string {

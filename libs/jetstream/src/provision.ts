@@ -116,6 +116,30 @@ export async function provisionReportsStream(ctx: JetStreamContext): Promise<voi
   });
 }
 
+/**
+ * The run index: one empty message per run (`<prefix>.run-index.<run>`), stored as its run
+ * record is made, so that the newest runs are the stream's last messages and a page of runs is
+ * read from its end (direct gets) instead of listing every key of the runs bucket. Kept twice as
+ * long as run records (which expire that long after their last change, not their making);
+ * entries of runs gone are skipped by readers. Made by the gateways only.
+ */
+export async function provisionRunIndexStream(ctx: JetStreamContext): Promise<void> {
+  const { subjects: s, config: c } = ctx;
+  const maxAgeMs = c.retention.runsMaxAgeMs * 2;
+  await ensureStream(ctx, {
+    name: s.runIndexStream,
+    description: 'One entry per run, in the order run records were made: what run listings page through',
+    subjects: [s.allRunIndex],
+    storage: StorageType.File,
+    num_replicas: c.replicas,
+    discard: DiscardPolicy.Old,
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(maxAgeMs),
+    allow_direct: true,
+    duplicate_window: nanos(maxAgeMs > 0 ? Math.min(c.steps.dedupeWindowMs, maxAgeMs) : c.steps.dedupeWindowMs),
+  });
+}
+
 export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
   return ensureBucket(ctx, ctx.subjects.bucket('open-runs'), {
     history: 1,

@@ -1,3 +1,4 @@
 export * from './errors';
 export * from './json-kv';
 export * from './stores';
+export * from './run-index';

@@ -3,6 +3,7 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import type { ResourceDefinition, Pipeline, Resource, Run } from '@conveyor/contracts';
 import type { Buckets } from '@conveyor/jetstream';
 import { ConflictError, NotFoundError, isWrongRevision } from './errors';
+import { RunIndex } from './run-index';
 import { JsonKv, type Versioned } from './json-kv';
 
 export class DefinitionsStore extends JsonKv<ResourceDefinition> {
@@ -126,8 +127,17 @@ export const DEFAULT_RUNS_SCAN = 5000;
 const FILTER_BATCH = 128;
 
 export class RunsStore extends JsonKv<Run> {
-  constructor(buckets: Buckets) {
+  constructor(
+    buckets: Buckets,
+    private readonly index: RunIndex,
+  ) {
     super(buckets.runs, 'run');
+  }
+
+  /** Stores the run's index entry, then its record (see RunIndex); ConflictError when it exists. */
+  override async create(key: string, value: Run): Promise<number> {
+    await this.index.add(key);
+    return super.create(key, value);
   }
 
   /** Newest first (see `page`). */
@@ -136,31 +146,37 @@ export class RunsStore extends JsonKv<Run> {
   }
 
   /**
-   * The newest runs, without reading the others. Run ids are time-ordered (ULID layout), so
-   * key order is creation order: the keys come from the bucket's stream in one request
-   * (subjects only, no values; paged by the client above 100,000 keys), sorted newest first,
-   * and values are read from the newest down:
-   *  - without a filter, exactly the `limit` newest (more only for keys whose value was
-   *    deleted);
-   *  - with one, in batches of 128 until `limit` match, at most `maxScan` records in all;
-   *    `partial` says the scan stopped there with older runs unread.
-   * `before` (a run id) pages on: only runs older than it (keys below it) are looked at.
+   * The newest runs, in the order they were made, read from the end of the run index and never
+   * all of it (see RunIndex): values are read from the newest down, in the index's batches,
+   *  - without a filter, until `limit` are found (entries of runs gone are skipped);
+   *  - with one, until `limit` match, at most `maxScan` records in all; `partial` says the scan
+   *    stopped there with older runs unread.
+   * `before` (a run id) pages on: only runs made before it are looked at.
    */
   async page(limit: number, opts: { filter?: (run: Run) => boolean; maxScan?: number; before?: string } = {}): Promise<RunsPage> {
     const { filter, before } = opts;
     const maxScan = Math.max(limit, opts.maxScan ?? DEFAULT_RUNS_SCAN);
-    const keys = (await this.keys()).filter((k) => before === undefined || k < before).sort().reverse();
     const runs: Run[] = [];
     let scanned = 0;
-    while (runs.length < limit && scanned < keys.length && scanned < maxScan) {
-      const want = filter ? FILTER_BATCH : limit - runs.length;
-      const batch = keys.slice(scanned, scanned + Math.min(want, maxScan - scanned));
-      scanned += batch.length;
-      for (const r of await Promise.all(batch.map((k) => this.get(k)))) {
-        if (r && (!filter || filter(r.value)) && runs.length < limit) runs.push(r.value);
+    let partial = false;
+    for await (const wanted of this.index.newest(before)) {
+      for (let i = 0; i < wanted.length && runs.length < limit; ) {
+        if (scanned >= maxScan) {
+          partial = true;
+          break;
+        }
+        // Without a filter, only as many as are still missing; with one, a whole batch.
+        const take = Math.min(filter ? FILTER_BATCH : limit - runs.length, wanted.length - i, maxScan - scanned);
+        const batch = wanted.slice(i, i + take);
+        i += take;
+        scanned += batch.length;
+        for (const r of await Promise.all(batch.map((k) => this.get(k)))) {
+          if (r && (!filter || filter(r.value)) && runs.length < limit) runs.push(r.value);
+        }
       }
+      if (runs.length >= limit || partial) break;
     }
-    return { runs, scanned, partial: runs.length < limit && scanned < keys.length };
+    return { runs, scanned, partial };
   }
 
   /**
