@@ -53,6 +53,28 @@ describe('state store on a real nats-server', () => {
     expect((await defs.require('d')).value.version).toBe('2');
   });
 
+  it('mutateFrom writes on what the writer knows without reading it, and reads again when someone wrote in between', async () => {
+    const defs = new DefinitionsStore(await openBuckets(ctx));
+    const def = { name: 'm', description: '', version: '1', schema: {}, createdAt: '', updatedAt: '' };
+    const rev = await defs.create('m', def);
+    let reads = 0;
+    const sub = ctx.nc.subscribe(`$JS.API.DIRECT.GET.KV_${ctx.subjects.bucket('definitions')}.>`, { callback: () => void reads++ });
+    try {
+      const bump = (d: typeof def) => ({ ...d, version: String(Number(d.version) + 1) });
+      const known = await defs.mutateFrom('m', bump, { value: def, revision: rev });
+      await ctx.nc.flush();
+      expect([known.value.version, reads]).toEqual(['2', 0]);
+      // Another writer moves it on: the stale knowledge fails its compare-and-set, and the change is made on a fresh read.
+      await defs.update('m', { ...def, version: '10' }, known.revision);
+      const after = await defs.mutateFrom('m', bump, known);
+      await ctx.nc.flush();
+      expect([after.value.version, reads]).toEqual(['11', 1]);
+      expect(await defs.require('m')).toEqual(after);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
   it('keeps every version of a resource and numbers concurrent writers apart', async () => {
     const res = new ResourcesStore(await openBuckets(ctx));
     await res.create({ name: 'x', resource: 't', spec: { n: 0 }, metadata: {}, version: 1, createdAt: '' });

@@ -59,15 +59,25 @@ export class JsonKv<T> {
    * that merge rather than replace (e.g. folding run events).
    */
   async mutate(key: string, change: (current: T) => T | undefined, attempts = 20): Promise<T> {
+    return (await this.mutateFrom(key, change, undefined, attempts)).value;
+  }
+
+  /**
+   * `mutate` that starts from `known` (what this writer read or wrote last) instead of reading
+   * it, and answers with the revision it stored: a writer that keeps its records saves a read
+   * per write. When `known` is stale the compare-and-set fails and the next try reads.
+   */
+  async mutateFrom(key: string, change: (current: T) => T | undefined, known?: Versioned<T>, attempts = 20): Promise<Versioned<T>> {
+    let cur = known;
     for (let i = 0; i < attempts; i++) {
-      const cur = await this.require(key);
+      cur ??= await this.require(key);
       const next = change(cur.value);
-      if (next === undefined) return cur.value;
+      if (next === undefined) return cur;
       try {
-        await this.kv.update(key, JSON.stringify(next), cur.revision);
-        return next;
+        return { value: next, revision: await this.kv.update(key, JSON.stringify(next), cur.revision) };
       } catch (err) {
         if (!isWrongRevision(err)) throw err;
+        cur = undefined;
       }
     }
     throw new ConflictError(`${this.what} "${key}" is being changed too often; gave up after ${attempts} attempts`);

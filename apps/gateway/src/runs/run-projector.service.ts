@@ -6,7 +6,7 @@ import type { KV } from '@nats-io/kv';
 import { JETSTREAM, SharedConsumer, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
-import { ConflictError, NotFoundError, RunsStore } from '@conveyor/store';
+import { ConflictError, NotFoundError, RunsStore, type Versioned } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { ReportOutbox } from '../reports/report-outbox.service';
 import { RunAdmission } from './run-admission.service';
@@ -18,6 +18,8 @@ const RESTART_DELAY_MS = 1000;
  * Folding a batch takes milliseconds; a redelivered record is folded again harmlessly.
  */
 const PROJECTOR_ACK_WAIT_MS = 3_000;
+/** Open runs whose last folded record a gateway keeps (the oldest is forgotten first). */
+const FOLDED_KEPT = 1_000;
 
 /**
  * Folds the records of runs' logs into the runs bucket, so that `GET /runs/:id` shows what
@@ -47,6 +49,12 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly runLog: RunLog;
   /** Runs that have not ended, for the reconciler (see openOpenRunsBucket). */
   private openRuns!: KV;
+  /**
+   * The run record this gateway stored last, by open run: the next fold of the run starts from
+   * it instead of reading it (a read per record saved). Someone else's write in between (another
+   * gateway, a cancel) makes the compare-and-set fail, and that fold reads.
+   */
+  private readonly folded = new Map<string, Versioned<Run>>();
 
   async onApplicationBootstrap(): Promise<void> {
     this.openRuns = await openOpenRunsBucket(this.ctx);
@@ -137,6 +145,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           // The open-runs index: entered at a run's first record, left at its end. A first record
           // redelivered after the end enters it again; the reconciler removes such a key.
           const started = records.some(isFirstRecord);
+          if (end) this.folded.delete(runId);
           if (end) await this.openRuns.delete(runId);
           else if (started) await this.openRuns.put(runId, '');
           // Its commit status and notifications are stored before the records are acked: a
@@ -166,11 +175,20 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** One compare-and-set write for all of a run's facts in the batch; the record is made from the run's first step when missing. */
   private async foldRun(runId: string, events: RunEvent[], records: RunRecord[]): Promise<Run> {
-    const apply = () =>
-      this.runs.mutate(runId, (run) => {
-        const next = events.reduce(applyEvent, run);
-        return next === run ? undefined : next;
-      });
+    const apply = async () => {
+      const stored = await this.runs.mutateFrom(
+        runId,
+        (run) => {
+          const next = events.reduce(applyEvent, run);
+          return next === run ? undefined : next;
+        },
+        this.folded.get(runId),
+      );
+      this.folded.delete(runId);
+      this.folded.set(runId, stored);
+      if (this.folded.size > FOLDED_KEPT) this.folded.delete(this.folded.keys().next().value!);
+      return stored.value;
+    };
     try {
       return await apply();
     } catch (err) {
