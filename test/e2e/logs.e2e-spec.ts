@@ -145,6 +145,8 @@ describe('logs', () => {
   it('answers a client that resumes after the end with the end again, and nothing twice', async () => {
     const id = await sys.run([{ driver: 'printer', config: { lines: 3 } }]);
     const url = `${sys.api.baseUrl}/logs/pipeline/${id}`;
+    // Counted before the first stream: the client sees its end a moment before its consumer is deleted.
+    const before = await logConsumers();
     const first: SseEvent[] = [];
     await readSse(url, (e) => {
       first.push(e);
@@ -155,7 +157,6 @@ describe('logs', () => {
     expect(JSON.parse(end.data).status).toBe('succeeded');
     const logs = first.filter((e) => e.event === 'log');
     expect(logs.length).toBeGreaterThanOrEqual(3);
-    const before = await logConsumers();
 
     /** What a reconnecting client (an EventSource) gets: read until the gateway closes the stream (bounded). */
     const resume = async (path: string, lastEventId: string) => {

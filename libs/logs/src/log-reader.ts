@@ -1,8 +1,11 @@
 import { DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { LogLine, LogsEnd, Subjects } from '@conveyor/contracts';
 
-/** A stored log line or the run's end marker, with its stream sequence (the SSE event id). */
-export type LogEntry = { seq: number; line: LogLine } | { seq: number; end: LogsEnd };
+/**
+ * A stored log line (and, when it is one line of text, its JSON as stored) or the run's end
+ * marker, with its stream sequence (the SSE event id).
+ */
+export type LogEntry = { seq: number; line: LogLine; json?: string } | { seq: number; end: LogsEnd };
 
 export interface ReadOptions {
   /** Only lines of this driver (the end marker always comes through). */
@@ -76,9 +79,10 @@ export class LogReader {
         const last = m.info.pending === 0;
         let entry: LogEntry | undefined;
         try {
-          const body = m.json<LogLine & LogsEnd>();
+          const text = m.string();
+          const body = JSON.parse(text) as LogLine & LogsEnd;
           if (m.subject === this.subjects.logsEnd(runId)) entry = { seq, end: body };
-          else if (!opts.driver || body.driver === opts.driver) entry = { seq, line: body };
+          else if (!opts.driver || body.driver === opts.driver) entry = text.includes('\n') ? { seq, line: body } : { seq, line: body, json: text };
         } catch {
           // Not ours (published by hand): skip it rather than break the stream.
         }

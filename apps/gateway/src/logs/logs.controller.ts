@@ -7,7 +7,7 @@ import { CONVEYOR_CONFIG } from '@conveyor/jetstream';
 import { LogReader, type LogEntry } from '@conveyor/logs';
 import { RunsStore } from '@conveyor/store';
 import { NamePipe, RunIdPipe } from '../common/params';
-import { drained, openSse } from '../common/sse';
+import { SseWriter, openSse } from '../common/sse';
 
 @ApiTags('logs')
 @Controller('logs')
@@ -80,14 +80,16 @@ export class LogsController implements OnModuleDestroy {
     this.streams.add(abort);
     res.on('close', () => abort.abort());
     const stopPings = openSse(res);
+    const out = new SseWriter(res, abort.signal);
     try {
       for await (const e of this.reader.read(runId, { driver, afterSeq, follow: true, signal: abort.signal })) {
-        if (!res.write(frame(e))) await drained(res, abort.signal);
+        await out.send(frame(e));
         if (abort.signal.aborted) break;
       }
     } catch (err) {
-      if (!abort.signal.aborted) res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
+      if (!abort.signal.aborted) await out.send(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
     } finally {
+      out.flush();
       stopPings();
       this.streams.delete(abort);
       const left = (this.perRun.get(runId) ?? 1) - 1;
@@ -100,5 +102,6 @@ export class LogsController implements OnModuleDestroy {
 
 function frame(e: LogEntry): string {
   if ('end' in e) return `id: ${e.seq}\nevent: end\ndata: ${JSON.stringify(e.end)}\n\n`;
-  return `id: ${e.seq}\nevent: log\ndata: ${JSON.stringify(e.line)}\n\n`;
+  // The line as stored is already its JSON (one line of text): not encoded again.
+  return `id: ${e.seq}\nevent: log\ndata: ${e.json ?? JSON.stringify(e.line)}\n\n`;
 }
