@@ -7,6 +7,7 @@ import { benchArtifacts } from './artifacts';
 import { benchBrowser } from './browser';
 import { benchCpu } from './cpu-phase';
 import { benchDockerPipeline } from './docker-pipeline';
+import { benchLogsThroughput } from './logs-throughput';
 import { fencedWrite } from './fenced-write';
 import { rawHop } from './raw-hop';
 import { benchScale } from './scale';
@@ -299,6 +300,11 @@ async function main(): Promise<void> {
     process.stdout.write('full 4-step pipeline on real Docker vs the same by hand ... ');
     results.push(...(await benchDockerPipeline()));
     console.log('done');
+    if (process.env.BENCH_LOG_THROUGHPUT !== '0') {
+      process.stdout.write('a build printing many lines on real Docker vs docker exec > /dev/null ... ');
+      results.push(...(await benchLogsThroughput()));
+      console.log('done');
+    }
   }
   console.log(`\n${table(results)}\n`);
   process.exit(0);
