@@ -34,7 +34,7 @@ export interface RunStepOptions {
 }
 
 /** How the one-step run ended. */
-export interface StepRun {
+export interface LocalRun {
   runId: string;
   status: 'succeeded' | 'failed' | 'cancelled';
   /** The step's ending: message, data, attempt, agent… (absent only if the run ended without it). */
@@ -44,7 +44,7 @@ export interface StepRun {
 }
 
 /** Starts a run of one step of `driver` and waits (bounded) for its end. */
-export async function runStep(options: RunStepOptions): Promise<StepRun> {
+export async function runStep(options: RunStepOptions): Promise<LocalRun> {
   if (!isName(options.driver)) throw new Error(`runStep: invalid driver name ${JSON.stringify(options.driver)}: ${NAME_RULE}`);
   const waitMs = options.waitMs ?? 30_000;
   const deadline = Date.now() + waitMs;
