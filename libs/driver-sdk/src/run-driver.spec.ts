@@ -1,5 +1,4 @@
 import { runDriver, type RunDriverOptions } from './run-driver';
-import { runStep } from './local-run';
 
 // Refused before anything connects: these tests need no NATS (nothing listens on port 1).
 const env = { CONVEYOR_NATS_URL: 'nats://127.0.0.1:1' };
@@ -14,9 +13,5 @@ describe('runDriver options', () => {
   it('refuses a missing handler and a bad concurrency', async () => {
     await expect(runDriver({ name: 'ok', env } as unknown as RunDriverOptions)).rejects.toThrow('runDriver: "handle" must be a function (ctx) => StepResult, not undefined');
     await expect(runDriver({ name: 'ok', handle: async () => ({ success: true }), concurrency: 0, env })).rejects.toThrow('"concurrency" must be a whole number of at least 1, not 0');
-  });
-
-  it('runStep refuses a bad driver name', async () => {
-    await expect(runStep({ driver: 'Bad Name', env })).rejects.toThrow('runStep: invalid driver name "Bad Name"');
   });
 });
