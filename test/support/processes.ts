@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 
 // This file runs from test/support under ts-jest and from dist/test/support in the bench.
 const UP = join(__dirname, '..', '..');
@@ -23,11 +23,12 @@ export class AppProcess {
   }
 
   /**
-   * Starts `dist/<entry>` and waits (bounded) until its output contains `readyText`. `nodeArgs`
-   * go to node before the file (the bench's `--require` of its CPU profiler).
+   * Starts `dist/<entry>` (or `entry` itself when absolute: a program built outside this
+   * repository) and waits (bounded) until its output contains `readyText`. `nodeArgs` go to node
+   * before the file (the bench's `--require` of its CPU profiler).
    */
   static async start(name: string, entry: string, env: Record<string, string>, readyText: string, timeoutMs = 20_000, nodeArgs: string[] = []): Promise<AppProcess> {
-    const file = join(DIST, entry);
+    const file = isAbsolute(entry) ? entry : join(DIST, entry);
     if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first (test/run.sh does)`);
     const proc = spawn(process.execPath, [...nodeArgs, file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const app = new AppProcess(name, proc, env.CONVEYOR_AGENT_ID);

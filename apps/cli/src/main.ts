@@ -7,6 +7,7 @@ import { describe } from './commands/describe';
 import { events } from './commands/events';
 import { get, GET_KINDS, parseKind } from './commands/get';
 import { logs } from './commands/logs';
+import { newDriver } from './commands/new-driver';
 import { runPipeline } from './commands/run';
 import { CliError, EXIT } from './errors';
 import { parseFormat } from './output';
@@ -92,6 +93,15 @@ function program(): Command {
     .addOption(new Option('-n, --count <n>', 'stop after N messages').argParser(positiveInt))
     .option('--timeout <duration>', 'stop after this long (e.g. 30s); exit 1 if --count was not reached')
     .action(async (o: { run?: string; count?: number; timeout?: string }) => done(await events(o)));
+
+  p.command('new')
+    .description('start a project')
+    .command('driver')
+    .description('write a driver project in its own directory: the SDK (@conveyor/driver-sdk), a runDriver main, a test that runs one step on a local nats-server')
+    .argument('<name>', "the driver's name, as pipelines' steps say it (lowercase letters, digits, \"-\")")
+    .option('--dir <dir>', 'where to write it; must not exist or be empty (default: ./NAME)')
+    .option('--sdk <path|version>', 'the SDK: a tarball from "npm pack" (a file: dependency), or a version on the registry (default: this version)')
+    .action((name: string, o: { dir?: string; sdk?: string }) => newDriver(name, o, say));
 
   return p;
 }

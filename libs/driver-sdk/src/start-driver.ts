@@ -16,12 +16,34 @@ export interface StartDriverOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** A driver agent serving its steps, with the way to stop it. */
+export interface LaunchedDriver {
+  app: INestMicroservice;
+  /** CONVEYOR_AGENT_ID, or the one made up from the host and process. */
+  agentId: string;
+  /**
+   * Stops taking work, lets running steps finish (CONVEYOR_DRAIN_TIMEOUT, default 30s), hands
+   * back the rest and closes the connection. Once: later calls get the same promise.
+   */
+  stop(reason?: string): Promise<void>;
+}
+
 /**
  * Runs a driver app: a Nest microservice on the JetStream transport whose `@HandleStep`
  * method gets every step of its driver. SIGTERM/SIGINT stop taking work, let running steps
  * finish (CONVEYOR_DRAIN_TIMEOUT, default 30s), hand back the rest, and exit 0.
  */
 export async function startDriver(module: Type<unknown>, options: StartDriverOptions): Promise<INestMicroservice> {
+  const driver = await launchDriver(module, options);
+  exitOnSignals(driver, options.name);
+  return driver.app;
+}
+
+/**
+ * What startDriver does but the signals: the driver runs until `stop()`. For runDriver and
+ * for embedding a driver in a process that owns its own shutdown.
+ */
+export async function launchDriver(module: Type<unknown>, options: StartDriverOptions): Promise<LaunchedDriver> {
   const env = options.env ?? process.env;
   const config: ConveyorConfig = loadConfig(env, { concurrency: options.concurrency, name: options.name });
   const drainTimeoutMs = parseDuration(env.CONVEYOR_DRAIN_TIMEOUT ?? '30s') ?? 30_000;
@@ -42,26 +64,37 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
   const log = new Logger(options.name);
   const metricsServer = await metrics.serve(metricsAt.port, metricsAt.host);
   if (metricsServer) log.log(`metrics on http://${metricsAt.host}:${metricsServer.port}/metrics, health on /health`);
-  let stopping = false;
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      if (stopping) return;
-      stopping = true;
+  let stopped: Promise<void> | undefined;
+  const stop = (reason = 'stopping') => {
+    stopped ??= (async () => {
       metrics.draining();
-      log.log(`${signal}: draining (up to ${drainTimeoutMs / 1000}s) and stopping`);
+      log.log(`${reason}: draining (up to ${drainTimeoutMs / 1000}s) and stopping`);
       // Said at once in the agents bucket (GET /drivers), not after the running steps end; not
       // awaited, so an unreachable NATS does not delay the drain (its heartbeat awaits the write
       // before it removes the entry).
       void runner.draining();
-      // The spans still batched are sent before the exit (bounded by the exporter's own timeout).
-      app.close().then(
-        () => stopTracing().then(() => process.exit(0)),
+      await app.close();
+      // Stops listening at once; not awaited: a scrape in progress does not hold the stop.
+      void metricsServer?.close();
+      // The spans still batched are sent (bounded by the exporter's own timeout).
+      await stopTracing();
+    })();
+    return stopped;
+  };
+  return { app, agentId: config.agent.id, stop };
+}
+
+/** SIGTERM/SIGINT: drain and stop, then exit 0 (1 when the shutdown failed). */
+export function exitOnSignals(driver: Pick<LaunchedDriver, 'stop'>, name: string): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      driver.stop(signal).then(
+        () => process.exit(0),
         (err) => {
-          log.error(`shutdown failed: ${err}`);
+          new Logger(name).error(`shutdown failed: ${err}`);
           process.exit(1);
         },
       );
     });
   }
-  return app;
 }
