@@ -5,5 +5,4 @@ export * from './models';
 export * from './messages';
 export * from './step-message';
 export * from './ids';
-export * from './dto';
 export * from './run-event';

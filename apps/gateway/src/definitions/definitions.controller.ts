@@ -1,7 +1,8 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import { ApiConflictResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { type ResourceDefinition, ResourceDefinitionDto, ResourceDefinitionUpdateDto } from '@conveyor/contracts';
+import { type ResourceDefinition } from '@conveyor/contracts';
+import { ResourceDefinitionDto, ResourceDefinitionUpdateDto } from '../common/request-bodies';
 import { parseIfMatch, setEtag } from '../common/etag';
 import { NamePipe } from '../common/params';
 import { DefinitionsService } from './definitions.service';

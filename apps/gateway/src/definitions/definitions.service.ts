@@ -1,5 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import type { ResourceDefinition, ResourceDefinitionDto, ResourceDefinitionUpdateDto } from '@conveyor/contracts';
+import type { ResourceDefinition } from '@conveyor/contracts';
+import type { ResourceDefinitionDto, ResourceDefinitionUpdateDto } from '../common/request-bodies';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { replaceStored } from '../common/replace';

@@ -1,7 +1,8 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { type Pipeline, PipelineDto, PipelineUpdateDto } from '@conveyor/contracts';
+import { type Pipeline } from '@conveyor/contracts';
+import { PipelineDto, PipelineUpdateDto } from '../common/request-bodies';
 import { parseIfMatch, setEtag } from '../common/etag';
 import { NamePipe } from '../common/params';
 import { PipelinesService } from './pipelines.service';

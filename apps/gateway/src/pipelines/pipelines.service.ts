@@ -1,5 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import { APPROVAL_DRIVER, PROJECTOR_CONSUMER, type Pipeline, type PipelineDto, type PipelineUpdateDto } from '@conveyor/contracts';
+import { APPROVAL_DRIVER, PROJECTOR_CONSUMER, type Pipeline } from '@conveyor/contracts';
+import { type PipelineDto, type PipelineUpdateDto } from '../common/request-bodies';
 import { conditionProblem, expandMatrices, groupTemplateProblem, resolveNeeds } from '@conveyor/runs';
 import { ConflictError, DefinitionsStore, PipelinesStore, ResourcesStore, type Versioned } from '@conveyor/store';
 import { replaceStored } from '../common/replace';

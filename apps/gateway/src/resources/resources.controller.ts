@@ -1,7 +1,8 @@
 import { BadRequestException, Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { NAME_PATTERN, NAME_RULE, type Resource, ResourceDto, ResourceUpdateDto } from '@conveyor/contracts';
+import { NAME_PATTERN, NAME_RULE, type Resource } from '@conveyor/contracts';
+import { ResourceDto, ResourceUpdateDto } from '../common/request-bodies';
 import { parseIfMatch, setEtag } from '../common/etag';
 import { NamePipe, VersionPipe } from '../common/params';
 import { ResourcesService, type ResourceWriteResult } from './resources.service';

@@ -1,5 +1,6 @@
 import { BadRequestException, ConflictException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
-import { type JsonObject, type Pipeline, type Resource, type ResourceDto, type ResourceUpdateDto, type TriggerOrigin, newRunId } from '@conveyor/contracts';
+import { type JsonObject, type Pipeline, type Resource, type TriggerOrigin, newRunId } from '@conveyor/contracts';
+import { type ResourceDto, type ResourceUpdateDto } from '../common/request-bodies';
 import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { RunStarter } from '../runs/run-starter.service';

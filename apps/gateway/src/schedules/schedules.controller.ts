@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ScheduleDto, ScheduleUpdateDto } from '@conveyor/contracts';
+import { ScheduleDto, ScheduleUpdateDto } from '../common/request-bodies';
 import { NamePipe } from '../common/params';
 import { SchedulesService, type ScheduleView } from './schedules.service';
 

@@ -1,5 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import type { Schedule, ScheduleDto, ScheduleTickOutcome, ScheduleUpdateDto } from '@conveyor/contracts';
+import type { Schedule, ScheduleTickOutcome } from '@conveyor/contracts';
+import type { ScheduleDto, ScheduleUpdateDto } from '../common/request-bodies';
 import { cronError, nextDue } from '@conveyor/schedules';
 import { ResourcesService } from '../resources/resources.service';
 import { SchedulesStore } from './schedules.store';

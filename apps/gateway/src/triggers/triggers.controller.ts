@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { TriggerDto, TriggerUpdateDto } from '@conveyor/contracts';
+import { TriggerDto, TriggerUpdateDto } from '../common/request-bodies';
 import { NamePipe } from '../common/params';
 import { TriggersService, type TriggerView } from './triggers.service';
 

@@ -1,5 +1,6 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import type { HookDeliveryOutcome, Trigger, TriggerDto, TriggerEvent, TriggerUpdateDto } from '@conveyor/contracts';
+import type { HookDeliveryOutcome, Trigger, TriggerEvent } from '@conveyor/contracts';
+import type { TriggerDto, TriggerUpdateDto } from '../common/request-bodies';
 import { branchesProblem, resourceNameFor, resourceNameProblem, specFor, specTemplateProblem, type HookEvent } from '@conveyor/triggers';
 import { ResourcesService } from '../resources/resources.service';
 import { SecretsService } from '../secrets/secrets.service';

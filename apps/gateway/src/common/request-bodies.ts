@@ -16,8 +16,13 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN } from './names';
-import type { Forge, JsonObject, MatrixSpec, StepWhen, TriggerEvent, TriggerSource } from './models';
+import { NAME_PATTERN, NAME_RULE, STEP_ID_PATTERN, type Forge, type JsonObject, type MatrixSpec, type StepWhen, type TriggerEvent, type TriggerSource } from '@conveyor/contracts';
+
+/*
+ * The gateway's request bodies: what its HTTP API accepts, validated by class-validator and
+ * described by Swagger. Not a wire contract of drivers (kept out of @conveyor/contracts, which
+ * the driver SDK package carries).
+ */
 
 /** Limits that keep one request from filling the store; the body limit itself is set on the HTTP server. */
 export const LIMITS = {
