@@ -7,3 +7,4 @@ export * from './step-message';
 export * from './ids';
 export * from './dto';
 export * from './run-event';
+export * from './conformance';

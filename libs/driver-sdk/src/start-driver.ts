@@ -40,6 +40,7 @@ export async function startDriver(module: Type<unknown>, options: StartDriverOpt
   await app.listen();
   metrics.serving();
   const log = new Logger(options.name);
+  if (config.conformance) log.warn('CONVEYOR_CONFORMANCE=1: steps follow their conformance instructions instead of this driver\'s handler');
   const metricsServer = await metrics.serve(metricsAt.port, metricsAt.host);
   if (metricsServer) log.log(`metrics on http://${metricsAt.host}:${metricsServer.port}/metrics, health on /health`);
   let stopping = false;
