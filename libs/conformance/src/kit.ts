@@ -49,6 +49,10 @@ export function checkOptions(o: ConformanceOptions): string | undefined {
 export async function runConformance(o: ConformanceOptions): Promise<ScenarioResult[]> {
   const say = o.say ?? (() => undefined);
   const cleanups: Array<() => Promise<unknown>> = [];
+  // A SIGTERM ends the process through exit, whose hook stops what the kit started.
+  const onTerm = () => process.exit(143);
+  process.once('SIGTERM', onTerm);
+  cleanups.push(async () => process.off('SIGTERM', onTerm));
   try {
     const nats = await startNats();
     cleanups.unshift(nats.close);
@@ -60,29 +64,37 @@ export async function runConformance(o: ConformanceOptions): Promise<ScenarioRes
     cleanups.unshift(() => nc.close());
     const subjects = new Subjects();
     const wire = new WireWatch(nc, subjects, o.driver);
-    const probe = new Probe(gateway.url, o.driver, subjects, await jetstreamManager(nc), wire, o.timeoutMs);
+    let driver: Child | undefined;
+    let restarting = false;
+    const driverGone = () => (driver && !restarting && !driver.running ? `the driver exited (${driver.proc.exitCode ?? driver.proc.signalCode})` : undefined);
+    const probe = new Probe(gateway.url, o.driver, subjects, await jetstreamManager(nc), wire, o.timeoutMs, driverGone);
     await probe.request('POST', '/resource-definitions/apply', { name: RESOURCE_TYPE, description: 'resources of conformance scenarios', version: '1.0.0', schema: { type: 'object' } });
 
     const env = driverEnv(nats.url, o.driver);
-    let driver: Child = startDriver(o.command, env);
-    cleanups.unshift(() => driver.kill('SIGTERM'));
+    driver = startDriver(o.command, env);
+    cleanups.unshift(() => driver!.kill('SIGTERM'));
     const notReady = await serving(probe, driver);
     const hands: Hands = {
       js: jetstream(nc),
       nc,
       killAndRestartDriver: async () => {
-        await driver.kill('SIGKILL');
+        restarting = true;
+        await driver!.kill('SIGKILL');
         driver = startDriver(o.command, env);
+        restarting = false;
         const why = await serving(probe, driver);
         if (why) throw new Failed(`the driver did not serve again after its restart: ${why}`);
       },
     };
     const chosen = SCENARIOS.filter((s) => !o.only?.length || o.only.includes(s.name));
-    if (notReady) return chosen.map((s) => ({ name: s.name, checks: s.checks, passed: false, ms: 0, reason: notReady }));
-    say(`driver "${o.driver}" is serving: ${chosen.length} scenario(s)`);
-    const results = await Promise.all(chosen.filter((s) => !s.alone).map((s) => attempt(s, probe, hands, say)));
-    for (const s of chosen.filter((x) => x.alone)) results.push(await attempt(s, probe, hands, say));
-    if (results.some((r) => !r.passed)) say(`driver output (last lines):\n${driver.tail(20)}`);
+    const results: ScenarioResult[] = [];
+    if (notReady) results.push(...chosen.map((s) => ({ name: s.name, checks: s.checks, passed: false, ms: 0, reason: notReady })));
+    else {
+      say(`driver "${o.driver}" is serving: ${chosen.length} scenario(s)`);
+      results.push(...(await Promise.all(chosen.filter((s) => !s.alone).map((s) => attempt(s, probe, hands, say)))));
+      for (const s of chosen.filter((x) => x.alone)) results.push(await attempt(s, probe, hands, say));
+    }
+    if (results.some((r) => !r.passed)) say(`driver output (last lines):\n${driver!.tail(20) || '(none)'}`);
     return chosen.map((s) => results.find((r) => r.name === s.name)!);
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
@@ -114,8 +126,9 @@ async function serving(probe: Probe, driver: Child): Promise<string | undefined>
     return info && info.num_waiting > 0 ? true : undefined;
   }, Math.max(probe.timeoutMs, 20_000));
   if (up) return undefined;
-  const exit = driver.running ? 'it never pulled from its consumer' : `it exited (${(await driver.exited).code ?? (await driver.exited).signal})`;
-  return `the driver did not start serving "${probe.driver}": ${exit}\n${driver.tail()}`;
+  const { code, signal } = await (driver.running ? Promise.resolve({ code: null, signal: null }) : driver.exited);
+  const exit = driver.running ? 'it never pulled from its consumer' : code === null && signal === null ? 'it could not be started' : `it exited (${code ?? signal})`;
+  return `the driver did not start serving "${probe.driver}": ${exit}`;
 }
 
 /** The results as a table, and a last line with the count. */

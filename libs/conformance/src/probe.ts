@@ -32,6 +32,8 @@ export class Probe {
     readonly jsm: JetStreamManager,
     readonly wire: WireWatch,
     readonly timeoutMs: number,
+    /** Why the driver is not there any more (it exited by itself), if it is not: waits end at once then. */
+    private readonly driverGone: () => string | undefined = () => undefined,
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -61,9 +63,12 @@ export class Probe {
   async until(runId: string, what: string, done: (r: Run) => boolean, timeoutMs = this.timeoutMs): Promise<Run> {
     let last: Run | undefined;
     const r = await poll(async () => {
+      if (this.driverGone()) return null;
       last = await this.run(runId);
       return done(last) ? last : undefined;
     }, timeoutMs);
+    const gone = r === null && this.driverGone();
+    if (gone) throw new Failed(gone);
     if (!r) throw new Failed(`${what} did not happen within ${timeoutMs / 1000}s (run ${runId}: ${describeRun(last)})`);
     return r;
   }

@@ -22,6 +22,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Children still running: killed, with their process groups, if the kit exits without stopping them (Ctrl-C, SIGTERM). */
+const live = new Set<Child>();
+/** The kit's temporary directories, removed at exit too. */
+const tempDirs = new Set<string>();
+let exitHook = false;
+
+function hookExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    live.forEach((c) => c.running && killGroup(c.proc));
+    tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  });
+}
+
 /** A process with its output kept (the last part of it, for a report). */
 export class Child {
   private out = '';
@@ -41,6 +56,9 @@ export class Child {
       });
       proc.once('exit', (code, signal) => resolve({ code, signal }));
     });
+    live.add(this);
+    void this.exited.then(() => live.delete(this));
+    hookExit();
   }
 
   get output(): string {
@@ -93,12 +111,14 @@ export async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: nu
 export async function startNats(): Promise<{ url: string; child: Child; close(): Promise<void> }> {
   const bin = natsServerBin();
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-conformance-'));
+  tempDirs.add(dir);
   const port = await freePort();
   const child = new Child('nats-server', spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
   const ready = await poll(async () => (child.output.includes('Server is ready') ? true : child.running ? undefined : false), 10_000, 25);
   const close = async () => {
     await child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
   };
   if (!ready) {
     await close();
