@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { GatewayClient } from './client';
 import { apply } from './commands/apply';
 import { downloadArtifact, listArtifacts } from './commands/artifacts';
+import { conformance } from './commands/conformance';
 import { describe } from './commands/describe';
 import { events } from './commands/events';
 import { get, GET_KINDS, parseKind } from './commands/get';
@@ -102,6 +103,14 @@ function program(): Command {
     .option('--dir <dir>', 'where to write it; must not exist or be empty (default: ./NAME)')
     .option('--sdk <path|version>', 'the SDK: a tarball from "npm pack" (a file: dependency), or a version on the registry (default: this version)')
     .action((name: string, o: { dir?: string; sdk?: string }) => newDriver(name, o, say));
+
+  p.command('conformance')
+    .description('put a driver through the step protocol\'s scenarios, with a nats-server and gateway of its own; exit 0 when all pass')
+    .requiredOption('--driver <name>', 'the driver name its steps use (given to it as CONVEYOR_DRIVER_NAME)')
+    .option('--timeout <seconds>', 'bound of each wait of a scenario', '30')
+    .option('--scenario <name...>', 'only these scenarios')
+    .argument('<command...>', 'after "--": the program that runs the driver, and its arguments')
+    .action(async (command: string[], o: { driver: string; timeout: string; scenario?: string[] }) => done(await conformance(command, o, say)));
 
   return p;
 }

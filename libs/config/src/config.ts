@@ -91,6 +91,11 @@ export interface ConveyorConfig {
    * CONVEYOR_OTEL_ENDPOINT is set.
    */
   tracing?: { endpoint: string; serviceName: string; sampleRatio: number; exportDelayMs: number };
+  /**
+   * CONVEYOR_CONFORMANCE=1 (drivers): steps do what their conformance instruction says instead
+   * of the driver's handler, for `conveyor conformance` (see libs/conformance). Off by default.
+   */
+  conformance?: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -193,6 +198,7 @@ export function loadConfig(env: Env = process.env, defaults: { concurrency?: num
     approvalTimeoutMs: duration(env, 'CONVEYOR_APPROVAL_TIMEOUT', '24h'),
     janitorGraceMs: env.CONVEYOR_JANITOR_GRACE?.trim().toLowerCase() === 'off' ? undefined : duration(env, 'CONVEYOR_JANITOR_GRACE', '5m'),
     tracing: loadTracingConfig(env, defaults.name ?? 'conveyor'),
+    ...(env.CONVEYOR_CONFORMANCE?.trim() === '1' ? { conformance: true } : {}),
   };
 }
 

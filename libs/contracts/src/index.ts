@@ -6,3 +6,4 @@ export * from './messages';
 export * from './step-message';
 export * from './ids';
 export * from './run-event';
+export * from './conformance';

@@ -62,6 +62,7 @@ export async function launchDriver(module: Type<unknown>, options: StartDriverOp
   await app.listen();
   metrics.serving();
   const log = new Logger(options.name);
+  if (config.conformance) log.warn('CONVEYOR_CONFORMANCE=1: steps follow their conformance instructions instead of this driver\'s handler');
   const metricsServer = await metrics.serve(metricsAt.port, metricsAt.host);
   if (metricsServer) log.log(`metrics on http://${metricsAt.host}:${metricsServer.port}/metrics, health on /health`);
   let stopped: Promise<void> | undefined;

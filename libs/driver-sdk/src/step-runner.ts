@@ -20,6 +20,7 @@ import { buildMasker, maskDeep, openSecretsBucket, secretRefs, SecretsStore } fr
 import { ancestorsNearestFirst, interpolateConfig, isLine, planHandOff, type StepOutcome } from '@conveyor/runs';
 import type { MessageProcessor } from '@conveyor/transport';
 import { ActiveStep, ActiveSteps } from './active-steps';
+import { followConformanceInstruction } from './conformance';
 import { CancelWatch, type StopOrder } from './cancel-watch';
 import type { HandleStepOptions } from './handle-step.decorator';
 import { Heartbeat } from './heartbeat';
@@ -136,6 +137,8 @@ export class StepRunner implements MessageProcessor {
   }
 
   async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}, fresh = false): Promise<void> {
+    // Only under `conveyor conformance`: the step's instruction replaces the driver's handler.
+    if (this.config.conformance) invoke = (ctx) => followConformanceInstruction(ctx as StepContext);
     const decoded = decodeStepMessage(m.data);
     if (!decoded.ok) return this.deadLetter(m, driver, decoded.reason);
     let msg = decoded.value;
