@@ -30,6 +30,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-dejavu-core >/dev/nu
     || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; } \
     || die "could not install chromium"
 fi
+# The conformance kit's test builds examples/go-driver: Debian's Go and its packaged nats.go (GOPATH mode, no download).
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/nats-io/nats.go ]; then
+  [ "$(id -u)" = 0 ] || die "the conformance test needs golang-go and golang-github-nats-io-go-nats-dev; run as root or apt-get install -y them"
+  log "installing Debian packages: golang-go golang-github-nats-io-go-nats-dev"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go golang-github-nats-io-go-nats-dev \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go golang-github-nats-io-go-nats-dev; } \
+    || die "could not install golang-go"
+fi
 ensure_node_modules
 # jest compiles the TypeScript itself: a failed build is reported, and the tests still run.
 build_dist || problems+=("the build failed (npm run build)")

@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -46,15 +48,37 @@ const kits = {
   testDriver: () => conformance(['--driver', 'conf-test', '--', 'env', 'TEST_DRIVERS=conf-test', node, join(DIST, 'test', 'drivers', 'main.js')]),
   raw: () => conformance(['--driver', 'raw', '--', node, join(DIST, 'examples', 'raw-driver', 'main.js')]),
   wrong: () => conformance(['--driver', 'acks-early', '--', node, join(DIST, 'test', 'conformance', 'acks-before-hand-off.js')]),
+  go: () => conformance(['--driver', 'go-raw', '--', buildGoDriver()]),
 };
+
+/**
+ * examples/go-driver, built with Debian's Go toolchain and packaged nats.go in GOPATH mode (no
+ * module download; test/run.sh installs golang-go and golang-github-nats-io-go-nats-dev).
+ */
+function buildGoDriver(): string {
+  const out = join(mkdtempSync(join(tmpdir(), 'conveyor-go-driver-')), 'go-driver');
+  const built = spawnSync('go', ['build', '-o', out, './examples/go-driver'], {
+    cwd: join(__dirname, '..', '..'),
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (built.error || built.status !== 0) {
+    throw new Error(`could not build examples/go-driver (needs golang-go and golang-github-nats-io-go-nats-dev, as test/run.sh installs): ${built.error?.message ?? built.stderr}`);
+  }
+  return out;
+}
 let running: Record<keyof typeof kits, Promise<Result>>;
 
 beforeAll(() => {
+  const builtin = kits.builtin();
   running = {
-    builtin: kits.builtin(),
+    builtin,
     testDriver: kits.testDriver(),
     raw: kits.raw(),
     wrong: kits.wrong(),
+    // After one of the others, so that at most four kits run at once on a small machine.
+    go: builtin.catch(() => undefined).then(() => kits.go()),
   };
   // Rejections are awaited by the tests; none is left unhandled meanwhile.
   for (const p of Object.values(running)) p.catch(() => undefined);
@@ -65,6 +89,7 @@ describe('conveyor conformance', () => {
     ['a built-in driver (container-stop, in conformance mode)', 'builtin'],
     ['a test driver built on the SDK', 'testDriver'],
     ['the raw example driver (no SDK)', 'raw'],
+    ['the Go example driver (nats.go, no SDK)', 'go'],
   ] as const)('passes %s in every scenario, exit 0', async (_what, kit) => {
     const r = await running[kit];
     expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: expect.stringContaining(`${SCENARIO_COUNT} of ${SCENARIO_COUNT} scenarios passed`) });
