@@ -8,6 +8,7 @@ import { Test } from '@nestjs/testing';
 import { BuildContainers, DockerModule, LABELS } from '@conveyor/docker';
 import { Workspaces } from '@conveyor/workspace';
 import { BUILD_IMAGE, TEST_LABELS, ensureBuildImage, ensureDockerEngine, removeTestContainers, testBuildContainers } from '../support/docker';
+import { waitFor } from '../support/processes';
 
 jest.setTimeout(60_000);
 
@@ -16,7 +17,7 @@ function outputRecorder() {
   const chunks: { stream: 'stdout' | 'stderr'; text: string }[] = [];
   return {
     chunks,
-    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => chunks.push({ stream, text: chunk.toString('utf8') }),
+    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void chunks.push({ stream, text: chunk.toString('utf8') }),
     text: (stream: 'stdout' | 'stderr') => chunks.filter((c) => c.stream === stream).map((c) => c.text).join(''),
   };
 }
@@ -157,6 +158,31 @@ describe('BuildContainers (real Docker)', () => {
     expect(result).toEqual({ exitCode: 0, aborted: false });
     expect(out.text('stdout')).toBe('ready\nfrom-host\n');
     expect(readFileSync(join(workspaceDir, 'out.txt'), 'utf8')).toBe('from-container\n');
+  });
+
+  it('holds a command whose output is not taken yet: the sink\'s promise pauses it, nothing is lost', async () => {
+    const { containerId, workspaceDir } = await startRun();
+    // Far more than the pipe and socket buffers between the command and this process hold.
+    const lines = 1_000_000;
+    let taken = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = true;
+    const running = containers.exec(containerId, `seq 1 ${lines}; touch /workspace/printed`, {
+      onOutput: (_stream, chunk) => {
+        taken += chunk.toString().split('\n').length - 1;
+        return holding ? held : undefined;
+      },
+    });
+    // While the first chunk is not taken, the command cannot finish printing.
+    await waitFor('the first output', async () => (taken > 0 ? true : undefined), 10_000, 20);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(existsSync(join(workspaceDir, 'printed'))).toBe(false);
+    holding = false;
+    release();
+    expect(await running).toEqual({ exitCode: 0, aborted: false });
+    expect(taken).toBe(lines);
+    expect(existsSync(join(workspaceDir, 'printed'))).toBe(true);
   });
 
   it('kills a running command and everything it started when the signal fires', async () => {

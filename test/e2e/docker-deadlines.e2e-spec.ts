@@ -79,7 +79,7 @@ describe('Docker deadlines (the real dockerd, frozen)', () => {
     expect(String(await docker.ping())).toBe('OK');
     const { name } = await startRun();
     const out: string[] = [];
-    const result = await containers.exec(name, 'echo alive', { onOutput: (_s, chunk) => out.push(chunk.toString()) });
+    const result = await containers.exec(name, 'echo alive', { onOutput: (_s, chunk) => void out.push(chunk.toString()) });
     expect(result).toEqual({ exitCode: 0, aborted: false });
     expect(out.join('')).toBe('alive\n');
     expect(await containers.stopAndRemove(name)).toEqual({ removed: true });

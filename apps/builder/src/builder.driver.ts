@@ -129,7 +129,10 @@ export class BuilderDriver {
         env,
         workdir,
         signal: ctx.signal,
-        onOutput: (stream, chunk) => ctx.log.write(stream, chunk),
+        onOutput: (stream, chunk) => {
+          ctx.log.write(stream, chunk);
+          return ctx.log.backlog();
+        },
       });
       if (result.aborted) return { success: false, message: `${which} was stopped: ${abortReason(ctx.signal)}` };
       if (result.exitCode === null) return { success: false, message: `${which} ended without an exit code (killed?)` };
@@ -144,7 +147,7 @@ export class BuilderDriver {
   /** What the commands wrote to $CONVEYOR_OUTPUT (created by the first `>>`; read at most one byte over the limit), then the file is removed. */
   private async readOutputs(container: string, file: string, signal: AbortSignal): Promise<{ outputs: Record<string, string> } | { error: string }> {
     const chunks: Buffer[] = [];
-    const read = await this.containers.exec(container, `if [ -f '${file}' ]; then head -c ${MAX_OUTPUT_FILE_BYTES + 1} '${file}'; rm -f '${file}'; fi`, { signal, onOutput: (stream, chunk) => stream === 'stdout' && chunks.push(chunk) });
+    const read = await this.containers.exec(container, `if [ -f '${file}' ]; then head -c ${MAX_OUTPUT_FILE_BYTES + 1} '${file}'; rm -f '${file}'; fi`, { signal, onOutput: (stream, chunk) => void (stream === 'stdout' && chunks.push(chunk)) });
     if (read.exitCode !== 0) return { error: `could not read $CONVEYOR_OUTPUT (${file}): exit code ${read.exitCode}` };
     return parseOutputFile(Buffer.concat(chunks).toString('utf8'));
   }

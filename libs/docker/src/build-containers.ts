@@ -60,7 +60,8 @@ export interface ExecOptions {
   user?: string;
   signal?: AbortSignal;
   /** Output as it arrives, in the order Docker delivers it. */
-  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Each chunk of the command's output; a promise returned pauses the output until it settles (backpressure). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void | Promise<void>;
 }
 
 export interface ExecResult {
@@ -395,7 +396,13 @@ export class BuildContainers {
       new Writable({
         write(chunk: Buffer, _enc, done) {
           try {
-            opts.onOutput?.(name, chunk);
+            const wait = opts.onOutput?.(name, chunk);
+            // The demultiplexer ignores its sinks' backpressure: the engine's stream itself is
+            // paused, so the command blocks on its full pipe until the sink caught up.
+            if (wait instanceof Promise) {
+              stream.pause();
+              void wait.catch(() => undefined).then(() => stream.resume());
+            }
           } catch {
             // A failing log sink must not break the command or the demultiplexer.
           }

@@ -27,6 +27,12 @@ export interface StepLogger {
   error(line: string): void;
   /** Lines a build wrote to stdout or stderr. Text is split on newlines; a partial last line waits for the rest. */
   write(stream: 'stdout' | 'stderr', text: string | Buffer): void;
+  /**
+   * While many lines are still on their way to JetStream: a promise of when fewer are (undefined
+   * otherwise). A producer that can pause (a command's output) waits for it, so that a build
+   * printing without pause never has more in flight than NATS takes in time, and no line is lost.
+   */
+  backlog(): Promise<void> | undefined;
 }
 
 /** Everything a driver gets for one attempt of one step. */

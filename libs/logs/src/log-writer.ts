@@ -83,6 +83,14 @@ export class StepLogWriter {
     return { failed: this.failures };
   }
 
+  /**
+   * While WINDOW or more lines are in flight or waiting to be sent: a promise of when fewer are;
+   * undefined otherwise (nothing to wait for, so a fast producer pays no promise per chunk).
+   */
+  backlog(): Promise<void> | undefined {
+    return this.unsent.length + this.inflight.size >= WINDOW ? this.ready() : undefined;
+  }
+
   /** Resolves when fewer than WINDOW lines are in flight. */
   async ready(): Promise<void> {
     if (this.unsent.length + this.inflight.size >= WINDOW) this.send();
