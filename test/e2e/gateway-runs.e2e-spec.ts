@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { AckPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { Headers, MESSAGE_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
+import { Headers, MESSAGE_VERSION, PROTOCOL_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
@@ -97,6 +97,7 @@ describe('gateway runs', () => {
     expect(stored!.header.get(Headers.StepIndex)).toBe('0');
     expect(stored!.header.get(Headers.Driver)).toBe('container-start');
     expect(stored!.header.get(Headers.Mode)).toBe('normal');
+    expect(stored!.header.get(Headers.Protocol)).toBe(PROTOCOL_VERSION);
     expect(stored!.header.get(Headers.Resource)).toBe('flutter-builder/build-app@1');
     expect(stored!.header.get(Headers.MsgId)).toBe(`${runid}.0.normal`);
     // It is the whole of the run's log: starting a run is one write, and starting it again
