@@ -148,6 +148,8 @@ describe('gateway runs', () => {
   it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {
     const id = await startRun('after-garbage');
     const other = '0'.repeat(26);
+    // Garbage and hand-made records of an unknown run: against the protocol on purpose.
+    nats.wire?.expectViolations(new RegExp(`^conveyor\\.steps\\.${other}\\.`));
     await ctx.js.publish(ctx.subjects.runEnd(other), 'this is not json');
     await ctx.js.publish(ctx.subjects.stepRecord(other, '1', 'claim'), JSON.stringify({ v: 1, kind: 'exploded', runId: other, at: new Date().toISOString() }));
     await ctx.js.publish(ctx.subjects.runEnd(other), JSON.stringify({ v: MESSAGE_VERSION, kind: 'end', runId: other, status: 'succeeded', at: new Date().toISOString() }));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WireCheck, wireCheckEnabled } from './wire-check';
 
 /** A free TCP port on 127.0.0.1, from the kernel. */
 export function freePort(): Promise<number> {
@@ -39,6 +40,8 @@ export class NatsServer {
   readonly storeDir: string;
   private proc?: ChildProcess;
   private output = '';
+  /** What checks the messages sent through it against schemas/ (e2e suites, a server without a config of its own). */
+  wire?: WireCheck;
 
   private constructor(
     readonly port: number,
@@ -63,6 +66,8 @@ export class NatsServer {
   static async start(opts: { config?: string; bin?: string } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), opts.config, opts.bin);
     await server.launch();
+    // A server with a config of its own may require credentials the check does not have.
+    if (wireCheckEnabled() && !opts.config) server.wire = await WireCheck.attach(server.url);
     return server;
   }
 
@@ -105,6 +110,7 @@ export class NatsServer {
   }
 
   async dispose(): Promise<void> {
+    await this.wire?.close();
     await this.stop();
     rmSync(this.storeDir, { recursive: true, force: true });
   }
