@@ -53,7 +53,9 @@ export interface StepWhen {
 }
 
 export type MatrixValue = string | number | boolean;
-export type MatrixSpec = { [axis: string]: MatrixValue[] | Array<Record<string, MatrixValue>> | undefined } & {
+/** An axis's values: plain values, or objects of them (named so its JSON Schema keeps its items). */
+export type MatrixAxis = MatrixValue[] | Array<Record<string, MatrixValue>>;
+export type MatrixSpec = { [axis: string]: MatrixAxis | undefined } & {
   include?: Array<Record<string, MatrixValue>>;
   exclude?: Array<Record<string, MatrixValue>>;
 };
