@@ -3,9 +3,11 @@ import { jetstream } from '@nats-io/jetstream';
 import type { WireSchemaName } from '@conveyor/wire-schemas';
 import { TestSystem } from '../support/system';
 import { waitFor } from '../support/processes';
-import type { WireCheck } from '../support/wire-check';
+import { enableWireCheck, type WireCheck } from '../support/wire-check';
 
 jest.setTimeout(60_000);
+// On here whatever CONVEYOR_WIRE_CHECK says: checking is what this suite is for.
+enableWireCheck();
 
 /**
  * docs/protocol.md against real traffic: one system drives runs that make every kind of
