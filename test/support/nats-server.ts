@@ -63,11 +63,12 @@ export class NatsServer {
   }
 
   /** `bin` runs another nats-server binary than the default (e.g. an old one, NATS_SERVER_OLD_BIN). */
-  static async start(opts: { config?: string; bin?: string } = {}): Promise<NatsServer> {
+  /** `wire`: the user the wire check connects as, for a `config` that requires one (without it, such a server is not checked). */
+  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), opts.config, opts.bin);
     await server.launch();
-    // A server with a config of its own may require credentials the check does not have.
-    if (wireCheckEnabled() && !opts.config) server.wire = await WireCheck.attach(server.url);
+    const needsUser = /^\s*(authorization|accounts)\b/m.test(opts.config ?? '');
+    if (wireCheckEnabled() && (!needsUser || opts.wire)) server.wire = await WireCheck.attach(server.url, opts.wire);
     return server;
   }
 

@@ -44,10 +44,10 @@ export class WireCheck {
   ) {}
 
   /** Starts checking what goes through the server at `url` (a restarted server is reconnected to). */
-  static async attach(url: string | string[], prefix = 'conveyor'): Promise<WireCheck> {
+  static async attach(url: string | string[], user?: { user: string; pass: string }, prefix = 'conveyor'): Promise<WireCheck> {
     const subjects = new Subjects(prefix);
     validator ??= new WireValidator(subjects);
-    const nc = await connect({ servers: url, name: 'wire-check', maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const nc = await connect({ servers: url, name: 'wire-check', maxReconnectAttempts: -1, reconnectTimeWait: 100, ...user });
     const check = new WireCheck(nc, [url].flat().join(','));
     for (const subject of [`${prefix}.>`, `$KV.${subjects.bucket('agents')}.>`, `$KV.${subjects.bucket('cancels')}.>`]) {
       nc.subscribe(subject, {
