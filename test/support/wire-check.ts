@@ -1,11 +1,12 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects } from '@conveyor/contracts';
-import { WireValidator, wireSchemaOf, type WireSchemaName, type WireViolation } from '@conveyor/wire-schemas';
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { WireRequest, WireState } from './wire-check-process';
 
-/** Violations kept per server for the report (all are counted). */
-const KEEP = 20;
+// This file runs from test/support under ts-jest and from dist/test/support in compiled programs.
+const UP = join(__dirname, '..', '..');
+const PROCESS = join(basename(UP) === 'dist' ? UP : join(UP, 'dist'), 'test', 'support', 'wire-check-process.js');
 
-let validator: WireValidator | undefined;
 let enabled = false;
 /** Every check started in this test file (jest gives each file its own modules). */
 const checks = new Set<WireCheck>();
@@ -24,39 +25,47 @@ export function wireCheckEnabled(): boolean {
 }
 
 /**
- * A core-NATS subscriber on one nats-server that checks every Conveyor message sent through it
- * against the JSON Schema of its subject (schemas/, generated from libs/contracts), as the
- * system sends them: the gateway's, the drivers' and the tests' own. Cheap: one subscription
- * per subject space, and one compiled schema per message kind.
+ * Checks every Conveyor message sent through a nats-server (or cluster) against the JSON Schema
+ * of its subject (schemas/, generated from libs/contracts), as the system sends them: the
+ * gateway's, the drivers' and the tests' own. The checking runs in a process of its own
+ * (./wire-check-process.ts, from dist/: `npm run build`), so it costs the gateway a suite runs
+ * in this process nothing; this is its handle.
  */
 export class WireCheck {
-  readonly violations: WireViolation[] = [];
-  /** Violations seen, including those not kept. */
-  violationCount = 0;
-  /** Messages checked, by schema. */
-  readonly seen = new Map<WireSchemaName, number>();
-  /** Violations a test provokes on purpose (a poison message it publishes), by subject pattern, and how many were seen. */
-  private readonly expected: Array<{ subject: RegExp; seen: number }> = [];
+  private last?: WireState;
+  private readonly waiting: Array<(s: WireState) => void> = [];
+  private exited = false;
 
   private constructor(
-    private readonly nc: NatsConnection,
+    private readonly proc: ChildProcess,
     readonly url: string,
-  ) {}
+  ) {
+    proc.on('message', (m: { op: string; state?: WireState }) => {
+      if (m.op !== 'state' || !m.state) return;
+      this.last = m.state;
+      this.waiting.splice(0).forEach((resolve) => resolve(m.state!));
+    });
+    proc.once('exit', () => {
+      this.exited = true;
+      // Nothing more will come: whoever waits gets the last state there was.
+      this.waiting.splice(0).forEach((resolve) => resolve(this.last ?? crashed()));
+    });
+  }
 
-  /** Starts checking what goes through the server at `url` (a restarted server is reconnected to). */
-  static async attach(url: string | string[], user?: { user: string; pass: string }, prefix = 'conveyor'): Promise<WireCheck> {
-    const subjects = new Subjects(prefix);
-    validator ??= new WireValidator(subjects);
-    const nc = await connect({ servers: url, name: 'wire-check', maxReconnectAttempts: -1, reconnectTimeWait: 100, ...user });
-    const check = new WireCheck(nc, [url].flat().join(','));
-    for (const subject of [`${prefix}.>`, `$KV.${subjects.bucket('agents')}.>`, `$KV.${subjects.bucket('cancels')}.>`]) {
-      nc.subscribe(subject, {
-        callback: (err, m) => {
-          if (!err) check.record(m.subject, m.data, (h) => m.headers?.get(h) || undefined);
-        },
-      });
-    }
-    await nc.flush();
+  /** Starts checking what goes through the server(s) at `url` (a restarted server is reconnected to). */
+  static async attach(url: string | string[], user?: { user: string; pass: string }): Promise<WireCheck> {
+    if (!existsSync(PROCESS)) throw new Error(`${PROCESS} is missing: run "npm run build" first (test/run.sh does)`);
+    const servers = [url].flat().join(',');
+    const proc = fork(PROCESS, [], {
+      env: { ...process.env, WIRE_URL: servers, WIRE_USER: user?.user ?? '', WIRE_PASS: user?.pass ?? '' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the wire check did not subscribe to ${servers} within 10 s`)), 10_000);
+      proc.on('message', (m: { op: string }) => m.op === 'ready' && (clearTimeout(timer), resolve()));
+      proc.once('exit', (code) => (clearTimeout(timer), reject(new Error(`the wire check exited (${code}) before it subscribed to ${servers}`))));
+    });
+    const check = new WireCheck(proc, servers);
     checks.add(check);
     return check;
   }
@@ -66,57 +75,53 @@ export class WireCheck {
    * message), not failures; seeing none is one (the check would be blind).
    */
   expectViolations(subject: RegExp): void {
-    this.expected.push({ subject, seen: 0 });
+    this.send({ op: 'expect', source: subject.source });
   }
 
-  /** Waits until the server has sent this subscriber everything published before the call. */
-  async settle(): Promise<void> {
-    if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
+  /** What it saw so far: everything published before the call. */
+  state(): Promise<WireState> {
+    return this.ask({ op: 'state' });
   }
 
-  /** Expected violations never seen. */
-  get missedExpected(): number {
-    return this.expected.filter((e) => !e.seen).length;
+  /** Its final state; the check's process ends. */
+  async close(): Promise<WireState> {
+    if (this.exited) return this.last ?? crashed();
+    return this.ask({ op: 'close' });
   }
 
-  async close(): Promise<void> {
-    await this.settle();
-    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+  private ask(req: WireRequest): Promise<WireState> {
+    if (this.exited) return Promise.resolve(this.last ?? crashed());
+    const answered = new Promise<WireState>((resolve) => this.waiting.push(resolve));
+    this.send(req);
+    return answered;
   }
 
-  /** One line per violation kept, with the subject, the schema and what is wrong. */
-  report(): string {
-    const lines = this.violations.map((v) => `  ${v.subject} (${v.schema}.schema.json): ${v.problem}`);
-    for (const e of this.expected) if (!e.seen) lines.push(`  no violation was seen on ${e.subject}, where the test expected its own`);
-    if (this.violationCount > this.violations.length) lines.push(`  … and ${this.violationCount - this.violations.length} more`);
-    return lines.join('\n');
+  private send(req: WireRequest): void {
+    if (!this.exited && this.proc.connected) this.proc.send(req);
   }
+}
 
-  private record(subject: string, data: Uint8Array, header: (name: string) => string | undefined): void {
-    const kind = wireSchemaOf(validator!.subjects, subject);
-    if (!kind) return;
-    this.seen.set(kind, (this.seen.get(kind) ?? 0) + 1);
-    const v = validator!.check(subject, data, header);
-    if (!v) return;
-    const expected = this.expected.find((e) => e.subject.test(subject));
-    if (expected) {
-      expected.seen++;
-      return;
-    }
-    this.violationCount++;
-    if (this.violations.length < KEEP) this.violations.push(v);
-  }
+function crashed(): WireState {
+  return { seen: {}, violations: [], violationCount: 1, missed: ['(the wire check process ended before it reported)'] };
+}
+
+/** One line per violation kept, with the subject, the schema and what is wrong. */
+function report(s: WireState): string {
+  const lines = s.violations.map((v) => `  ${v.subject} (${v.schema}.schema.json): ${v.problem}`);
+  if (s.violationCount > s.violations.length) lines.push(`  … and ${s.violationCount - s.violations.length} more`);
+  for (const m of s.missed) lines.push(`  no violation was seen on ${m}, where the test expected its own`);
+  return lines.join('\n');
 }
 
 /**
  * Every violation seen in this test file's servers, once each has delivered what it was sent;
- * closes the checks. Empty when the wire was clean.
+ * ends the checks. Empty when the wire was clean.
  */
 export async function wireViolations(): Promise<string> {
   const found: string[] = [];
   for (const check of checks) {
-    await check.close();
-    if (check.violationCount || check.missedExpected) found.push(`${check.violationCount} message(s) on ${check.url} broke the wire protocol (docs/protocol.md, schemas/):\n${check.report()}`);
+    const s = await check.close();
+    if (s.violationCount || s.missed.length) found.push(`${s.violationCount} message(s) on ${check.url} broke the wire protocol (docs/protocol.md, schemas/):\n${report(s)}`);
   }
   checks.clear();
   return found.join('\n');
