@@ -21,6 +21,8 @@ module.exports = {
       rootDir: __dirname,
       roots: ['<rootDir>/test'],
       testMatch: ['**/*.e2e-spec.ts'],
+      // Checks every message the suites' systems send against schemas/ (see test/support/wire-check.ts).
+      setupFilesAfterEnv: ['<rootDir>/test/support/wire-check.setup.ts'],
       moduleNameMapper,
       transform,
     },

@@ -23,7 +23,7 @@ describe('a step whose agent stopped after its hand-off and before its ack', () 
   let unacked: AppProcess;
 
   beforeAll(async () => {
-    const nats = await NatsServer.start({ config: USERS });
+    const nats = await NatsServer.start({ config: USERS, wire: { user: 'conveyor', pass: PASS } });
     sys = await TestSystem.on(nats, {}, { CONVEYOR_NATS_USER: 'conveyor', CONVEYOR_NATS_PASS: PASS });
     unacked = await sys.startDriver(['unacked'], { CONVEYOR_NATS_USER: 'unacked', CONVEYOR_ACK_WAIT: '2s' });
     await sys.startDriver(['next']);

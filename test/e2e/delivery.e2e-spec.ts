@@ -110,6 +110,8 @@ describe('step delivery', () => {
   });
 
   it('dead-letters a poison message with its reason and keeps serving', async () => {
+    // The poison this test publishes breaks the protocol on purpose (and is seen doing so).
+    sys.nats.wire?.expectViolations(/^conveyor\.steps\.01aaaaaaaaaaaaaaaaaaaaaaa\d\.s1\.alpha\.any$/);
     const nc = await connect({ servers: sys.nats.url });
     try {
       const js = jetstream(nc);

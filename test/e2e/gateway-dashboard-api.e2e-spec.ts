@@ -259,6 +259,8 @@ describe('gateway API for the web dashboard', () => {
         ['dlq-other', Buffer.from('{"v":1')],
         ['dlq-target', long],
       ];
+      // Poison on purpose: the check sees it break the protocol.
+      sys.nats.wire?.expectViolations(/^conveyor\.steps\.01b{23}\d\.s1\.dlq-(target|other)\.any$/);
       for (const [i, [driver, payload]] of poison.entries()) await js.publish(`conveyor.steps.01bbbbbbbbbbbbbbbbbbbbbbb${i}.s1.${driver}.any`, payload);
       const all = await waitFor('three dead letters', async () => {
         const list = await sys.api.ok<Array<Record<string, any>>>('GET', '/dead-letters');

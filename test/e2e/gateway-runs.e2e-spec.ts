@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { AckPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { Headers, MESSAGE_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
+import { Headers, MESSAGE_VERSION, PROTOCOL_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
@@ -97,6 +97,7 @@ describe('gateway runs', () => {
     expect(stored!.header.get(Headers.StepIndex)).toBe('0');
     expect(stored!.header.get(Headers.Driver)).toBe('container-start');
     expect(stored!.header.get(Headers.Mode)).toBe('normal');
+    expect(stored!.header.get(Headers.Protocol)).toBe(PROTOCOL_VERSION);
     expect(stored!.header.get(Headers.Resource)).toBe('flutter-builder/build-app@1');
     expect(stored!.header.get(Headers.MsgId)).toBe(`${runid}.0.normal`);
     // It is the whole of the run's log: starting a run is one write, and starting it again
@@ -147,6 +148,8 @@ describe('gateway runs', () => {
   it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {
     const id = await startRun('after-garbage');
     const other = '0'.repeat(26);
+    // Garbage and hand-made records of an unknown run: against the protocol on purpose.
+    nats.wire?.expectViolations(new RegExp(`^conveyor\\.steps\\.${other}\\.`));
     await ctx.js.publish(ctx.subjects.runEnd(other), 'this is not json');
     await ctx.js.publish(ctx.subjects.stepRecord(other, '1', 'claim'), JSON.stringify({ v: 1, kind: 'exploded', runId: other, at: new Date().toISOString() }));
     await ctx.js.publish(ctx.subjects.runEnd(other), JSON.stringify({ v: MESSAGE_VERSION, kind: 'end', runId: other, status: 'succeeded', at: new Date().toISOString() }));

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import type { Run, StepDone } from '@conveyor/contracts';
+import { Headers, PROTOCOL_VERSION, type Run, type StepDone } from '@conveyor/contracts';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
 import { TestSystem } from '../support/system';
@@ -151,7 +151,9 @@ describe('pipelines as graphs', () => {
     const nc = await connect({ servers: sys.nats.url });
     try {
       const done: StepDone = { v: 1, kind: 'done', runId: id, from: { stepIndex: 0, stepId: 'a', driver: 'nobody', attempt: 1, status: 'succeeded', at: new Date().toISOString() }, at: new Date().toISOString() };
-      await jetstream(nc).publish(`conveyor.steps.${id}.a.done`, JSON.stringify(done));
+      const h = headers();
+      h.set(Headers.Protocol, PROTOCOL_VERSION);
+      await jetstream(nc).publish(`conveyor.steps.${id}.a.done`, JSON.stringify(done), { headers: h });
     } finally {
       await nc.close();
     }

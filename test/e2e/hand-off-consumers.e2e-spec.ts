@@ -30,7 +30,7 @@ describe('hand-offs and the next driver\'s consumer', () => {
 
   beforeAll(async () => {
     const admin = { CONVEYOR_NATS_USER: 'admin', CONVEYOR_NATS_PASS: 'admin-pass' };
-    sys = await TestSystem.on(await NatsServer.start({ config: AUTH }), {}, { ...admin, CONVEYOR_RECONCILE_INTERVAL: '1s' });
+    sys = await TestSystem.on(await NatsServer.start({ config: AUTH, wire: { user: 'admin', pass: 'admin-pass' } }), {}, { ...admin, CONVEYOR_RECONCILE_INTERVAL: '1s' });
   });
   afterAll(async () => {
     await sys?.stop();

@@ -5,7 +5,7 @@ import { loadConfig } from '@conveyor/config';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { firstStepMessage, newRun } from '@conveyor/runs';
-import { newRunId } from '@conveyor/contracts';
+import { Headers, newRunId } from '@conveyor/contracts';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
 import { TestSystem } from '../support/system';
@@ -54,8 +54,10 @@ describe('runs without work in flight', () => {
     const runLog = new RunLog(ctx);
     const head = await waitFor('the run\'s first record', () => runLog.head(id));
     // A writer of another version replaces the step's work with a record this one cannot read,
-    // fenced like any writer's.
+    // fenced like any writer's (and, to this version's wire check, a violation).
+    sys.nats.wire?.expectViolations(new RegExp(`^conveyor\\.steps\\.${id}\\.s1\\.gamma\\.any$`));
     const h = natsHeaders();
+    h.set(Headers.Protocol, '99.0');
     h.set('Nats-Expected-Last-Subject-Sequence', String(head.seq));
     h.set('Nats-Expected-Last-Subject-Sequence-Subject', `conveyor.steps.${id}.>`);
     await ctx.js.publish(`conveyor.steps.${id}.s1.gamma.any`, JSON.stringify({ v: 99, runId: id, note: 'from a newer writer' }), { headers: h });

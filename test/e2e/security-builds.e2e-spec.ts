@@ -142,6 +142,8 @@ describe('security of builds: secrets, containment, poison messages', () => {
     const dlqBefore = (await jsm.streams.info('CONVEYOR_DLQ')).state.last_seq;
     // Work subjects of a run that does not exist: for any machine, and pinned to the fleet's.
     const run = '0'.repeat(26);
+    // Poison on purpose: the wire check sees every one of them break the protocol.
+    sys.nats.wire?.expectViolations(new RegExp(`^conveyor\\.steps\\.${run}\\.x\\.`));
     const subjects = BUILTIN_DRIVERS.flatMap((d) => [`conveyor.steps.${run}.x.${d}.any`, `conveyor.steps.${run}.x.${d}.${machine}`]);
     for (const subject of subjects) for (const [, data] of payloads) await js.publish(subject, data);
     const expected = subjects.length * payloads.length;

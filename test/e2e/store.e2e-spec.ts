@@ -1,4 +1,5 @@
 import { loadConfig } from '@conveyor/config';
+import type { CancelSignal } from '@conveyor/contracts';
 import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import { ConflictError, DefinitionsStore, ResourcesStore } from '@conveyor/store';
 import { CancelWatch, type StopOrder } from '../../libs/driver-sdk/src/cancel-watch';
@@ -103,10 +104,13 @@ describe('state store on a real nats-server', () => {
       expect(watch.get(ids[19])).toBeUndefined();
       expect(watch.get(ids[20])).toEqual({ status: 'cancelled', message: 'the run was cancelled' });
       expect(watch.get(ids[29])).toBeDefined();
-      // Live orders: the core signal and the bucket (as POST /runs/:id/cancel sends them).
+      // Live orders: the core signal and the bucket (as POST /runs/:id/cancel sends them). Its
+      // run ids are short stand-ins, not run ids: the wire check says so, as expected.
+      nats.wire?.expectViolations(/^conveyor\.control\.run\d+\.cancel$/);
       for (let i = 30; i < 40; i++) {
         const id = `run${i}`;
-        ctx.nc.publish(ctx.subjects.cancel(id), JSON.stringify({ runId: id }));
+        const signal: CancelSignal = { runId: id, at: new Date().toISOString() };
+        ctx.nc.publish(ctx.subjects.cancel(id), JSON.stringify(signal));
         await cancels.put(id, JSON.stringify({ status: 'failed', message: `stopped ${i}` }));
       }
       await waitFor('the live orders', () => (watch.get('run39')?.status === 'failed' ? true : undefined), 5_000);

@@ -6,6 +6,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { freePort } from './nats-server';
 import { waitFor } from './processes';
+import { WireCheck, wireCheckEnabled } from './wire-check';
 
 /**
  * The shipped cluster configs (deploy/nats/cluster-N.conf), which this harness boots. This file
@@ -89,6 +90,8 @@ class ClusterNode {
  */
 export class NatsCluster {
   private readonly dir: string;
+  /** What checks the messages sent through the cluster against schemas/ (e2e suites). */
+  wire?: WireCheck;
 
   private constructor(readonly nodes: ClusterNode[], dir: string) {
     this.dir = dir;
@@ -111,6 +114,8 @@ export class NatsCluster {
     try {
       await Promise.all(nodes.map((node) => node.launch()));
       await cluster.waitUntilReady();
+      // Subscribed through every node: a killed node's share of the traffic reaches it through another.
+      if (wireCheckEnabled()) cluster.wire = await WireCheck.attach(nodes.map((n) => n.url));
     } catch (err) {
       await cluster.dispose();
       throw err;
@@ -178,6 +183,7 @@ export class NatsCluster {
 
   /** Kills every node and removes the store directories. */
   async dispose(): Promise<void> {
+    await this.wire?.close();
     await Promise.all(this.nodes.map((n) => n.stop('SIGKILL')));
     rmSync(this.dir, { recursive: true, force: true });
   }

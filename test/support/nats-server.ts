@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WireCheck, wireCheckEnabled } from './wire-check';
 
 /** A free TCP port on 127.0.0.1, from the kernel. */
 export function freePort(): Promise<number> {
@@ -39,6 +40,8 @@ export class NatsServer {
   readonly storeDir: string;
   private proc?: ChildProcess;
   private output = '';
+  /** What checks the messages sent through it against schemas/ (e2e suites, a server without a config of its own). */
+  wire?: WireCheck;
 
   private constructor(
     readonly port: number,
@@ -60,9 +63,12 @@ export class NatsServer {
   }
 
   /** `bin` runs another nats-server binary than the default (e.g. an old one, NATS_SERVER_OLD_BIN). */
-  static async start(opts: { config?: string; bin?: string } = {}): Promise<NatsServer> {
+  /** `wire`: the user the wire check connects as, for a `config` that requires one (without it, such a server is not checked). */
+  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), opts.config, opts.bin);
     await server.launch();
+    const needsUser = /^\s*(authorization|accounts)\b/m.test(opts.config ?? '');
+    if (wireCheckEnabled() && (!needsUser || opts.wire)) server.wire = await WireCheck.attach(server.url, opts.wire);
     return server;
   }
 
@@ -105,6 +111,7 @@ export class NatsServer {
   }
 
   async dispose(): Promise<void> {
+    await this.wire?.close();
     await this.stop();
     rmSync(this.storeDir, { recursive: true, force: true });
   }

@@ -28,10 +28,14 @@ export interface StepOutput {
  */
 export interface StepMessage {
   v: typeof MESSAGE_VERSION;
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
   pipeline: PipelineSnapshot;
   resource: StepResource;
-  /** Index into `pipeline.steps` of the step to run. */
+  /**
+   * Index into `pipeline.steps` of the step to run.
+   * @minimum 0
+   */
   stepIndex: number;
   /**
    * `normal` while the run is healthy; `cleanup` once a step failed for good or the run was
@@ -44,6 +48,7 @@ export interface StepMessage {
   outputs: Record<string, StepOutput>;
   /** The build machine this run is pinned to, once a step asked for affinity. */
   machine?: string;
+  /** @format date-time */
   createdAt: string;
   /** How the step before this one ended: this message is that step's hand-off (absent on a run's first step). */
   from?: StepEnded;
@@ -76,6 +81,7 @@ export interface StepEnded {
   released?: true;
   /** Carried over from an earlier run, not run again (see PipelineStep.reused). */
   reusedFrom?: string;
+  /** @format date-time */
   at: string;
 }
 
@@ -87,10 +93,15 @@ export interface StepEnded {
 export interface StepRecord {
   v: typeof MESSAGE_VERSION;
   kind: 'claim' | 'retry' | 'release' | 'started';
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
+  /** @minimum 0 */
   stepIndex: number;
   stepId: string;
-  /** The attempt this record is about; a released attempt is started again under the same number. */
+  /**
+   * The attempt this record is about; a released attempt is started again under the same number.
+   * @minimum 1
+   */
   attempt: number;
   agent: string;
   machine: string;
@@ -98,6 +109,7 @@ export interface StepRecord {
   /** For `retry`: the pause before the next attempt. */
   retryInMs?: number;
   durationMs?: number;
+  /** @format date-time */
   at: string;
 }
 
@@ -113,6 +125,27 @@ export interface StopOrder {
   failFast?: true;
 }
 
+/** A user's cancel as the gateway stores it in the cancels bucket (`POST /runs/:id/cancel`): read as a StopOrder `cancelled`. */
+export interface CancelRequest {
+  /** @format date-time */
+  at: string;
+}
+
+/** The value of a run's key in the cancels bucket (`$KV.<prefix>-cancels.<run>`). */
+export type CancelsEntry = StopOrder | CancelRequest;
+
+/**
+ * `<prefix>.control.<run>.cancel`, core NATS (not stored): the gateway tells the agents running
+ * a step of the run to abort it now. Only a hint that arrives sooner than the cancels bucket's
+ * watch: an agent acts on the bucket's entry whatever this says.
+ */
+export interface CancelSignal {
+  /** @pattern ^[0-9a-z]{26}$ */
+  runId: string;
+  /** @format date-time */
+  at: string;
+}
+
 /**
  * `<prefix>.steps.<run>.<step>.done`: how one step of a graph pipeline ended (a pipeline
  * whose steps are a straight line records that in the next step's work, `from`). Fenced on
@@ -122,12 +155,14 @@ export interface StopOrder {
 export interface StepDone {
   v: typeof MESSAGE_VERSION;
   kind: 'done';
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
   from: StepEnded;
   /** The build machine the run was pinned to when this step ended; steps after it run there. */
   pin?: string;
   /** The step ended because a user cancelled the run (the run ends `cancelled`). */
   cancelled?: true;
+  /** @format date-time */
   at: string;
 }
 
@@ -135,11 +170,13 @@ export interface StepDone {
 export interface RunEnd {
   v: typeof MESSAGE_VERSION;
   kind: 'end';
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
   status: Extract<RunStatus, 'succeeded' | 'failed' | 'cancelled'>;
   message?: string;
   from?: StepEnded;
   skipped?: number[];
+  /** @format date-time */
   at: string;
 }
 
@@ -177,12 +214,17 @@ export type LogStream = 'stdout' | 'stderr' | 'system';
 
 /** One log line on `<prefix>.logs.<run>.<driver>.<step>`. */
 export interface LogLine {
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
   stepId: string;
   driver: string;
   attempt: number;
-  /** Per step attempt, from 1: lets a reader see a gap in what one writer sent. */
+  /**
+   * Per step attempt, from 1: lets a reader see a gap in what one writer sent.
+   * @minimum 1
+   */
   seq: number;
+  /** @format date-time */
   ts: string;
   stream: LogStream;
   line: string;
@@ -190,8 +232,10 @@ export interface LogLine {
 
 /** Published on `<prefix>.logs.<run>.end` when the run reached its final state. */
 export interface LogsEnd {
+  /** @pattern ^[0-9a-z]{26}$ */
   runId: string;
   status: RunStatus;
+  /** @format date-time */
   at: string;
 }
 
@@ -205,6 +249,7 @@ export interface DeadLetter {
   payload: string;
   headers: Record<string, string[]>;
   streamSeq?: number;
+  /** @format date-time */
   at: string;
 }
 

@@ -53,7 +53,9 @@ export interface StepWhen {
 }
 
 export type MatrixValue = string | number | boolean;
-export type MatrixSpec = { [axis: string]: MatrixValue[] | Array<Record<string, MatrixValue>> | undefined } & {
+/** An axis's values: plain values, or objects of them (named so its JSON Schema keeps its items). */
+export type MatrixAxis = MatrixValue[] | Array<Record<string, MatrixValue>>;
+export type MatrixSpec = { [axis: string]: MatrixAxis | undefined } & {
   include?: Array<Record<string, MatrixValue>>;
   exclude?: Array<Record<string, MatrixValue>>;
 };
@@ -196,8 +198,16 @@ export interface AgentInfo {
   host: string;
   pid: number;
   concurrency: number;
-  running: Array<{ runId: string; stepId: string; driver: string; since: string }>;
+  running: Array<{
+    runId: string;
+    stepId: string;
+    driver: string;
+    /** @format date-time */
+    since: string;
+  }>;
+  /** @format date-time */
   startedAt: string;
+  /** @format date-time */
   lastHeartbeat: string;
   /** Stopping (SIGTERM/SIGINT): takes no new work, lets its running steps finish. */
   draining?: boolean;
@@ -243,7 +253,10 @@ export interface ScheduleTickOutcome {
 export interface ScheduleTick {
   v: 1;
   schedule: string;
-  /** The due time (ISO). */
+  /**
+   * The due time (ISO).
+   * @format date-time
+   */
   at: string;
   tick: string;
   /** It stands in for due times missed while no gateway ran (only the most recent is run). */

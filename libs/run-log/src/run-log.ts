@@ -5,6 +5,7 @@ import {
   APPROVAL_DRIVER,
   Headers,
   MESSAGE_VERSION,
+  PROTOCOL_VERSION,
   decodeRunRecord,
   type RunEnd,
   type RunRecord,
@@ -318,6 +319,7 @@ export class RunLog {
       const end = next.records.find((r) => r.kind === 'end');
       if (end?.kind === 'end') {
         const h = natsHeaders();
+        h.set(Headers.Protocol, PROTOCOL_VERSION);
         h.set(Headers.RunId, runId);
         // Once per run: fenced on the end's own subject, which nothing else writes.
         await this.append(runId, s.runEnd(runId), end.end, MsgIds.end(runId), h, 0, undefined, s.runEnd(runId));
@@ -329,6 +331,7 @@ export class RunLog {
   /** A graph step's `done`, fenced at `expect` on the step's own records (or on `fence`). */
   private writeDone(done: StepDone, msgId: string, expect: number, timeoutMs?: number, fence = this.ctx.subjects.stepLog(done.runId, done.from.stepId)): Promise<Appended> {
     const h = natsHeaders();
+    h.set(Headers.Protocol, PROTOCOL_VERSION);
     h.set(Headers.RunId, done.runId);
     h.set(Headers.Step, done.from.stepId);
     return this.append(done.runId, this.ctx.subjects.stepRecord(done.runId, done.from.stepId, 'done'), done, msgId, h, expect, timeoutMs, fence);
@@ -410,6 +413,7 @@ export class RunLog {
     }
     const end: RunEnd = t.end;
     const h = natsHeaders();
+    h.set(Headers.Protocol, PROTOCOL_VERSION);
     h.set(Headers.RunId, end.runId);
     return this.append(end.runId, this.ctx.subjects.runEnd(end.runId), end, MsgIds.end(end.runId), h, expect, timeoutMs);
   }

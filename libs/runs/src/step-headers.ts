@@ -1,4 +1,4 @@
-import { Headers, type StepMessage } from '@conveyor/contracts';
+import { Headers, PROTOCOL_VERSION, type StepMessage } from '@conveyor/contracts';
 
 /**
  * The NATS headers of a step message, so that `nats stream view` and `nats sub` show what a
@@ -8,6 +8,7 @@ import { Headers, type StepMessage } from '@conveyor/contracts';
 export function stepHeaderValues(msg: StepMessage): Record<string, string> {
   const step = msg.pipeline.steps[msg.stepIndex];
   return {
+    [Headers.Protocol]: PROTOCOL_VERSION,
     [Headers.RunId]: msg.runId,
     [Headers.Pipeline]: msg.pipeline.name,
     [Headers.Step]: step.id,

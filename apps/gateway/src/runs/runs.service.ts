@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
+import { type CancelRequest, type CancelSignal, type Run, type RunStatus, isTerminalRunStatus, newRunId } from '@conveyor/contracts';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { isLine, pipelineOfRun, planRerun, planTransition } from '@conveyor/runs';
@@ -71,8 +71,10 @@ export class RunsService {
     if (isTerminalRunStatus(run.status)) throw ended(run);
     // Durable first (agents watch this bucket, so a step still queued is skipped when it
     // comes up), then the signal that aborts a step already running.
-    await this.buckets.cancels.put(id, JSON.stringify({ at: new Date().toISOString() }));
-    this.ctx.nc.publish(this.ctx.subjects.cancel(id), JSON.stringify({ runId: id, at: new Date().toISOString() }));
+    const request: CancelRequest = { at: new Date().toISOString() };
+    await this.buckets.cancels.put(id, JSON.stringify(request));
+    const signal: CancelSignal = { runId: id, at: request.at };
+    this.ctx.nc.publish(this.ctx.subjects.cancel(id), JSON.stringify(signal));
     this.log.log(`cancel requested for run ${id}`);
     await (isLine(run.pipeline.steps) ? this.skipWaitingStep(id) : this.skipWaitingGraphSteps(id, run)).catch((err) => this.log.warn(`run ${id}: could not skip its waiting step at once (${(err as Error).message}); the agent that takes it will`));
     return run;
