@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, type JetStreamContext } from '@conveyor/jetstream';
-import { LogReader, type LogEntry } from '@conveyor/logs';
+import { LogFanout, LogReader, type LogEntry } from '@conveyor/logs';
 import { TestSystem } from '../support/system';
 import { readSse } from '../support/api';
 import { waitFor as poll } from '../support/processes';
@@ -120,7 +120,8 @@ describe('logs', () => {
         .catch(() => undefined);
       return { abort, done };
     });
-    await poll('6 SSE streams to hold a consumer each', async () => ((await logConsumers()) === before + 6 ? true : undefined), 10_000);
+    // Followers of the same log share its reader (LogFanout): one consumer for the run's, one for the printer's.
+    await poll('6 SSE streams of 2 logs to hold a consumer per log', async () => ((await logConsumers()) === before + 2 ? true : undefined), 10_000);
     for (const c of clients) c.abort.abort();
     await Promise.all(clients.map((c) => c.done));
     await backTo(before, 'the consumers of 6 disconnected SSE clients to be gone');
@@ -173,6 +174,35 @@ describe('logs', () => {
     // From the middle: the rest, then the end, each once.
     expect(await resume(`/logs/pipeline/${id}`, logs[0].id!)).toEqual([...logs.slice(1), end]);
     await backTo(before, 'no consumer left by the resumed streams');
+  });
+
+  it('lets followers of a run share one reader: each gets every line once, in order; one that falls behind the tail reads on by itself', async () => {
+    const reader = new LogReader(ctx.js, ctx.jsm, ctx.subjects);
+    const fanout = new LogFanout(reader, 100);
+    const id = await sys.run([{ driver: 'printer', config: { lines: 1_000 } }]);
+    await sys.waitForRun(id);
+    const drain = async (it: AsyncGenerator<LogEntry>, pauseEvery = 0) => {
+      const seqs: number[] = [];
+      for await (const e of it) {
+        seqs.push(e.seq);
+        if (pauseEvery && seqs.length % pauseEvery === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      return seqs;
+    };
+    let whole: number[] = [];
+    await poll('the end marker', async () => ((whole = await drain(reader.read(id, { follow: true }))).length > 1_000 ? true : undefined), 10_000);
+    const before = await logConsumers();
+    const followers = [0, 0, 0, 0, 50].map((pause) => drain(fanout.follow(id), pause));
+    // Five followers, one reader.
+    expect(fanout.size).toBe(1);
+    const got = await Promise.all(followers);
+    for (const seqs of got) expect(seqs).toEqual(whole);
+    expect(fanout.readOnTheirOwn).toBe(1);
+    // A follower resuming mid-log, and one after the end (told the end again).
+    expect(await drain(fanout.follow(id, { afterSeq: whole[500] }))).toEqual(whole.slice(501));
+    expect(await drain(fanout.follow(id, { afterSeq: whole[whole.length - 1] + 3 }))).toEqual([whole[whole.length - 1]]);
+    expect(fanout.size).toBe(0);
+    await backTo(before, 'no consumer left by the shared reader');
   });
 
   it('leaves no abort listener behind on a signal that outlives its reads', async () => {

@@ -1,2 +1,3 @@
 export * from './log-writer';
 export * from './log-reader';
+export * from './log-fanout';

@@ -4,7 +4,7 @@ import type { Response } from 'express';
 import type { ConveyorConfig } from '@conveyor/config';
 import { NAME_PATTERN, RUN_ID_PATTERN, type LogLine } from '@conveyor/contracts';
 import { CONVEYOR_CONFIG } from '@conveyor/jetstream';
-import { LogReader, type LogEntry } from '@conveyor/logs';
+import { LogFanout, LogReader, type LogEntry } from '@conveyor/logs';
 import { RunsStore } from '@conveyor/store';
 import { NamePipe, RunIdPipe } from '../common/params';
 import { SseWriter, openSse } from '../common/sse';
@@ -19,6 +19,7 @@ export class LogsController implements OnModuleDestroy {
 
   constructor(
     private readonly reader: LogReader,
+    private readonly fanout: LogFanout,
     private readonly runs: RunsStore,
     @Inject(CONVEYOR_CONFIG) private readonly config: ConveyorConfig,
   ) {}
@@ -82,7 +83,8 @@ export class LogsController implements OnModuleDestroy {
     const stopPings = openSse(res);
     const out = new SseWriter(res, abort.signal);
     try {
-      for await (const e of this.reader.read(runId, { driver, afterSeq, follow: true, signal: abort.signal })) {
+      // Followers of a run share one reader (see LogFanout).
+      for await (const e of this.fanout.follow(runId, { driver, afterSeq, signal: abort.signal })) {
         await out.send(frame(e));
         if (abort.signal.aborted) break;
       }
