@@ -1,3 +1,4 @@
+import { metricsText } from './step-metrics';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -24,7 +25,7 @@ export async function startMetricsServer(opts: { port: number; host?: string; re
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 405, error: 'Method Not Allowed', message: `${req.method} is not allowed` }));
       } else if (path === '/metrics') {
-        const text = await opts.registry.metrics();
+        const text = await metricsText(opts.registry);
         res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text);
       } else if (path === '/health') {
         const report = await opts.health();

@@ -8,6 +8,15 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  */
 export const DEFAULT_METRICS_OPTIONS = { eventLoopMonitoringPrecision: 1000 } as const;
 
+/**
+ * The registry's exposition text, with prom-client's `Nan` written as the format's `NaN`: the
+ * event loop's delay has no sample in a scrape less than a second after the one before (or after
+ * start-up), and strict parsers refuse `Nan`.
+ */
+export async function metricsText(registry: Registry): Promise<string> {
+  return (await registry.metrics()).replace(/ Nan$/gm, ' NaN');
+}
+
 /** Seconds: from a quick check to a long build. */
 export const STEP_DURATION_BUCKETS = [0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
 

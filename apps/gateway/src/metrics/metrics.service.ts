@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { KV } from '@nats-io/kv';
 import type { AgentInfo, RunRecord } from '@conveyor/contracts';
 import { JETSTREAM, openAgentsBucket, stepQueues, type JetStreamContext, type StepQueue, liveAgents } from '@conveyor/jetstream';
-import { DEFAULT_METRICS_OPTIONS, STEP_DURATION_BUCKETS } from '@conveyor/metrics';
+import { DEFAULT_METRICS_OPTIONS, STEP_DURATION_BUCKETS, metricsText } from '@conveyor/metrics';
 import { RunsStore } from '@conveyor/store';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -169,6 +169,6 @@ export class MetricsService implements OnModuleInit {
 
   async metrics(): Promise<string> {
     this.queues = await stepQueues(this.ctx);
-    return this.registry.metrics();
+    return metricsText(this.registry);
   }
 }
