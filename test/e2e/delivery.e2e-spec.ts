@@ -1,4 +1,4 @@
-import { connect } from '@nats-io/transport-node';
+import { connect, headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { DeadLetter } from '@conveyor/contracts';
 import { TestSystem } from '../support/system';
@@ -117,12 +117,16 @@ describe('step delivery', () => {
       const js = jetstream(nc);
       const payloads = ['not json at all', '{"v":1,"runId":"x"', JSON.stringify({ v: 1, runId: '01aaaaaaaaaaaaaaaaaaaaaaaa' }), '\u0000\u00ff'];
       for (const [i, p] of payloads.entries()) await js.publish(`conveyor.steps.01aaaaaaaaaaaaaaaaaaaaaaa${i}.s1.alpha.any`, p);
+      // A protocol major the agent does not speak is refused before its payload is read.
+      const h = headers();
+      h.set('Conveyor-Protocol', '2.0');
+      await js.publish('conveyor.steps.01aaaaaaaaaaaaaaaaaaaaaaa4.s1.alpha.any', JSON.stringify({ v: 2 }), { headers: h });
       const jsm = await jetstreamManager(nc);
-      const dead = await waitFor('four dead letters', async () => {
+      const dead = await waitFor('five dead letters', async () => {
         const info = await jsm.streams.info('CONVEYOR_DLQ');
-        return info.state.messages >= 4 ? info.state.messages : undefined;
+        return info.state.messages >= 5 ? info.state.messages : undefined;
       }, 20_000);
-      expect(dead).toBeGreaterThanOrEqual(4);
+      expect(dead).toBeGreaterThanOrEqual(5);
       const reasons: string[] = [];
       for (let seq = 1; seq <= dead; seq++) {
         const m = await jsm.streams.getMessage('CONVEYOR_DLQ', { seq });
@@ -130,7 +134,7 @@ describe('step delivery', () => {
         expect(dl.driver).toBe('alpha');
         reasons.push(dl.reason);
       }
-      expect(reasons).toEqual(expect.arrayContaining([expect.stringContaining('not UTF-8 JSON'), expect.stringContaining('pipeline snapshot')]));
+      expect(reasons).toEqual(expect.arrayContaining([expect.stringContaining('not UTF-8 JSON'), expect.stringContaining('pipeline snapshot'), 'unsupported protocol major version 2 (Conveyor-Protocol: 2.0); this agent speaks 1.0']));
       // The poison is terminated, not redelivered: the consumer has nothing pending for it.
       const c = await jsm.consumers.info('CONVEYOR_RUNS', 'alpha');
       await waitFor('poison messages to be acked/terminated', async () => ((await jsm.consumers.info('CONVEYOR_RUNS', 'alpha')).num_ack_pending === 0 ? true : undefined), 10_000);

@@ -2,7 +2,9 @@ import { Logger } from '@nestjs/common';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import {
+  Headers,
   decodeStepMessage,
+  protocolProblem,
   type AgentInfo,
   type DeadLetter,
   type PipelineStep,
@@ -139,6 +141,9 @@ export class StepRunner implements MessageProcessor {
   async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}, fresh = false): Promise<void> {
     // Only under `conveyor conformance`: the step's instruction replaces the driver's handler.
     if (this.config.conformance) invoke = (ctx) => followConformanceInstruction(ctx as StepContext);
+    // A protocol major this agent does not speak is refused before its payload is read (docs/protocol.md).
+    const unspoken = protocolProblem(m.headers?.get(Headers.Protocol));
+    if (unspoken) return this.deadLetter(m, driver, unspoken);
     const decoded = decodeStepMessage(m.data);
     if (!decoded.ok) return this.deadLetter(m, driver, decoded.reason);
     let msg = decoded.value;
