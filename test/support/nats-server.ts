@@ -63,12 +63,16 @@ export class NatsServer {
   }
 
   /** `bin` runs another nats-server binary than the default (e.g. an old one, NATS_SERVER_OLD_BIN). */
-  /** `wire`: the user the wire check connects as, for a `config` that requires one (without it, such a server is not checked). */
-  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } } = {}): Promise<NatsServer> {
+  /**
+   * `wire`: the user the wire check connects as, for a `config` that requires one (without it,
+   * such a server is not checked); `false`: no wire check (a test that counts the server's
+   * connections).
+   */
+  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } | false } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), opts.config, opts.bin);
     await server.launch();
     const needsUser = /^\s*(authorization|accounts)\b/m.test(opts.config ?? '');
-    if (wireCheckEnabled() && (!needsUser || opts.wire)) server.wire = await WireCheck.attach(server.url, opts.wire);
+    if (wireCheckEnabled() && opts.wire !== false && (!needsUser || opts.wire)) server.wire = await WireCheck.attach(server.url, opts.wire || undefined);
     return server;
   }
 
