@@ -3,9 +3,10 @@
 //   2. rewrites the @conveyor/* path aliases to relative paths (tsc-alias), so no import leaves
 //      the package but those of real npm packages;
 //   3. writes package.json: this template, the repository's version, and as dependencies exactly
-//      the npm packages the compiled code requires, with the repository's ranges (peers stay peers).
+//      the npm packages the compiled code requires, with the repository's ranges (peers stay peers);
+//   4. adds docs/protocol.md (as PROTOCOL.md) and schemas/*.schema.json.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,4 +55,8 @@ const { name, ...rest } = manifest;
 const packageJson = { name, version: rootManifest.version, ...rest, dependencies, peerDependencies: peers };
 writeFileSync(join(out, 'package.json'), JSON.stringify(packageJson, null, 2) + '\n');
 copyFileSync(join(here, 'README.md'), join(out, 'README.md'));
+// The wire protocol a driver speaks, and the JSON Schemas of its messages (for drivers in other languages too).
+copyFileSync(join(root, 'docs', 'protocol.md'), join(out, 'PROTOCOL.md'));
+mkdirSync(join(out, 'schemas'));
+for (const f of readdirSync(join(root, 'schemas')).filter((f) => f.endsWith('.schema.json'))) copyFileSync(join(root, 'schemas', f), join(out, 'schemas', f));
 process.stdout.write(`driver-sdk package ${packageJson.version} in ${relative(root, out)}: ${Object.keys(dependencies).length} dependencies, ${Object.keys(peers).length} peers\n`);

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppProcess } from '../support/processes';
+import { BuiltinDriverFleet } from '../support/builtin-drivers';
 import { TestSystem } from '../support/system';
 
 jest.setTimeout(240_000);
@@ -45,12 +46,13 @@ function ok(r: Ran, what: string): string {
  * The driver SDK as someone outside this repository uses it: the package packed (npm pack), a
  * project made by `conveyor new driver` in a directory that never saw the repository, the
  * tarball installed there from the npm cache/registry, the project's own test, and then its
- * driver in a running system, in a pipeline between test drivers.
+ * driver in a running system, in a pipeline with a test driver and a built-in driver.
  */
 describe('the driver SDK package and `conveyor new driver`', () => {
   let tmp: string;
   let sys: TestSystem | undefined;
   let greeter: AppProcess | undefined;
+  let fleet: BuiltinDriverFleet | undefined;
   const timings: string[] = [];
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
@@ -67,16 +69,21 @@ describe('the driver SDK package and `conveyor new driver`', () => {
   });
   afterAll(async () => {
     await greeter?.stop('SIGKILL');
+    await fleet?.stop();
     await sys?.stop();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     process.stdout.write(`driver-package timings: ${timings.join(', ')}\n`);
   });
 
-  it('packs, scaffolds, installs, passes its own test, and runs in a pipeline beside the test drivers', async () => {
+  it('packs, scaffolds, installs, passes its own test, and runs in a pipeline beside a test driver and a built-in driver', async () => {
     // 1. The package, packed as it would be published.
     ok(await timed('pack', () => sh('npm', ['pack', PACKAGE, '--pack-destination', tmp], tmp, 60_000)), 'npm pack');
     const tarball = readdirSync(tmp).find((f) => f.endsWith('.tgz'));
     expect(tarball).toMatch(/^conveyor-driver-sdk-\d+\.\d+\.\d+.*\.tgz$/);
+    // The protocol and the JSON Schemas of its messages travel with it.
+    const listed = ok(await sh('tar', ['-tzf', join(tmp, tarball!)], tmp, 20_000), 'tar -t');
+    expect(listed).toContain('package/PROTOCOL.md');
+    expect(listed).toContain('package/schemas/step-message.schema.json');
 
     // 2. A project from the scaffold, depending on that tarball.
     const project = join(tmp, 'greeter');
@@ -94,10 +101,12 @@ describe('the driver SDK package and `conveyor new driver`', () => {
     expect(tested).toMatch(/# fail 0\b/);
     ok(await sh('npm', ['run', 'build'], project, 60_000), 'npm run build');
 
-    // 4. Its driver in a running system, between two steps of a test driver.
+    // 4. Its driver in a running system, after a test driver's step and before a built-in driver's (container-stop).
     await timed('system and run', async () => {
       sys = await TestSystem.start();
       await sys.startDriver(['pkg-noop']);
+      fleet = new BuiltinDriverFleet(sys.nats.url);
+      await fleet.start('container-stop');
       greeter = await AppProcess.start('greeter', join(project, 'dist', 'main.js'), {
         CONVEYOR_NATS_URL: sys.nats.url,
         CONVEYOR_AGENT_ID: 'greeter-agent',
@@ -105,10 +114,11 @@ describe('the driver SDK package and `conveyor new driver`', () => {
         CONVEYOR_HEARTBEAT_INTERVAL: '1s',
         CONVEYOR_DRAIN_TIMEOUT: '10s',
       }, 'Nest microservice successfully started');
-      const id = await sys.run([{ driver: 'pkg-noop' }, { id: 'greet', driver: 'greeter', config: { greet: 'pipeline' } }, { driver: 'pkg-noop' }]);
+      const id = await sys.run([{ driver: 'pkg-noop' }, { id: 'greet', driver: 'greeter', config: { greet: 'pipeline' } }, { id: 'stop', driver: 'container-stop' }]);
       const run = await sys.waitForRun(id, ['succeeded', 'failed', 'cancelled'], 30_000);
       expect(run.status).toBe('succeeded');
-      expect(run.steps.map((s) => [s.id, s.status])).toEqual([['s1', 'succeeded'], ['greet', 'succeeded'], ['s3', 'succeeded']]);
+      expect(run.steps.map((s) => [s.id, s.status])).toEqual([['s1', 'succeeded'], ['greet', 'succeeded'], ['stop', 'succeeded']]);
+      expect(run.steps[2].data).toMatchObject({ removed: false });
       expect(run.steps[1]).toMatchObject({ agent: 'greeter-agent', message: 'greeted pipeline', data: { greeting: 'hello, pipeline', after: ['s1'] } });
       const lines = await sys.api.ok<Array<{ line: string; driver: string }>>('GET', `/logs?runid=${id}&driver=greeter`);
       expect(lines.map((l) => l.line)).toContain('hello, pipeline');
