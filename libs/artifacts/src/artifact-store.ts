@@ -5,7 +5,8 @@ import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageType } from '@nats-io/jetstream';
-import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+// Loaded when a store is opened (a step that uses it): most agents never do.
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import { nanos } from '@nats-io/transport-node';
 import type { JetStreamContext } from '@conveyor/jetstream';
 import { ArtifactError, formatBytes, type ArtifactFile } from './artifact-files';
@@ -34,7 +35,7 @@ export class ArtifactStore {
 
   static async open(ctx: JetStreamContext): Promise<ArtifactStore> {
     const c = ctx.config;
-    const os = await new Objm(ctx.js).create(ctx.subjects.bucket('artifacts'), {
+    const os = await new (require('@nats-io/obj') as typeof import('@nats-io/obj')).Objm(ctx.js).create(ctx.subjects.bucket('artifacts'), {
       description: "Runs' artifacts: one object per file, named <run>/<path>",
       storage: StorageType.File,
       replicas: c.replicas,

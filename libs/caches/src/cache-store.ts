@@ -3,8 +3,8 @@ import { join, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageType } from '@nats-io/jetstream';
-import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
-import * as tar from 'tar';
+// Loaded when a store is opened (a step that uses it): most agents never do.
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import type { JetStreamContext } from '@conveyor/jetstream';
 import { CacheError } from './cache-rules';
 
@@ -44,7 +44,7 @@ export class CacheStore {
   ) {}
 
   static async open(ctx: JetStreamContext): Promise<CacheStore> {
-    const os = await new Objm(ctx.js).create(ctx.subjects.bucket('caches'), {
+    const os = await new (require('@nats-io/obj') as typeof import('@nats-io/obj')).Objm(ctx.js).create(ctx.subjects.bucket('caches'), {
       description: 'Build caches: one tar.gz per key',
       storage: StorageType.File,
       replicas: ctx.config.replicas,
@@ -87,7 +87,7 @@ export class CacheStore {
     if (!chosen) return { hit: 'miss' };
     const got = await this.os.get(chosen.name);
     if (!got) return { hit: 'miss' };
-    await pipeline(Readable.fromWeb(got.data as unknown as import('node:stream/web').ReadableStream<Uint8Array>), tar.x({ cwd: dir, strict: true, preservePaths: false }));
+    await pipeline(Readable.fromWeb(got.data as unknown as import('node:stream/web').ReadableStream<Uint8Array>), tarLib().x({ cwd: dir, strict: true, preservePaths: false }));
     const error = await got.error;
     if (error) throw new CacheError(`cache ${JSON.stringify(chosen.name)} could not be read back: ${error.message}`);
     await this.os.update(chosen.name, { metadata: { ...(chosen.metadata ?? {}), lastUsed: new Date().toISOString() } }).catch(() => undefined);
@@ -110,7 +110,7 @@ export class CacheStore {
     const current = await this.os.info(key);
     if (current && !current.deleted) return { saved: false, why: 'saved by another run meanwhile' };
     const now = new Date().toISOString();
-    const archive = Readable.from(tar.c({ gzip: true, cwd: dir, portable: true, follow: false }, present)).pipe(limitBytes(this.limits.maxEntryBytes, key));
+    const archive = Readable.from(tarLib().c({ gzip: true, cwd: dir, portable: true, follow: false }, present)).pipe(limitBytes(this.limits.maxEntryBytes, key));
     try {
       const info = await this.os.put(
         { name: key, metadata: { run: runId, created: now, lastUsed: now } },
@@ -160,4 +160,8 @@ function limitBytes(max: number, key: string): Transform {
       done(null, chunk);
     },
   });
+}
+
+function tarLib(): typeof import('tar') {
+  return require('tar') as typeof import('tar');
 }
