@@ -260,7 +260,8 @@ describe('pipelines as graphs', () => {
       const id = await sys.run([
         { id: 'a', driver: 'alpha' },
         { id: 'b', driver: 'beta', needs: ['a'] },
-        { id: 'c', driver: 'beta', needs: ['a'], config: { failWhileFile: broken } },
+        // After b: side by side, c's failure could stop b before it ran (fail-fast skips what has not).
+        { id: 'c', driver: 'beta', needs: ['a', 'b'], config: { failWhileFile: broken } },
         { id: 'd', driver: 'alpha', needs: ['b', 'c'], config: { sleepMs: '${{ steps.b.outputs.attempt }}' } },
         { id: 'e', driver: 'cleanup', needs: ['d'], always: true },
       ]);
