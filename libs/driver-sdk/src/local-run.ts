@@ -135,7 +135,8 @@ export async function startNatsServer(options: { bin?: string; timeoutMs?: numbe
   return { url: `nats://127.0.0.1:${port}`, stop };
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1, from the kernel. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
