@@ -11,7 +11,7 @@ import { BUILD_IMAGE, ensureDockerEngine } from '../support/docker';
 import { makeTestRepository } from '../support/git-repo';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
-import { summary, table } from './stats';
+import { runAlone, summary } from './stats';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -104,15 +104,4 @@ export async function benchDockerPipeline(): Promise<string[][]> {
 }
 
 // Alone: node dist/test/bench/docker-pipeline.js
-if (require.main === module) {
-  benchDockerPipeline().then(
-    (rows) => {
-      console.log(table([['measure', 'conveyor', 'by hand', 'ratio / target'], ...rows]));
-      process.exit(0);
-    },
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAlone(benchDockerPipeline, ['measure', 'conveyor', 'by hand', 'ratio / target']);

@@ -11,7 +11,7 @@ import { makeTestRepository } from '../support/git-repo';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
 import { CLK_TCK, cpuTicks } from './cpu';
-import { table } from './stats';
+import { runAlone } from './stats';
 
 const LINES = Number(process.env.BENCH_LOG_THROUGHPUT_LINES ?? 1_000_000);
 const TIMEOUT_MS = Number(process.env.BENCH_LOG_THROUGHPUT_TIMEOUT_S ?? 900) * 1000;
@@ -91,15 +91,4 @@ export async function benchLogsThroughput(): Promise<string[][]> {
 }
 
 // Alone: node dist/test/bench/logs-throughput.js
-if (require.main === module) {
-  benchLogsThroughput().then(
-    (rows) => {
-      console.log(table([['measure', 'conveyor', 'by hand', 'ratio / target'], ...rows]));
-      process.exit(0);
-    },
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAlone(benchLogsThroughput, ['measure', 'conveyor', 'by hand', 'ratio / target']);

@@ -16,3 +16,17 @@ export function table(rows: string[][]): string {
     return i === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
   }).join('\n');
 }
+
+/** A bench part run alone (`node dist/test/bench/<part>.js`): its rows as a table, exit 0; or the error, exit 1. */
+export function runAlone(part: () => Promise<string[][]>, header: string[]): void {
+  part().then(
+    (rows) => {
+      console.log(table([header, ...rows]));
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
