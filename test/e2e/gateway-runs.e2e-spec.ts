@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { AckPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { Headers, MESSAGE_VERSION, PROTOCOL_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
+import { Headers, MESSAGE_VERSION, PROJECTOR_CONSUMER, PROTOCOL_VERSION, decodeStepMessage, newRunId, type Run, type StepMessage } from '@conveyor/contracts';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
@@ -143,6 +143,43 @@ describe('gateway runs', () => {
 
     const list = await http().get('/runs?status=failed').expect(200);
     expect(list.body.map((r: Run) => r.id)).toEqual([id]);
+  });
+
+  it('folds a run it started on from the record it wrote: no read of it, one run-index entry, one create', async () => {
+    // Every request about run records, as the NATS server receives them (a plain subscriber gets a copy of each).
+    const bucket = ctx.subjects.bucket('runs');
+    const seen: string[] = [];
+    const subs = [`$JS.API.DIRECT.GET.KV_${bucket}.>`, `$KV.${bucket}.>`, ctx.subjects.allRunIndex].map((s) =>
+      ctx.nc.subscribe(s, { callback: (_e, m) => void seen.push(m.subject) }),
+    );
+    await ctx.nc.flush();
+    const folded = () =>
+      eventually(async () => {
+        const c = await ctx.jsm.consumers.info(ctx.subjects.runsStream, PROJECTOR_CONSUMER);
+        return c.num_pending === 0 && c.num_ack_pending === 0 ? true : undefined;
+      }, 'the projector to fold every record');
+    let id: string;
+    try {
+      id = await startRun('fold-from-own');
+      await folded();
+      const first = await firstWork(id);
+      await claim(first, 'agent-a', 'm1');
+      await handOff(first, { status: 'succeeded', output: { success: true, data: { containerId: 'c1' } } });
+      await folded();
+      await ctx.nc.flush();
+    } finally {
+      subs.forEach((s) => s.unsubscribe());
+    }
+    const of = (subject: string) => seen.filter((s) => s === subject).length;
+    // Before, the first fold read the record, and often raced the starter: it found none, and
+    // stored a second index entry and a second create, both refused.
+    expect(of(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.${id}`)).toBe(0);
+    expect(of(ctx.subjects.runIndex(id))).toBe(1);
+    // The create, then one write per folded record that changed it (the claim, the hand-off).
+    expect(of(`$KV.${bucket}.${id}`)).toBe(3);
+    const run = await getRun(id);
+    expect(run.steps[0]).toMatchObject({ status: 'succeeded', agent: 'agent-a', data: { containerId: 'c1' } });
+    expect(run.steps[1]).toMatchObject({ status: 'pending', attempts: 0 });
   });
 
   it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {

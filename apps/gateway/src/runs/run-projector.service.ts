@@ -9,6 +9,7 @@ import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyo
 import { ConflictError, NotFoundError, RunsStore, type Versioned } from '@conveyor/store';
 import { MetricsService } from '../metrics/metrics.service';
 import { ReportOutbox } from '../reports/report-outbox.service';
+import { CreatedRuns } from './created-runs';
 import { RunAdmission } from './run-admission.service';
 
 const RESTART_DELAY_MS = 1000;
@@ -42,6 +43,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly metrics: MetricsService,
     private readonly admission: RunAdmission,
     private readonly reports: ReportOutbox,
+    private readonly created: CreatedRuns,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -175,14 +177,14 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** One compare-and-set write for all of a run's facts in the batch; the record is made from the run's first step when missing. */
   private async foldRun(runId: string, events: RunEvent[], records: RunRecord[]): Promise<Run> {
-    const apply = async () => {
+    const apply = async (known = this.folded.get(runId)) => {
       const stored = await this.runs.mutateFrom(
         runId,
         (run) => {
           const next = events.reduce(applyEvent, run);
           return next === run ? undefined : next;
         },
-        this.folded.get(runId),
+        known,
       );
       this.folded.delete(runId);
       this.folded.set(runId, stored);
@@ -190,7 +192,8 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       return stored.value;
     };
     try {
-      return await apply();
+      // A run this gateway started: from the record its starter wrote (waiting for it if need be).
+      return await apply(this.folded.get(runId) ?? (await this.created.take(runId)));
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // The gateway that started the run stopped before writing its record.

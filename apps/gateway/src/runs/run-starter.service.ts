@@ -3,7 +3,8 @@ import type { Pipeline, Resource, Run } from '@conveyor/contracts';
 import { JETSTREAM, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog, UnstorableRecordError } from '@conveyor/run-log';
 import { firstStepMessage, newRun } from '@conveyor/runs';
-import { ConflictError, RunsStore } from '@conveyor/store';
+import { ConflictError, RunsStore, type Versioned } from '@conveyor/store';
+import { CreatedRuns } from './created-runs';
 import { endSpan, startSpan, traceparentOf, withSpan } from '@conveyor/tracing';
 
 /** How long a start is tried again while NATS does not answer (a restart, a leader election) before the request fails. */
@@ -26,6 +27,7 @@ export class RunStarter {
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
     private readonly runs: RunsStore,
+    private readonly created: CreatedRuns,
   ) {
     this.runLog = new RunLog(ctx);
   }
@@ -65,24 +67,35 @@ export class RunStarter {
   private async write(runId: string, pipeline: Pipeline, resource: Resource, links: Pick<Run, 'rerunOf' | 'group'>, traceparent: string | undefined): Promise<Run> {
     const run = { ...newRun(runId, pipeline, resource), ...links };
     const first = { ...firstStepMessage(run, resource), ...(traceparent ? { traceparent } : {}) };
-    // The start is idempotent (fenced on an empty log, recognised by its id when its answer was
-    // lost), so it is tried again rather than answered 503: a client told to send its request
-    // again would start a second run if the first write had been stored after all.
-    let written;
-    for (let i = 0, deadline = Date.now() + START_PATIENCE_MS; ; i++) {
-      try {
-        written = await this.runLog.start(first, 5_000);
-        break;
-      } catch (err) {
-        if (err instanceof UnstorableRecordError || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** i)));
+    // This gateway's projector folds the run from the record written here (see CreatedRuns).
+    const created = this.created.starting(runId);
+    let record: Versioned<Run> | undefined;
+    try {
+      // The start is idempotent (fenced on an empty log, recognised by its id when its answer was
+      // lost), so it is tried again rather than answered 503: a client told to send its request
+      // again would start a second run if the first write had been stored after all.
+      let written;
+      for (let i = 0, deadline = Date.now() + START_PATIENCE_MS; ; i++) {
+        try {
+          written = await this.runLog.start(first, 5_000);
+          break;
+        } catch (err) {
+          if (err instanceof UnstorableRecordError || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** i)));
+        }
       }
+      if (!written.stored) throw new ConflictException(`run ${runId} has already started`);
+      // What is stored is the record as JSON: the projector folds on from that, not from `run`.
+      const stored = JSON.parse(JSON.stringify(run)) as Run;
+      try {
+        record = { value: stored, revision: await this.runs.create(runId, stored) };
+      } catch (err) {
+        // The projector was quicker: it made the record from the first step's work.
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    } finally {
+      created(record);
     }
-    if (!written.stored) throw new ConflictException(`run ${runId} has already started`);
-    await this.runs.create(runId, run).catch((err) => {
-      // The projector was quicker: it made the record from the first step's work.
-      if (!(err instanceof ConflictError)) throw err;
-    });
     this.log.log(`run ${runId} of pipeline "${pipeline.name}" queued for ${resource.resource}/${resource.name} version ${resource.version}`);
     return run;
   }

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { MetricsModule } from '../metrics/metrics.module';
 import { ReportsModule } from '../reports/reports.module';
 import { StalledWorkWatchdog } from './stalled-work-watchdog.service';
+import { CreatedRuns } from './created-runs';
 import { RunProjector } from './run-projector.service';
 import { RunFeeds } from './run-feeds.service';
 import { RunReconciler } from './run-reconciler.service';
@@ -13,7 +14,7 @@ import { RunsService } from './runs.service';
 @Module({
   imports: [MetricsModule, ReportsModule],
   controllers: [RunsController],
-  providers: [RunsService, RunFeeds, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
+  providers: [CreatedRuns, RunsService, RunFeeds, RunStarter, RunAdmission, RunProjector, RunReconciler, StalledWorkWatchdog],
   exports: [RunStarter, RunAdmission],
 })
 export class RunsModule {}
