@@ -4,6 +4,7 @@ import { connect, headers } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, StorageType, type JsMsg } from '@nats-io/jetstream';
 import { NatsServer } from '../support/nats-server';
 import { CpuMeter } from './cpu';
+import { MessageMeter } from './messages';
 
 /**
  * The baseline of the CPU a run costs: a hand-written program on the raw `@nats-io/jetstream`
@@ -39,6 +40,8 @@ function fence(run: string, seq: number) {
 export interface BaselineResult {
   seconds: number;
   cpu: { perProcess: Array<{ name: string; seconds: number }>; total: number };
+  /** NATS messages (in + out, as the server counts them) of the starter and of all drivers. */
+  messages: { perProcess: Map<string, number>; total: number };
 }
 
 /**
@@ -46,7 +49,7 @@ export interface BaselineResult {
  * the starter, each driver and the baseline's nats-server from the first publish to the last end.
  */
 export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number): Promise<BaselineResult> {
-  const nats = await NatsServer.start();
+  const nats = await NatsServer.start({ monitor: true });
   const children: ChildProcess[] = [];
   try {
     const nc = await connect({ servers: nats.url });
@@ -65,10 +68,12 @@ export async function baselineRuns(runs: number, payloadBytes: number, warmUp: n
       ...drivers.map((d, i) => ({ name: `driver ${i + 1}`, pid: d.child.pid! })),
       { name: 'nats-server', pid: nats.pid! },
     ]).start();
+    const messageMeter = await new MessageMeter(nats, (name) => (name === 'starter' ? 'starter' : name === 'driver' ? 'drivers' : undefined)).start();
     starter.child.stdin!.write('go\n');
     const done = await nextLine(starter.lines, 'done', 600_000);
     const cpu = meter.stop();
-    return { seconds: Number(done.split(' ')[1]) / 1000, cpu };
+    const messages = await messageMeter.stop();
+    return { seconds: Number(done.split(' ')[1]) / 1000, cpu, messages };
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await nats.dispose();
@@ -98,7 +103,7 @@ async function nextLine(lines: AsyncIterator<string>, prefix: string, timeoutMs:
 }
 
 async function driver(url: string, step: number): Promise<void> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, name: 'driver' });
   const js = jetstream(nc);
   const consumer = await js.consumers.get(STREAM, `d${step}`);
   const messages = await consumer.consume({ max_messages: IN_FLIGHT });
@@ -119,7 +124,7 @@ async function driver(url: string, step: number): Promise<void> {
 }
 
 async function starter(url: string, runs: number, payloadBytes: number, warmUp: number): Promise<void> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, name: 'starter' });
   const js = jetstream(nc);
   // Ends counted per wave (its runs' first letter); a plain subscription sees each end as it is
   // stored, with no JetStream work of its own.
@@ -143,7 +148,7 @@ async function starter(url: string, runs: number, payloadBytes: number, warmUp: 
   const t0 = performance.now();
   await wave('r', runs);
   process.stdout.write(`done ${performance.now() - t0}\n`);
-  await nc.close();
+  // The connection stays open until the bench ends this process: its messages are counted then.
 }
 
 /** Waits (bounded: 5 minutes) until `all()`, woken by each end. */

@@ -287,7 +287,7 @@ async function main(): Promise<void> {
   const results: string[][] = [['measure', 'conveyor', 'baseline (same run)', 'ratio / target']];
   if (process.env.BENCH_LATENCY !== '0') await latencyAndThroughput(results);
   if (process.env.BENCH_CPU !== '0') {
-    process.stdout.write('CPU per run against a raw JetStream baseline, then the stack idle ... ');
+    process.stdout.write('CPU per run against a raw JetStream baseline, then the stack idle, then with tracing on ... ');
     results.push(...(await benchCpu()));
     console.log('done');
   }

@@ -36,7 +36,7 @@ const isEnded = (status: string) => status !== 'queued' && status !== 'running';
 const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
 
 export async function benchScale(): Promise<string[][]> {
-  const stack = await Stack.start(AGENTS, undefined, { CONVEYOR_SSE_MAX_PER_RUN: String(FOLLOWERS + 10) });
+  const stack = await Stack.start(AGENTS, { gatewayEnv: { CONVEYOR_SSE_MAX_PER_RUN: String(FOLLOWERS + 10) } });
   try {
     const rows = await burst(stack);
     rows.push(...(await listing(stack)));

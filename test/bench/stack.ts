@@ -7,15 +7,18 @@ import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
 import type { Proc } from './cpu';
+import { MessageMeter } from './messages';
 
 export const DRIVERS = ['t1', 't2', 't3', 't4'];
+/** The name of the bench's own connection to the stack's server, which watches the runs end. */
+const BENCH_CONNECTION = 'bench';
 
 /**
  * A stack of its own for the CPU and scale parts: a fresh nats-server, a gateway, and
  * `agentsPerDriver` test-driver processes for each of the four no-op drivers (one driver per
  * process, as the built-in drivers are deployed), with a 4-step pipeline `noop` over them.
  * `profileDir`: the gateway and the first agent load the bench's CPU profiler (./cpu-profile);
- * `gatewayEnv`: more settings for the gateway.
+ * `env`: more settings for every process of the stack, `gatewayEnv`: for the gateway.
  */
 export class Stack {
   private ends = new Map<string, () => void>();
@@ -42,24 +45,25 @@ export class Stack {
     });
   }
 
-  static async start(agentsPerDriver: number, profileDir?: string, gatewayEnv: Record<string, string> = {}): Promise<Stack> {
-    const nats = await NatsServer.start();
+  static async start(agentsPerDriver: number, opts: { profileDir?: string; env?: Record<string, string>; gatewayEnv?: Record<string, string> } = {}): Promise<Stack> {
+    const { profileDir, env = {}, gatewayEnv = {} } = opts;
+    const nats = await NatsServer.start({ monitor: true });
     const profile = (name?: string): { args: string[]; env: Record<string, string> } =>
       profileDir && name ? { args: ['--require', join(__dirname, 'cpu-profile.js')], env: { BENCH_CPU_PROF_DIR: profileDir, BENCH_CPU_PROF_NAME: name } } : { args: [], env: {} };
     const port = await freePort();
     const gp = profile('gateway');
-    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...gatewayEnv, ...gp.env }, 'listening on', 20_000, gp.args);
+    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...env, ...gatewayEnv, ...gp.env }, 'listening on', 20_000, gp.args);
     const agents: AppProcess[] = [];
     for (let copy = 0; copy < agentsPerDriver; copy++) {
       for (const d of DRIVERS) {
         const ap = profile(copy === 0 && d === DRIVERS[0] ? `agent-${d}` : undefined);
-        agents.push(await startTestDriver([d], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `${d}-${copy}`, CONVEYOR_CONCURRENCY: '16', ...ap.env }, ap.args));
+        agents.push(await startTestDriver([d], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `${d}-${copy}`, CONVEYOR_CONCURRENCY: '16', ...env, ...ap.env }, ap.args));
       }
     }
     const api = new Api(`http://127.0.0.1:${port}`);
     await api.ok('POST', '/resource-definitions', { name: 'bench', schema: { type: 'object' } });
     await api.ok('POST', '/pipelines', { name: 'noop', resource: 'bench', steps: DRIVERS.map((d, i) => ({ id: `s${i}`, name: d, driver: d })) });
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: nats.url, name: BENCH_CONNECTION });
     await nc.flush();
     return new Stack(nats, gateway, agents, api, nc, await jetstreamManager(nc));
   }
@@ -71,6 +75,11 @@ export class Stack {
       ...this.agents.map((a) => ({ name: `agent ${a.agentId}`, pid: a.proc.pid! })),
       { name: 'nats-server', pid: this.nats.pid! },
     ];
+  }
+
+  /** Counts the NATS messages of the gateway and of all agents (not the bench's own). */
+  messageMeter(): MessageMeter {
+    return new MessageMeter(this.nats, (name) => (name === BENCH_CONNECTION ? undefined : name === 'conveyor-gateway' ? 'gateway' : 'agents'));
   }
 
   /** Starts a run of `pipeline` (a resource named `name`); resolves with its id and a promise of its end. */

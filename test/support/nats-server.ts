@@ -40,6 +40,8 @@ export class NatsServer {
     private readonly config?: string,
     /** The nats-server binary: $NATS_SERVER_BIN, else `nats-server` on PATH. */
     private readonly bin: string = process.env.NATS_SERVER_BIN || 'nats-server',
+    /** Port of the HTTP monitoring endpoint (on 127.0.0.1, like the client port), when asked for. */
+    readonly monitorPort?: number,
   ) {
     this.storeDir = mkdtempSync(join(tmpdir(), 'conveyor-nats-'));
   }
@@ -57,10 +59,10 @@ export class NatsServer {
   /**
    * `wire`: the user the wire check connects as, for a `config` that requires one (without it,
    * such a server is not checked); `false`: no wire check (a test that counts the server's
-   * connections).
+   * connections). `monitor`: serve the HTTP monitoring endpoint (see `monitor()`).
    */
-  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } | false } = {}): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), opts.config, opts.bin);
+  static async start(opts: { config?: string; bin?: string; wire?: { user: string; pass: string } | false; monitor?: boolean } = {}): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), opts.config, opts.bin, opts.monitor ? await freePort() : undefined);
     await server.launch();
     const needsUser = /^\s*(authorization|accounts)\b/m.test(opts.config ?? '');
     if (wireCheckEnabled() && opts.wire !== false && (!needsUser || opts.wire)) server.wire = await WireCheck.attach(server.url, opts.wire || undefined);
@@ -69,6 +71,7 @@ export class NatsServer {
 
   private async launch(): Promise<void> {
     const args = ['-js', '-sd', this.storeDir, '-a', '127.0.0.1', '-p', String(this.port)];
+    if (this.monitorPort) args.push('-m', String(this.monitorPort));
     if (this.config) {
       const file = join(this.storeDir, 'server.conf');
       writeFileSync(file, this.config);
@@ -88,6 +91,14 @@ export class NatsServer {
       if (spawnFailed || this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`nats-server did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 25));
     }
+  }
+
+  /** GET of a monitoring endpoint (`/connz?limit=…`, `/jsz`…), parsed; the server must have been started with `monitor`. */
+  async monitor<T>(path: string): Promise<T> {
+    if (!this.monitorPort) throw new Error('this nats-server was started without its monitoring endpoint (NatsServer.start({ monitor: true }))');
+    const res = await fetch(`http://127.0.0.1:${this.monitorPort}${path}`);
+    if (!res.ok) throw new Error(`nats-server monitoring ${path}: HTTP ${res.status}`);
+    return (await res.json()) as T;
   }
 
   /** Stops the server (SIGTERM by default; SIGKILL to simulate a crash). */
