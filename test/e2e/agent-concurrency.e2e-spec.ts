@@ -70,6 +70,29 @@ describe("an agent's concurrency and consumers", () => {
     await agent.stop('SIGKILL');
   });
 
+  it('after a burst, an idle agent pulls each consumer once an expiry, not once for every slot that came free', async () => {
+    await sys.startDriver(['lull'], { CONVEYOR_CONCURRENCY: '16' });
+    const pipeline = await sys.pipeline([{ driver: 'lull', config: { sleepMs: 1_000 } }]);
+    // 16 steps ending one after another: each frees its slot alone, and a pull is made for it.
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      ids.push(await sys.trigger(pipeline));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    for (const id of ids) expect((await sys.waitForRun(id)).status).toBe('succeeded');
+    // Idle from here: once the pulls made during the burst expired (at most 5 s), what is pulled.
+    await new Promise((r) => setTimeout(r, 6_000));
+    const pulls: Array<{ batch: number }> = [];
+    const sub = nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.lull`, { callback: (_e, m) => void pulls.push(m.json()) });
+    await new Promise((r) => setTimeout(r, 10_000));
+    sub.unsubscribe();
+    // One pull of all 16 slots, made again every 5 s at most (before: one pull per slot that
+    // had come free, each made again on its own schedule: about 30 in 10 s).
+    expect(pulls.length).toBeGreaterThanOrEqual(2);
+    expect(pulls.length).toBeLessThanOrEqual(3);
+    expect(pulls.map((p) => p.batch)).toEqual(pulls.map(() => 16));
+  });
+
   it("an agent whose consumers an operator deleted makes them again and keeps serving, without re-running their kept work", async () => {
     const agent = await sys.startDriver(['phoenix'], { CONVEYOR_MACHINE_ID: 'm1' });
     const pinned = await sys.pipeline([{ driver: 'pin' }, { driver: 'phoenix' }]);

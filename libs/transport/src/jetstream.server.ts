@@ -33,6 +33,11 @@ export interface JetStreamServerOptions {
   drainTimeoutMs?: number;
 }
 
+/** Pulls expire at instants this far apart (see JetStreamServer.pullExpiresMs); a pull waits 1–2 steps. */
+const PULL_EXPIRY_STEP_MS = 2_500;
+/** How long after a pull expired the slots it held wait for others expiring at the same instant. */
+const COALESCE_MS = 20;
+
 /**
  * A NestJS transport on JetStream durable pull consumers. Nest's own NATS transport is
  * core NATS and cannot ack; this one never acks by itself: the processor does, after it
@@ -68,6 +73,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private settling = { upToSeq: 0, until: 0 };
   /** Work stored before this process connected, judged (not fresh) until `until`. */
   private beforeConnect = { upToSeq: Number.MAX_SAFE_INTEGER, until: Number.POSITIVE_INFINITY };
+  /** This process's phase of pull expiries (see pullExpiresMs). */
+  private readonly expiryPhase = Math.floor(Math.random() * PULL_EXPIRY_STEP_MS);
 
   constructor(private readonly options: JetStreamServerOptions) {
     super();
@@ -105,7 +112,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         const served: Served = { pattern, handler, invoke: this.invoker(handler), slots: new Slots(concurrency) };
         this.slots.push(served.slots);
         for (const m of [undefined, machine]) {
-          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0, lastDelivery: 0, checkedAt: Date.now() };
+          const source: Source = { machine: m, ...(await this.ensureConsumer(pattern, m)), pulls: 0, lastDelivery: 0, checkedAt: Date.now(), expiredAt: 0 };
           this.workers.push(this.serve(source, served));
         }
         const { subjects } = this.ctx;
@@ -149,6 +156,13 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         await served.slots.changed();
         continue;
       }
+      // Pulls that expired together are made again as one (see pullExpiresMs): while others
+      // still wait, the slots of one that expired wait a moment for theirs.
+      const settling = source.expiredAt + COALESCE_MS - Date.now();
+      if (settling > 0 && source.pulls > 0) {
+        await sleep(settling, this.stopWaiting.signal);
+        continue;
+      }
       source.pulls += want;
       const batch = this.pull(source, served, want)
         .catch((err) => this.log.error(`a pull from "${served.pattern}" failed: ${(err as Error).stack ?? err}`))
@@ -162,8 +176,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private async pull(source: Source, served: Served, want: number): Promise<void> {
     const jobs: Array<Promise<void>> = [];
     let left = want;
+    let failed = false;
     try {
-      const messages = await source.consumer.fetch({ max_messages: want, expires: 5_000 });
+      const messages = await source.consumer.fetch({ max_messages: want, expires: this.pullExpiresMs() });
       for await (const msg of messages) {
         left--;
         source.pulls--;
@@ -173,13 +188,29 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         if (left === 0) break;
       }
     } catch (err) {
+      failed = true;
       // Still counted as pulls until recovered, so a failing consumer is not pulled in a tight loop.
       if (this.running) await this.recover(source, served.pattern, err);
     } finally {
+      if (left > 0 && !failed) source.expiredAt = Date.now();
       source.pulls -= left;
       served.slots.notify();
     }
     await Promise.all(jobs);
+  }
+
+  /**
+   * How long a pull waits for work: until the second of this process's expiry instants from now
+   * (every PULL_EXPIRY_STEP_MS, at a phase of its own, so agents do not pull in step), 2.5–5 s.
+   * A pull is made for the slots that came free since the last one; under load each is filled at
+   * once, but the small pulls waiting when the load stops would, each expiring on its own
+   * schedule, be made again one by one for ever, with their heartbeats (seen: 8 pulls of one
+   * consumer, 1.4 a second, an idle agent's CPU and the server's). Expiring together, they are
+   * made again as one.
+   */
+  private pullExpiresMs(): number {
+    const sinceInstant = (Date.now() - this.expiryPhase) % PULL_EXPIRY_STEP_MS;
+    return 2 * PULL_EXPIRY_STEP_MS - sinceInstant;
   }
 
   /** A pulled message into a free slot, and its processing; undefined when it was handed back at once. */
@@ -346,6 +377,8 @@ interface Source {
   checkedAt: number;
   /** Its check (and making again) after failed pulls, shared by all of them. */
   remaking?: Promise<void>;
+  /** When a pull of it last expired with slots unfilled (this process's clock). */
+  expiredAt: number;
 }
 
 /** A pattern's `size` slots; `changed()` resolves at the next change (a slot or a pull freed, or stop). */
