@@ -333,6 +333,11 @@ describe('gateway API: definitions, pipelines, resources', () => {
       expect(noPipeline.body.message).toBe('pipeline "no-such-pipeline" does not exist');
       const noType = await http().post('/resources').send({ ...tutorial.resource, name: 'x1', resource: 'no-such-type' }).expect(400);
       expect(noType.body.message).toBe('resource definition "no-such-type" does not exist');
+      // Both unknown (the two are read side by side): the definition is what is reported, every time.
+      for (let i = 0; i < 5; i++) {
+        const neither = await http().post('/resources').send({ ...tutorial.resource, name: 'x1', resource: 'no-such-type', pipeline: 'no-such-pipeline' }).expect(400);
+        expect(neither.body.message).toBe('resource definition "no-such-type" does not exist');
+      }
       await http().put('/resources/flutter-builder/build-app').send({ spec: { repository: 'a' }, pipeline: 'no-such-pipeline' }).expect(400);
     });
 

@@ -35,8 +35,7 @@ export class ResourcesService {
    * delivered twice starts one run). `trigger`: the forge event that made the version (hooks only).
    */
   async create(dto: ResourceDto, runid?: string, trigger?: TriggerOrigin): Promise<ResourceWriteResult> {
-    await this.checkSpec(dto.resource, dto.spec);
-    const pipeline = dto.pipeline ? await this.pipelineFor(dto.pipeline, dto.resource) : undefined;
+    const [, pipeline] = await inOrder(this.checkSpec(dto.resource, dto.spec), dto.pipeline ? this.pipelineFor(dto.pipeline, dto.resource) : Promise.resolve(undefined));
     if (pipeline) this.runs.checkFits(pipeline, { name: dto.name, resource: dto.resource, spec: dto.spec, metadata: dto.metadata ?? {} });
     runid = pipeline ? (runid ?? newRunId()) : undefined;
     const resource: Resource = {
@@ -65,8 +64,7 @@ export class ResourcesService {
     if (dto.resource !== undefined && dto.resource !== type) {
       throw new BadRequestException(`resource "${dto.resource}" in the body does not match type "${type}" in the path; a resource cannot change its type`);
     }
-    const latest = await this.resources.require(type, name);
-    await this.checkSpec(type, dto.spec);
+    const [latest] = await inOrder(this.resources.require(type, name), this.checkSpec(type, dto.spec));
     const pipelineName = dto.pipeline === null ? undefined : (dto.pipeline ?? latest.value.pipeline);
     const pipeline = pipelineName ? await this.pipelineFor(pipelineName, type) : undefined;
     if (pipeline) this.runs.checkFits(pipeline, { name, resource: type, spec: dto.spec, metadata: dto.metadata ?? latest.value.metadata });
@@ -170,4 +168,14 @@ export class ResourcesService {
     }
     return { name: saved.name, runid: saved.runid, message: `${what}; run ${saved.runid} of pipeline "${pipeline.name}" queued`, version: saved.version };
   }
+}
+
+/**
+ * Two reads made side by side (one round trip to NATS instead of two), answered as if made one
+ * after the other: `first`'s failure is the one reported when both fail, whichever came first.
+ */
+async function inOrder<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
+  // Not left unhandled while `first` is awaited: its failure, if any, is rethrown below.
+  second.catch(() => undefined);
+  return [await first, await second];
 }
