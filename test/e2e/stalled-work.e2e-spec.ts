@@ -33,6 +33,26 @@ describe('work no agent can take', () => {
     }
   };
 
+  it('while no work waits, its checks (every second here) read only the work queues, not the agents', async () => {
+    const nc = await connect({ servers: sys.nats.url });
+    const reads: string[] = [];
+    try {
+      const bucket = 'KV_conveyor-agents';
+      for (const subject of [`$JS.API.STREAM.INFO.${bucket}`, `$JS.API.DIRECT.GET.${bucket}.>`, `$JS.API.DIRECT.GET.${bucket}`]) {
+        nc.subscribe(subject, { callback: (_e, m) => void reads.push(m.subject) });
+      }
+      const lists: string[] = [];
+      nc.subscribe('$JS.API.CONSUMER.LIST.CONVEYOR_RUNS', { callback: (_e, m) => void lists.push(m.subject) });
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 4_000));
+      // The checks ran (each lists the consumers of the runs stream) and read no agent.
+      expect(lists.length).toBeGreaterThanOrEqual(2);
+      expect(reads).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('fails the step of a driver that never had an agent (a misspelt name), and the run\'s cleanup runs', async () => {
     const id = await sys.run([{ driver: 'bulider' }, { driver: 'tidy', always: true }]);
     const run = await sys.waitForRun(id, ['failed'], 30_000);

@@ -55,6 +55,11 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
   async check(): Promise<void> {
     const all: string[] = [];
     for await (const key of await this.openRuns.keys()) all.push(key);
+    if (!all.length) {
+      // Nothing open: nothing else to read.
+      this.suspects.clear();
+      return;
+    }
     // A window of the open runs per check, moved on each time, so every run is looked at however many are open.
     if (this.cursor >= all.length) this.cursor = 0;
     const ids = all.slice(this.cursor, this.cursor + MAX_RUNS_PER_CHECK);

@@ -45,14 +45,14 @@ export class StalledWorkWatchdog implements OnApplicationBootstrap, OnModuleDest
   }
 
   async check(): Promise<void> {
-    const { config } = this.ctx;
-    const agents = await liveAgents(this.agents);
+    const { config, subjects } = this.ctx;
+    const waiting = (await stepQueues(this.ctx)).filter((work) => work.pending + work.ackPending > 0);
+    // The agents are read only when some work waits: an idle system's check is one request.
+    const agents = waiting.length ? await liveAgents(this.agents) : [];
     const machines = new Set(agents.map((a) => a.machine));
-    const { subjects } = this.ctx;
     const serving = new Set(agents.flatMap((a) => a.drivers.flatMap((d) => [subjects.consumer(d), subjects.consumer(d, a.machine)])));
     const seen = new Set<string>();
-    for (const work of await stepQueues(this.ctx)) {
-      if (work.pending + work.ackPending === 0) continue;
+    for (const work of waiting) {
       const key = subjects.consumer(work.driver, work.machine);
       if (serving.has(key)) continue;
       seen.add(key);
