@@ -35,6 +35,7 @@ export class WireCheck {
   private last?: WireState;
   private readonly waiting: Array<(s: WireState) => void> = [];
   private exited = false;
+  private closing?: Promise<WireState>;
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -84,9 +85,11 @@ export class WireCheck {
   }
 
   /** Its final state; the check's process ends. */
-  async close(): Promise<WireState> {
-    if (this.exited) return this.last ?? crashed();
-    return this.ask({ op: 'close' });
+  close(): Promise<WireState> {
+    if (this.exited) return Promise.resolve(this.last ?? crashed());
+    // Once: a second close (a server's dispose, then the suite's end) would write to a process
+    // that is already leaving.
+    return (this.closing ??= this.ask({ op: 'close' }));
   }
 
   private ask(req: WireRequest): Promise<WireState> {
@@ -97,7 +100,8 @@ export class WireCheck {
   }
 
   private send(req: WireRequest): void {
-    if (!this.exited && this.proc.connected) this.proc.send(req);
+    // A process ending as this is written (EPIPE): its exit answers whoever waits.
+    if (!this.exited && this.proc.connected) this.proc.send(req, () => undefined);
   }
 }
 
