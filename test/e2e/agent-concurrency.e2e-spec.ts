@@ -80,8 +80,8 @@ describe("an agent's concurrency and consumers", () => {
       await new Promise((r) => setTimeout(r, 60));
     }
     for (const id of ids) expect((await sys.waitForRun(id)).status).toBe('succeeded');
-    // Idle from here: once the pulls made during the burst expired (at most 5 s), what is pulled.
-    await new Promise((r) => setTimeout(r, 6_000));
+    // Idle from here: once the pulls made during the burst expired (at most 6 s), what is pulled.
+    await new Promise((r) => setTimeout(r, 7_000));
     const pulls: Array<{ batch: number }> = [];
     const sub = nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.lull`, { callback: (_e, m) => void pulls.push(m.json()) });
     await new Promise((r) => setTimeout(r, 10_000));

@@ -33,8 +33,10 @@ export interface JetStreamServerOptions {
   drainTimeoutMs?: number;
 }
 
-/** Pulls expire at instants this far apart (see JetStreamServer.pullExpiresMs); a pull waits 1–2 steps. */
-const PULL_EXPIRY_STEP_MS = 2_500;
+/** Pulls expire at instants this far apart (see JetStreamServer.pullExpiresMs). */
+const PULL_EXPIRY_STEP_MS = 5_000;
+/** The shortest wait of a pull: one made just before an instant waits for the next. */
+const PULL_MIN_MS = 1_000;
 /** How long after a pull expired the slots it held wait for others expiring at the same instant. */
 const COALESCE_MS = 20;
 
@@ -200,17 +202,17 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   }
 
   /**
-   * How long a pull waits for work: until the second of this process's expiry instants from now
-   * (every PULL_EXPIRY_STEP_MS, at a phase of its own, so agents do not pull in step), 2.5–5 s.
-   * A pull is made for the slots that came free since the last one; under load each is filled at
-   * once, but the small pulls waiting when the load stops would, each expiring on its own
-   * schedule, be made again one by one for ever, with their heartbeats (seen: 8 pulls of one
-   * consumer, 1.4 a second, an idle agent's CPU and the server's). Expiring together, they are
-   * made again as one.
+   * How long a pull waits for work: until the next of this process's expiry instants (every
+   * PULL_EXPIRY_STEP_MS, at a phase of its own, so agents do not pull in step) at least
+   * PULL_MIN_MS away, 1–6 s. A pull is made for the slots that came free since the last one;
+   * under load each is filled at once, but the small pulls waiting when the load stops would,
+   * each expiring on its own schedule, be made again one by one for ever, with their heartbeats
+   * (seen: 8 pulls of one consumer, 1.4 a second, an idle agent's CPU and the server's).
+   * Expiring together, they are made again as one, on the same grid: one pull every 5 s.
    */
   private pullExpiresMs(): number {
-    const sinceInstant = (Date.now() - this.expiryPhase) % PULL_EXPIRY_STEP_MS;
-    return 2 * PULL_EXPIRY_STEP_MS - sinceInstant;
+    const untilInstant = PULL_EXPIRY_STEP_MS - ((Date.now() - this.expiryPhase) % PULL_EXPIRY_STEP_MS);
+    return untilInstant < PULL_MIN_MS ? untilInstant + PULL_EXPIRY_STEP_MS : untilInstant;
   }
 
   /** A pulled message into a free slot, and its processing; undefined when it was handed back at once. */
@@ -339,7 +341,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     await Promise.all([...this.inflight]);
     clearTimeout(timer);
     // A pull that is still waiting ends by its expiry; a message it gets then is nak'ed.
-    await Promise.race([Promise.all(this.workers), sleep(6_000)]);
+    await Promise.race([Promise.all(this.workers), sleep(PULL_EXPIRY_STEP_MS + PULL_MIN_MS + 1_000)]);
     await this.options.processor.close();
     if (this.ctx && !this.ctx.nc.isClosed()) await this.ctx.nc.drain().catch(() => this.ctx!.nc.close());
   }
