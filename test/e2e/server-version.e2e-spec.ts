@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadConfig } from '@conveyor/config';
 import { connectJetStream, NATS_SERVER_MIN_VERSION, NatsServerTooOldError, serverVersionProblem } from '@conveyor/jetstream';
 import { BUILTIN_DRIVERS, BuiltinDriverFleet } from '../support/builtin-drivers';
-import { freePort, NatsServer } from '../support/nats-server';
+import { NatsServer } from '../support/nats-server';
 import { runToExit, waitFor } from '../support/processes';
 
 // Starting five Node processes on a busy 2-core machine takes seconds; runToExit bounds each at 30 s.
@@ -40,20 +40,13 @@ function expectRefused(app: string, r: { code: number | null; signal: NodeJS.Sig
   });
 }
 
-async function connections(monitorPort: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${monitorPort}/connz`);
-  return ((await res.json()) as { num_connections: number }).num_connections;
-}
-
 describe('a nats-server older than 2.11 is refused at start-up', () => {
   let old: NatsServer | undefined;
-  let monitorPort = 0;
+  const connections = async () => (await old!.monitor<{ num_connections: number }>('/connz')).num_connections;
 
   beforeAll(async () => {
-    const bin = oldServerBin();
-    monitorPort = await freePort();
     // No wire check: its connection would be one more in the /connz counts below.
-    old = await NatsServer.start({ bin, config: `http: "127.0.0.1:${monitorPort}"\n`, wire: false });
+    old = await NatsServer.start({ bin: oldServerBin(), monitor: true, wire: false });
   });
 
   afterAll(async () => {
@@ -66,9 +59,9 @@ describe('a nats-server older than 2.11 is refused at start-up', () => {
     const probe = await connect({ servers: server.url });
     expect(probe.info?.version).toMatch(/^2\.9\./);
     expect(serverVersionProblem(probe.info?.version)).toBeDefined();
-    await waitFor('the probe connection in /connz', async () => ((await connections(monitorPort)) === 1 ? true : undefined), 5_000);
+    await waitFor('the probe connection in /connz', async () => ((await connections()) === 1 ? true : undefined), 5_000);
     await probe.close();
-    await waitFor('no connection in /connz', async () => ((await connections(monitorPort)) === 0 ? true : undefined), 5_000);
+    await waitFor('no connection in /connz', async () => ((await connections()) === 0 ? true : undefined), 5_000);
 
     const err = await connectJetStream(loadConfig({ CONVEYOR_NATS_URL: server.url })).then(
       async (ctx) => {
@@ -82,7 +75,7 @@ describe('a nats-server older than 2.11 is refused at start-up', () => {
     expect((err as Error).message).toMatch(REFUSAL);
     expect(err).toMatchObject({ minimum: NATS_SERVER_MIN_VERSION, version: expect.stringMatching(/^2\.9\./) });
     // Closed before the error was thrown: the server holds no client of ours.
-    await waitFor('no connection in /connz after the refusal', async () => ((await connections(monitorPort)) === 0 ? true : undefined), 5_000);
+    await waitFor('no connection in /connz after the refusal', async () => ((await connections()) === 0 ? true : undefined), 5_000);
   });
 
   it('every built-in driver process exits non-zero and says why', async () => {
