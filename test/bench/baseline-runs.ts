@@ -16,9 +16,9 @@ import { MessageMeter } from './messages';
  *   driver i  pulls its work from its durable consumer (explicit acks, 16 in flight like an agent
  *             of concurrency 16); per message, one fenced publish of what follows (the next
  *             step's work, or the run's end after step 4: fenced on the work message's sequence,
- *             with a message id), then an ackAck, as a driver's hand-off is written and acked
+ *             with a message id), then an ack (not waited for), as a driver's hand-off is written and acked
  *
- * So 5 fenced publishes, 4 pulls and 4 ackAcks per run, each record carrying the payload the
+ * So 5 fenced publishes, 4 pulls and 4 acks per run, each record carrying the payload the
  * starter gave it. Nothing folds the runs into records, claims, heartbeats or logs: that is
  * what Conveyor does on top of it. It has a nats-server of its own, so only its own work is
  * counted there.
@@ -112,7 +112,7 @@ async function driver(url: string, step: number): Promise<void> {
     const run = m.subject.split('.')[2];
     const next = step < STEPS ? workSubject(run, step + 1) : `base.steps.${run}.end`;
     await js.publish(next, m.data, { headers: fence(run, m.seq), msgID: `${run}.${step}` });
-    await m.ackAck();
+    m.ack();
   };
   // Handled side by side, as an agent does: the consumer's max_ack_pending bounds them.
   for await (const m of messages) {

@@ -1,6 +1,6 @@
 import { connect, headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { DeadLetter } from '@conveyor/contracts';
+import { PROJECTOR_CONSUMER, type DeadLetter } from '@conveyor/contracts';
 import { TestSystem } from '../support/system';
 import { waitFor } from '../support/processes';
 
@@ -24,8 +24,26 @@ describe('step delivery', () => {
   });
 
   it('runs a pipeline to success, each step once, outputs handed on', async () => {
+    // The agents' acks, as the server sees them (a plain subscription gets a copy of each).
+    const watcher = await connect({ servers: sys.nats.url });
+    const acks: Array<{ consumer: string; reply: string }> = [];
+    watcher.subscribe('$JS.ACK.CONVEYOR_RUNS.>', {
+      callback: (_e, m) => {
+        if (m.string() === '+ACK') acks.push({ consumer: m.subject.split('.')[3], reply: m.reply ?? '' });
+      },
+    });
+    await watcher.flush();
     const id = await sys.run([{ driver: 'alpha' }, { driver: 'beta' }, { driver: 'alpha' }, { driver: 'cleanup', always: true }]);
     const run = await sys.waitForRun(id);
+    // Each step's message is acked once its hand-off is stored, and the ack is not waited for
+    // (a lost one is judged on redelivery: delivery-lost-ack): no reply subject, no answer.
+    const agentAcks = await waitFor('the four steps\' acks', () => {
+      const seen = acks.filter((a) => a.consumer !== PROJECTOR_CONSUMER);
+      return seen.length >= 4 ? seen : undefined;
+    }, 10_000, 20);
+    await watcher.close();
+    expect(agentAcks.map((a) => a.consumer).sort()).toEqual(['alpha', 'alpha', 'beta', 'cleanup']);
+    expect(agentAcks.filter((a) => a.reply)).toEqual([]);
     expect(run.status).toBe('succeeded');
     expect(run.steps.map((s) => [s.status, s.attempts])).toEqual([['succeeded', 1], ['succeeded', 1], ['succeeded', 1], ['succeeded', 1]]);
     for (const s of run.steps) {

@@ -19,11 +19,17 @@ export function holdMessage(m: JsMsg, ackWaitMs: number): () => void {
   return () => clearInterval(timer);
 }
 
-/** Waits for the server to confirm the ack, so a lost ack cannot make a finished step run again. */
-export async function ackAck(m: JsMsg): Promise<void> {
+/**
+ * Acks a message whose outcome is stored (its hand-off, or a judge's "only ack"), without waiting
+ * for the server to confirm it: a lost ack only brings the message back an ack wait later, and
+ * that delivery is judged from the run's log, finds the step ended and is only acked
+ * (docs/protocol.md §8.4; test/e2e/delivery-lost-ack). Waiting cost a message and a round trip
+ * per step, with the step's slot held meanwhile.
+ */
+export function ack(m: JsMsg): void {
   try {
-    await m.ackAck({ timeout: 5_000 });
+    m.ack();
   } catch {
-    // Its hand-off is stored; a redelivery finds the run moved on and only acks.
+    // On a connection that is closing: redelivery decides, as for a lost ack.
   }
 }

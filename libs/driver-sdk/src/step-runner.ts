@@ -27,7 +27,7 @@ import { CancelWatch, type StopOrder } from './cancel-watch';
 import type { HandleStepOptions } from './handle-step.decorator';
 import { Heartbeat } from './heartbeat';
 import { retryDelayMs } from './backoff';
-import { ackAck, holdMessage } from './keep-alive';
+import { ack, holdMessage } from './keep-alive';
 import { StepRecords, type Written } from './step-records';
 import type { StepArtifacts, StepCaches, StepContext, StepResult } from './step-context';
 import { attemptEnded, attemptSpan, handOffEnded, handOffSpan } from './step-span';
@@ -182,7 +182,7 @@ export class StepRunner implements MessageProcessor {
         this.log.log(`run ${msg.runId}: step ${step.id} not run: ${claimed.why}`);
         // Still another agent's: looked at again after its next heartbeat.
         if (claimed.wait) return m.nak(this.config.agent.heartbeatMs);
-        return await ackAck(m);
+        return ack(m);
       }
       if (claimed.takeover) this.log.warn(`run ${msg.runId}: step ${step.id} taken over as attempt ${claimed.attempt}: the agent running it before stopped answering`);
       if (stop && msg.mode === 'normal') msg = { ...msg, mode: 'cleanup', outcome: { status: stop.status, stepId: step.id, message: stop.message } };
@@ -300,7 +300,7 @@ export class StepRunner implements MessageProcessor {
       if (expect === undefined) {
         const judged = await this.records.judge(msg, m.seq, m.info.timestampNanos / 1e6);
         if (!judged) return m.nak(5_000);
-        if (!judged.run) return 'wait' in judged ? m.nak(this.config.agent.heartbeatMs) : ackAck(m);
+        if (!judged.run) return 'wait' in judged ? m.nak(this.config.agent.heartbeatMs) : ack(m);
         expect = judged.expect;
       }
       const r = await this.records.handOff(msg, stopOutcome(stop), { attempt: 0, at: new Date().toISOString(), as: 'skipped' }, expect);
@@ -326,7 +326,7 @@ export class StepRunner implements MessageProcessor {
       this.log.warn(`run ${msg.runId}: step ${step.id}: its hand-off was refused: another agent took the step over, or the run moved on`);
       return;
     }
-    await ackAck(m);
+    ack(m);
   }
 
   /**
