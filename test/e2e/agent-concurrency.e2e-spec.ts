@@ -93,6 +93,24 @@ describe("an agent's concurrency and consumers", () => {
     expect(pulls.map((p) => p.batch)).toEqual(pulls.map(() => 16));
   });
 
+  it('steps one after another on an agent with slots to spare: a pull is made for a quarter of its slots, not for each step that ends', async () => {
+    await sys.startDriver(['steady'], { CONVEYOR_CONCURRENCY: '16' });
+    const pipeline = await sys.pipeline([{ driver: 'steady' }]);
+    expect((await sys.waitForRun(await sys.trigger(pipeline))).status).toBe('succeeded');
+    const pulls: Array<{ batch: number }> = [];
+    const sub = nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.steady`, { callback: (_e, m) => void pulls.push(m.json()) });
+    await nc.flush();
+    // 12 runs, each started when the one before ended: one step in a slot at a time, while a
+    // pull for the other slots waits on the consumer and delivers each step as it comes.
+    for (let i = 0; i < 12; i++) expect((await sys.waitForRun(await sys.trigger(pipeline))).status).toBe('succeeded');
+    await nc.flush();
+    sub.unsubscribe();
+    // Before: one pull of one message for every step that ended (12). Now: one of 4 for every
+    // 4 (3), and at most one more where the waiting pull expired on the way.
+    expect(pulls.length).toBeGreaterThanOrEqual(2);
+    expect(pulls.length).toBeLessThanOrEqual(4);
+  });
+
   it("an agent whose consumers an operator deleted makes them again and keeps serving, without re-running their kept work", async () => {
     const agent = await sys.startDriver(['phoenix'], { CONVEYOR_MACHINE_ID: 'm1' });
     const pinned = await sys.pipeline([{ driver: 'pin' }, { driver: 'phoenix' }]);

@@ -39,6 +39,12 @@ const PULL_EXPIRY_STEP_MS = 5_000;
 const PULL_MIN_MS = 1_000;
 /** How long after a pull expired the slots it held wait for others expiring at the same instant. */
 const COALESCE_MS = 20;
+/**
+ * While a pull of a consumer still waits, slots that came free are pulled for once they are this
+ * share of all slots: that pull delivers whatever comes first, so one more for each step that
+ * ends would only make the server keep another request (one more message for every step).
+ */
+const REPULL_SHARE = 4;
 
 /**
  * A NestJS transport on JetStream durable pull consumers. Nest's own NATS transport is
@@ -51,8 +57,8 @@ const COALESCE_MS = 20;
  * Every pattern has two consumers: the driver's shared one (work for `any` machine) and the
  * one of this agent's build machine (work pinned to it, see Subjects.workFor). One consumer
  * with both filters would not do: shared work must go to one agent of any machine, pinned
- * work only to its machine's. The two share the pattern's slots, and each keeps one
- * one-message pull waiting per free slot, so neither kind of work waits on an idle pull of
+ * work only to its machine's. The two share the pattern's slots, and each keeps a pull
+ * waiting for the free slots (see serve), so neither kind of work waits on an idle pull of
  * the other. Both may then deliver into the last free slot at once: the message that finds
  * none is handed back at once (nak, no delay) for another agent. That costs no attempt (the
  * SDK counts attempts from the run's log); its next delivery is only judged, not fresh.
@@ -148,13 +154,15 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
    * Keeps a pull waiting on `source` for every free slot of its pattern, until stopped: one
    * request for all of them (a fetch of as many messages as there are free slots), so an idle
    * agent holds one pull per consumer, not one per slot (with 16 slots, 32 pulls and their
-   * heartbeats cost about 1% of a core doing nothing, measured by the bench).
+   * heartbeats cost about 1% of a core doing nothing, measured by the bench). While a pull
+   * still waits, slots that came free wait to be a REPULL_SHARE of all before they are pulled for.
    */
   private async serve(source: Source, served: Served): Promise<void> {
     const batches = new Set<Promise<void>>();
+    const enough = Math.max(1, Math.floor(served.slots.size / REPULL_SHARE));
     while (this.running) {
       const want = served.slots.free - source.pulls;
-      if (want <= 0) {
+      if (want <= 0 || (source.pulls > 0 && want < enough)) {
         await served.slots.changed();
         continue;
       }
