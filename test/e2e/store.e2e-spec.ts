@@ -1,3 +1,4 @@
+import { connect } from '@nats-io/transport-node';
 import { loadConfig } from '@conveyor/config';
 import type { CancelSignal } from '@conveyor/contracts';
 import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
@@ -89,6 +90,35 @@ describe('state store on a real nats-server', () => {
     await res.delete('t', 'x');
     expect(await res.latest('t', 'x')).toBeUndefined();
     expect(await res.version('t', 'x', 2)).toBeUndefined();
+  });
+
+  it('writes a new resource once (its head), and keeps a version whole before the head moves past it', async () => {
+    const res = new ResourcesStore(await openBuckets(ctx));
+    const nc = await connect({ servers: nats.url });
+    const writes: string[] = [];
+    nc.subscribe('$KV.conveyor-resources.w.>', { callback: (_e, m) => void writes.push(m.subject.replace('$KV.conveyor-resources.', '')) });
+    await nc.flush();
+    try {
+      await res.create({ name: 'y', resource: 'w', spec: { n: 1 }, metadata: {}, version: 1, createdAt: '' });
+      await nc.flush();
+      // One write on the way to a run's start: version 1 is the head, until a second comes.
+      expect(writes).toEqual(['w.y']);
+      expect((await res.version('w', 'y', 1))?.spec).toEqual({ n: 1 });
+      await res.update('w', 'y', (cur) => ({ ...cur, spec: { n: 2 } }));
+      await nc.flush();
+      // Version 1 is kept whole first: a writer that stops between the two writes loses no version.
+      expect(writes).toEqual(['w.y', 'w.y.1', 'w.y']);
+      expect([(await res.version('w', 'y', 1))?.spec, (await res.version('w', 'y', 2))?.spec]).toEqual([{ n: 1 }, { n: 2 }]);
+      // An update that lost to a delete wrote its copy before its compare-and-set failed: a
+      // resource made again under the name does not show it as one of its versions.
+      await res.delete('w', 'y');
+      const { resources } = await openBuckets(ctx);
+      await resources.put('w.y.2', JSON.stringify({ name: 'y', resource: 'w', spec: { n: 'old' }, metadata: {}, version: 2, createdAt: '' }));
+      await res.create({ name: 'y', resource: 'w', spec: { n: 'new' }, metadata: {}, version: 1, createdAt: '' });
+      expect([(await res.version('w', 'y', 1))?.spec, await res.version('w', 'y', 2)]).toEqual([{ n: 'new' }, undefined]);
+    } finally {
+      await nc.close();
+    }
   });
 
   it("an agent's cancel watch holds at most its cap of stop orders, the newest", async () => {

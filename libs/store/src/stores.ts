@@ -21,10 +21,13 @@ export class PipelinesStore extends JsonKv<Pipeline> {
 /**
  * Resources keep every version. Keys (names cannot contain dots, so these never collide):
  *   <type>.<name>            the head: the latest version, whole
- *   <type>.<name>.<version>  each version, whole, kept until the resource is deleted
- * The head is the lock: a new version is claimed by a compare-and-set on the head, then
- * its copy is written. A reader of a version whose copy is not written yet falls back to
- * the head, which holds it.
+ *   <type>.<name>.<version>  each version the head moved past, whole, kept until the resource is deleted
+ * The head is the lock: a new version is claimed by a compare-and-set on the head. Before
+ * that, the version it replaces is copied out (a version never changes, so writing its copy
+ * again, or for a claim that then loses, is harmless): a writer that stops between the two
+ * writes loses no version, and a new resource is one write, on the way to its first run.
+ * A reader of the latest version finds it in the head. Stores written before this kept a
+ * copy of the latest version too; readers do not mind.
  */
 export class ResourcesStore {
   private readonly kv: JsonKv<Resource>;
@@ -38,10 +41,8 @@ export class ResourcesStore {
   }
 
   async create(resource: Resource): Promise<Resource> {
-    const head = ResourcesStore.head(resource.resource, resource.name);
     const first = { ...resource, version: 1 };
-    await this.kv.create(head, first);
-    await this.kv.kv.put(`${head}.1`, JSON.stringify(first));
+    await this.kv.create(ResourcesStore.head(resource.resource, resource.name), first);
     return first;
   }
 
@@ -57,10 +58,12 @@ export class ResourcesStore {
 
   async version(type: string, name: string, version: number): Promise<Resource | undefined> {
     const head = ResourcesStore.head(type, name);
-    const copy = await this.kv.get(`${head}.${version}`);
-    if (copy) return copy.value;
-    const latest = await this.kv.get(head);
-    return latest?.value.version === version ? latest.value : undefined;
+    const [latest, copy] = await Promise.all([this.kv.get(head), this.kv.get(`${head}.${version}`)]);
+    if (!latest) return undefined;
+    if (version === latest.value.version) return latest.value;
+    // Only a version the head moved past: a copy beyond it is an update's that lost to a delete
+    // (written before its compare-and-set failed), left from the resource before this one.
+    return version < latest.value.version ? copy?.value : undefined;
   }
 
   /**
@@ -76,6 +79,7 @@ export class ResourcesStore {
         throw new ConflictError(`resource "${name}" is at version ${cur.value.version}, not ${expectedVersion}`);
       }
       const value = { ...next(cur.value), version: cur.value.version + 1 };
+      await this.kv.kv.put(`${head}.${cur.value.version}`, JSON.stringify(cur.value));
       try {
         await this.kv.kv.update(head, JSON.stringify(value), cur.revision);
       } catch (err) {
@@ -83,7 +87,6 @@ export class ResourcesStore {
         if (expectedVersion !== undefined) throw new ConflictError(`resource "${name}" was changed by someone else; read it again and retry`);
         continue;
       }
-      await this.kv.kv.put(`${head}.${value.version}`, JSON.stringify(value));
       return value;
     }
     throw new ConflictError(`resource "${name}" is being changed too often; try again`);
