@@ -182,6 +182,42 @@ describe('gateway runs', () => {
     expect(run.steps[1]).toMatchObject({ status: 'pending', attempts: 0 });
   });
 
+  it('starts runs from its own copy of definitions and pipelines: no read of either, and a change is used by the next start', async () => {
+    const reads: string[] = [];
+    const subs = [ctx.subjects.bucket('definitions'), ctx.subjects.bucket('pipelines')].map((b) =>
+      ctx.nc.subscribe(`$JS.API.DIRECT.GET.KV_${b}.>`, { callback: (_e, m) => void reads.push(m.subject) }),
+    );
+    await ctx.nc.flush();
+    const pipelineOf = async (id: string) => (await getRun(id)).pipeline.steps.map((s) => s.id);
+    const steps = tutorial.pipeline.steps;
+    try {
+      // Read once at most (a gateway that started before they were written reads what its watch
+      // has not brought yet), then held.
+      await startRun('catalog-warm');
+      reads.length = 0;
+      for (let i = 0; i < 3; i++) await startRun(`catalog-${i}`);
+      await ctx.nc.flush();
+      expect(reads).toEqual([]);
+      // A change through this gateway: the very next start uses it.
+      await http().put(`/pipelines/${tutorial.pipeline.name}`).send({ ...tutorial.pipeline, steps: steps.slice(0, 2) }).expect(200);
+      expect(await pipelineOf(await startRun('catalog-changed'))).toEqual(steps.slice(0, 2).map((s) => s.id));
+      // A change written past this gateway (another copy, or `nats kv put`): once its watch brings it.
+      const { pipelines } = await openBuckets(ctx);
+      const stored = (await pipelines.get(tutorial.pipeline.name))!.json<Record<string, unknown>>();
+      await pipelines.put(tutorial.pipeline.name, JSON.stringify({ ...stored, steps: steps.slice(0, 3) }));
+      await eventually(async () => ((await pipelineOf(await startRun(`catalog-elsewhere-${Date.now()}`))).length === 3 ? true : undefined), 'a start with the pipeline written elsewhere');
+    } finally {
+      subs.forEach((s) => s.unsubscribe());
+      await http().put(`/pipelines/${tutorial.pipeline.name}`).send(tutorial.pipeline).expect(200);
+    }
+    // A definition deleted elsewhere: its resources are refused once the watch brings it.
+    const { definitions } = await openBuckets(ctx);
+    await http().post('/resource-definitions').send({ ...tutorial.definition, name: 'short-lived' }).expect(201);
+    await http().post('/resources').send({ name: 'sl-1', resource: 'short-lived', spec: { repository: 'r' } }).expect(201);
+    await definitions.delete('short-lived');
+    await eventually(async () => ((await http().post('/resources').send({ name: `sl-${Date.now()}`, resource: 'short-lived', spec: { repository: 'r' } })).status === 400 ? true : undefined), 'a resource of the deleted definition refused');
+  });
+
   it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {
     const id = await startRun('after-garbage');
     const other = '0'.repeat(26);

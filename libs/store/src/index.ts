@@ -2,3 +2,4 @@ export * from './errors';
 export * from './json-kv';
 export * from './stores';
 export * from './run-index';
+export * from './kv-mirror';

@@ -8,6 +8,9 @@ export interface Versioned<T> {
   revision: number;
 }
 
+/** A write that was stored: its value (undefined: deleted) and revision (for a delete, the revision it replaced, when known). */
+export type WriteListener<T> = (key: string, value: T | undefined, revision: number | undefined) => void;
+
 const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 'PUT';
 
 /**
@@ -16,10 +19,22 @@ const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 
  * overwritten silently.
  */
 export class JsonKv<T> {
+  private readonly writeListeners = new Set<WriteListener<T>>();
+
   constructor(
     readonly kv: KV,
     private readonly what: string,
   ) {}
+
+  /** Told of every write this object makes, once stored (see KvMirror); returns how to stop. */
+  onWrite(listener: WriteListener<T>): () => void {
+    this.writeListeners.add(listener);
+    return () => this.writeListeners.delete(listener);
+  }
+
+  private wrote(key: string, value: T | undefined, revision: number | undefined): void {
+    for (const listener of this.writeListeners) listener(key, value, revision);
+  }
 
   async get(key: string): Promise<Versioned<T> | undefined> {
     const e = await this.kv.get(key);
@@ -35,7 +50,9 @@ export class JsonKv<T> {
   /** Creates a new key; ConflictError when it exists. */
   async create(key: string, value: T): Promise<number> {
     try {
-      return await this.kv.create(key, JSON.stringify(value));
+      const revision = await this.kv.create(key, JSON.stringify(value));
+      this.wrote(key, value, revision);
+      return revision;
     } catch (err) {
       if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" already exists`);
       throw err;
@@ -45,7 +62,9 @@ export class JsonKv<T> {
   /** Replaces the value written at `revision`; ConflictError when it changed since. */
   async update(key: string, value: T, revision: number): Promise<number> {
     try {
-      return await this.kv.update(key, JSON.stringify(value), revision);
+      const stored = await this.kv.update(key, JSON.stringify(value), revision);
+      this.wrote(key, value, stored);
+      return stored;
     } catch (err) {
       if (isWrongRevision(err)) {
         throw new ConflictError(`${this.what} "${key}" was changed by someone else (revision ${revision} is not the latest); read it again and retry`);
@@ -74,7 +93,9 @@ export class JsonKv<T> {
       const next = change(cur.value);
       if (next === undefined) return cur;
       try {
-        return { value: next, revision: await this.kv.update(key, JSON.stringify(next), cur.revision) };
+        const stored = { value: next, revision: await this.kv.update(key, JSON.stringify(next), cur.revision) };
+        this.wrote(key, next, stored.revision);
+        return stored;
       } catch (err) {
         if (!isWrongRevision(err)) throw err;
         cur = undefined;
@@ -86,6 +107,8 @@ export class JsonKv<T> {
   async delete(key: string, revision?: number): Promise<void> {
     try {
       await this.kv.delete(key, revision ? { previousSeq: revision } : undefined);
+      // The delete's own revision is not returned: what it replaced (when known) is what it is newer than.
+      this.wrote(key, undefined, revision);
     } catch (err) {
       if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" was changed by someone else; read it again and retry`);
       throw err;

@@ -2,8 +2,9 @@ import { Global, Module } from '@nestjs/common';
 import { BUCKETS, JETSTREAM, type Buckets, type JetStreamContext } from '@conveyor/jetstream';
 import { DefinitionsStore, PipelinesStore, ResourcesStore, RunIndex, RunsStore } from '@conveyor/store';
 import { JsonSchemaService } from './json-schema.service';
+import { PipelineCatalog } from './pipeline-catalog.service';
 
-/** The state stores over the app's KV buckets, one instance each, injectable by class. */
+/** The state stores over the app's KV buckets, one instance each, injectable by class; and the catalog runs start from. */
 @Global()
 @Module({
   providers: [
@@ -16,7 +17,8 @@ import { JsonSchemaService } from './json-schema.service';
       inject: [BUCKETS, JETSTREAM],
     },
     JsonSchemaService,
+    PipelineCatalog,
   ],
-  exports: [DefinitionsStore, PipelinesStore, ResourcesStore, RunsStore, JsonSchemaService],
+  exports: [DefinitionsStore, PipelinesStore, ResourcesStore, RunsStore, JsonSchemaService, PipelineCatalog],
 })
 export class StoresModule {}

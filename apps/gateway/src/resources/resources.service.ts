@@ -1,7 +1,8 @@
 import { BadRequestException, ConflictException, Injectable, Logger, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import { type JsonObject, type Pipeline, type Resource, type TriggerOrigin, newRunId } from '@conveyor/contracts';
 import { type ResourceDto, type ResourceUpdateDto } from '../common/request-bodies';
-import { DefinitionsStore, PipelinesStore, ResourcesStore } from '@conveyor/store';
+import { ResourcesStore } from '@conveyor/store';
+import { PipelineCatalog } from '../common/pipeline-catalog.service';
 import { JsonSchemaService } from '../common/json-schema.service';
 import { RunStarter } from '../runs/run-starter.service';
 import { RunAdmission } from '../runs/run-admission.service';
@@ -22,8 +23,8 @@ export class ResourcesService {
 
   constructor(
     private readonly resources: ResourcesStore,
-    private readonly definitions: DefinitionsStore,
-    private readonly pipelines: PipelinesStore,
+    /** Definitions and pipelines, held in memory: a run's start reads neither from NATS. */
+    private readonly catalog: PipelineCatalog,
     private readonly schemas: JsonSchemaService,
     private readonly runs: RunStarter,
     private readonly admission: RunAdmission,
@@ -96,7 +97,7 @@ export class ResourcesService {
    */
   async startStoredRun(version: Resource, pipelineName: string): Promise<void> {
     const name = version.pipeline ?? pipelineName;
-    const pipeline = (await this.pipelines.get(name))?.value;
+    const pipeline = (await this.catalog.pipeline(name))?.value;
     if (!pipeline) throw new NotFoundException(`pipeline "${name}" not found`);
     if (!version.runid) throw new BadRequestException(`version ${version.version} of resource "${version.name}" names no run`);
     await this.admission.start(version.runid, pipeline, version).catch((err) => {
@@ -136,7 +137,7 @@ export class ResourcesService {
   }
 
   private async checkSpec(type: string, spec: JsonObject): Promise<void> {
-    const definition = await this.definitions.get(type);
+    const definition = await this.catalog.definition(type);
     if (!definition) throw new BadRequestException(`resource definition "${type}" does not exist`);
     const failures = this.schemas.check(definition.value.schema, spec);
     if (failures.length) {
@@ -146,7 +147,7 @@ export class ResourcesService {
   }
 
   private async pipelineFor(name: string, type: string): Promise<Pipeline> {
-    const found = await this.pipelines.get(name);
+    const found = await this.catalog.pipeline(name);
     if (!found) throw new BadRequestException(`pipeline "${name}" does not exist`);
     if (found.value.resource !== type) {
       throw new BadRequestException(`pipeline "${name}" builds resources of type "${found.value.resource}", not "${type}"`);
@@ -171,8 +172,8 @@ export class ResourcesService {
 }
 
 /**
- * Two reads made side by side (one round trip to NATS instead of two), answered as if made one
- * after the other: `first`'s failure is the one reported when both fail, whichever came first.
+ * Two reads made side by side (when they go to NATS, one round trip instead of two), answered as
+ * if made one after the other: `first`'s failure is the one reported when both fail, whichever came first.
  */
 async function inOrder<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
   // Not left unhandled while `first` is awaited: its failure, if any, is rethrown below.
