@@ -21,6 +21,13 @@ const RESTART_DELAY_MS = 1000;
 const PROJECTOR_ACK_WAIT_MS = 3_000;
 /** Open runs whose last folded record a gateway keeps (the oldest is forgotten first). */
 const FOLDED_KEPT = 1_000;
+/**
+ * How long records are gathered before a fold. A run's records come close together (a step's
+ * end and the next one's start; a fast run's whole log): gathered, they are folded with one
+ * write of the run record, and a run that starts and ends within one gathering never enters
+ * the open-runs index. A run record shows what happened this much later.
+ */
+const GATHER_MS = 20;
 
 /**
  * Folds the records of runs' logs into the runs bucket, so that `GET /runs/:id` shows what
@@ -36,6 +43,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
   private stopped = false;
   private readonly pending: JsMsg[] = [];
   private draining?: Promise<void>;
+  private gathering?: NodeJS.Timeout;
 
   constructor(
     @Inject(JETSTREAM) private readonly ctx: JetStreamContext,
@@ -76,6 +84,12 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     await this.consumer?.stop();
+    // What was being gathered is folded now rather than left to another gateway's redelivery.
+    if (this.gathering) {
+      clearTimeout(this.gathering);
+      this.gathering = undefined;
+      this.kick(0);
+    }
     await this.draining;
   }
 
@@ -98,17 +112,23 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
     this.kick();
   }
 
-  private kick(): void {
-    if (this.draining) return;
-    this.draining = this.drain()
-      // Acking on a connection that just closed throws; unacked events are redelivered, so log and go on.
-      .catch((err) => this.log.warn(`folding events failed: ${(err as Error).message}; they will be redelivered`))
-      .finally(() => {
-        this.draining = undefined;
-        // An event that arrived after drain() saw an empty queue but before this ran would
-        // otherwise wait for the next event, or for ack_wait (30 s) at the end of a burst.
-        if (this.pending.length && !this.stopped) this.kick();
-      });
+  /** Folds what has arrived after `gatherMs`, unless a fold is under way or due (it takes them on). */
+  private kick(gatherMs = GATHER_MS): void {
+    if (this.draining || this.gathering) return;
+    const fold = () => {
+      this.gathering = undefined;
+      this.draining = this.drain()
+        // Acking on a connection that just closed throws; unacked events are redelivered, so log and go on.
+        .catch((err) => this.log.warn(`folding events failed: ${(err as Error).message}; they will be redelivered`))
+        .finally(() => {
+          this.draining = undefined;
+          // An event that arrived after drain() saw an empty queue but before this ran would
+          // otherwise wait for the next event, or for ack_wait (30 s) at the end of a burst.
+          if (this.pending.length && !this.stopped) this.kick();
+        });
+    };
+    if (gatherMs > 0) this.gathering = setTimeout(fold, gatherMs);
+    else fold();
   }
 
   /** Folds whatever has arrived, one batch at a time; messages that arrive meanwhile form the next batch. */
@@ -144,12 +164,13 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           const run = await this.foldRun(runId, events, records);
           // Its concurrency group goes to the next run waiting for it (the group's check does it if this does not).
           if (end && run.group) await this.admission.release(run.group, runId).catch((err) => this.log.warn(`run ${runId}: could not hand its concurrency group "${run.group}" on: ${(err as Error).message} (the group check will)`));
-          // The open-runs index: entered at a run's first record, left at its end. A first record
+          // The open-runs index: entered at a run's first record, left at its end; a run whose
+          // first record and end are folded together never enters it. A first record
           // redelivered after the end enters it again; the reconciler removes such a key.
           const started = records.some(isFirstRecord);
           if (end) this.folded.delete(runId);
-          if (end) await this.openRuns.delete(runId);
-          else if (started) await this.openRuns.put(runId, '');
+          if (end && !started) await this.openRuns.delete(runId);
+          else if (started && !end) await this.openRuns.put(runId, '');
           // Its commit status and notifications are stored before the records are acked: a
           // gateway that stops in between folds them again, and stores nothing twice.
           if (started) await this.reports.store(run, 'start');
