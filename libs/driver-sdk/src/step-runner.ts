@@ -13,7 +13,7 @@ import {
 } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
 import { liveBeats, openAgentsBucket, openBuckets, type JetStreamContext } from '@conveyor/jetstream';
-import { StepLogWriter } from '@conveyor/logs';
+import { LogPublisher, StepLogWriter } from '@conveyor/logs';
 import { RunLog, type RecordWriter } from '@conveyor/run-log';
 import { ArtifactStore } from '@conveyor/artifacts';
 import { CacheStore } from '@conveyor/caches';
@@ -74,6 +74,8 @@ interface Owned {
 export class StepRunner implements MessageProcessor {
   private ctx!: JetStreamContext;
   private runLog!: RunLog;
+  /** Every step's log lines go out through one publisher (one subscription for their acknowledgements). */
+  private logs!: LogPublisher;
   private records!: StepRecords;
   private readonly active = new ActiveSteps();
   private heartbeat?: Heartbeat;
@@ -98,6 +100,7 @@ export class StepRunner implements MessageProcessor {
   async init(ctx: JetStreamContext, drivers: string[]): Promise<void> {
     this.ctx = ctx;
     this.runLog = new RunLog(ctx);
+    this.logs = new LogPublisher(ctx.nc);
     const agents = await openAgentsBucket(ctx);
     this.records = new StepRecords(
       this.runLog,
@@ -136,6 +139,8 @@ export class StepRunner implements MessageProcessor {
   async close(): Promise<void> {
     this.cancels.stop();
     await this.heartbeat?.stop();
+    // Every step has flushed its lines by now (the transport waited for them).
+    this.logs?.close();
   }
 
   async process(m: JsMsg, driver: string, invoke: (payload: unknown) => Promise<unknown>, extras: HandleStepOptions = {}, fresh = false): Promise<void> {
@@ -216,7 +221,7 @@ export class StepRunner implements MessageProcessor {
     // The start of an unclaimed attempt goes out once the handler is under way (at the end of
     // this turn of the event loop): off the critical path; a failure only loses the count.
     const startedSoon = unclaimed ? setImmediate(() => void this.runLog.started(msg, owned.by, new Date().toISOString()).catch(() => undefined)) : undefined;
-    const logs = new StepLogWriter(this.ctx.js, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
+    const logs = new StepLogWriter(this.logs, this.ctx.subjects, { runId: msg.runId, driver: step.driver, stepId: step.id, attempt }, secrets.mask);
     const timeoutMs = step.timeout ? step.timeout * 1000 : this.config.steps.defaultTimeoutMs;
     const startedAt = Date.now();
     logs.info(`${step.name || step.id}: attempt ${attempt} of ${maxAttempts} on agent ${agent} (machine ${machine})${msg.mode === 'cleanup' ? ', cleanup' : ''}`);

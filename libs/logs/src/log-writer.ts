@@ -1,5 +1,5 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { LogLine, LogStream, Subjects } from '@conveyor/contracts';
+import type { LogPublisher } from './log-publisher';
 
 /** Longer lines are split into several (never dropped), so one message stays small. */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -15,9 +15,9 @@ export interface LogTarget {
 
 /**
  * Turns a step's output into ordered log lines on `<prefix>.logs.<run>.<driver>.<step>`.
- * Publishes are pipelined on one connection (JetStream stores them in the order sent), so a
- * 10,000-line build does not wait a round trip per line; producers that can pause (a build's
- * output stream) await `ready()` to bound what is in flight.
+ * Publishes are pipelined on one connection (JetStream stores them in the order sent; see
+ * LogPublisher), so a 10,000-line build does not wait a round trip per line; producers that can
+ * pause (a build's output stream) await `ready()` to bound what is in flight.
  *
  * A line is numbered when written but sent at the end of the event loop's turn (or by
  * `flush()`), so writing a line costs a step's critical path (a handler about to start, a
@@ -26,15 +26,24 @@ export interface LogTarget {
 export class StepLogWriter {
   private seq = 0;
   private readonly partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
-  private readonly inflight = new Set<Promise<unknown>>();
+  /** Lines sent and not acknowledged yet. */
+  private inflight = 0;
+  /** Who waits for fewer lines in flight: for fewer than WINDOW (`ready`), or none (`flush`). */
+  private waiters: Array<{ below: number; wake: () => void }> = [];
   /** Lines written in this turn of the event loop, not sent yet. */
   private readonly unsent: string[] = [];
   private sendScheduled = false;
   private failures = 0;
   private readonly subject: string;
+  private readonly settled = (stored: boolean): void => {
+    // A lost log line must not fail the build; the gap shows in `seq`.
+    if (!stored) this.failures++;
+    this.inflight--;
+    if (this.waiters.length) this.wake();
+  };
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly publisher: LogPublisher,
     subjects: Subjects,
     private readonly target: LogTarget,
     /** Masks secrets before a line leaves the process (see issue 6); identity by default. */
@@ -79,7 +88,7 @@ export class StepLogWriter {
       this.partial[s] = '';
     }
     this.send();
-    while (this.inflight.size) await Promise.all([...this.inflight]);
+    await this.fewerThan(1);
     return { failed: this.failures };
   }
 
@@ -88,13 +97,27 @@ export class StepLogWriter {
    * undefined otherwise (nothing to wait for, so a fast producer pays no promise per chunk).
    */
   backlog(): Promise<void> | undefined {
-    return this.unsent.length + this.inflight.size >= WINDOW ? this.ready() : undefined;
+    return this.unsent.length + this.inflight >= WINDOW ? this.ready() : undefined;
   }
 
   /** Resolves when fewer than WINDOW lines are in flight. */
   async ready(): Promise<void> {
-    if (this.unsent.length + this.inflight.size >= WINDOW) this.send();
-    while (this.inflight.size >= WINDOW) await Promise.race([...this.inflight]);
+    if (this.unsent.length + this.inflight >= WINDOW) this.send();
+    await this.fewerThan(WINDOW);
+  }
+
+  private fewerThan(below: number): Promise<void> {
+    if (this.inflight < below) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ below, wake }));
+  }
+
+  private wake(): void {
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (this.inflight < w.below) w.wake();
+      else still.push(w);
+    }
+    this.waiters = still;
   }
 
   private emit(stream: LogStream, text: string): void {
@@ -111,15 +134,8 @@ export class StepLogWriter {
   private send(): void {
     this.sendScheduled = false;
     for (const data of this.unsent.splice(0)) {
-      const p: Promise<unknown> = this.js.publish(this.subject, data).then(
-        () => this.inflight.delete(p),
-        () => {
-          // A lost log line must not fail the build; the gap shows in `seq`.
-          this.failures++;
-          this.inflight.delete(p);
-        },
-      );
-      this.inflight.add(p);
+      this.inflight++;
+      this.publisher.publish(this.subject, data, this.settled);
     }
   }
 }
