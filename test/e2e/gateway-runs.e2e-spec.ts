@@ -217,6 +217,12 @@ describe('gateway runs', () => {
     await http().post('/resources').send({ name: 'sl-1', resource: 'short-lived', spec: { repository: 'r' } }).expect(201);
     await definitions.delete('short-lived');
     await eventually(async () => ((await http().post('/resources').send({ name: `sl-${Date.now()}`, resource: 'short-lived', spec: { repository: 'r' } })).status === 400 ? true : undefined), 'a resource of the deleted definition refused');
+    // One deleted through this gateway: refused by the very next start.
+    await http().post('/resource-definitions').send({ ...tutorial.definition, name: 'deleted-here' }).expect(201);
+    await http().post('/resources').send({ name: 'dh-1', resource: 'deleted-here', spec: { repository: 'r' } }).expect(201);
+    await http().delete('/resources/deleted-here/dh-1').expect((r) => expect(r.status).toBeLessThan(300));
+    await http().delete('/resource-definitions/deleted-here').expect((r) => expect(r.status).toBeLessThan(300));
+    await http().post('/resources').send({ name: 'dh-2', resource: 'deleted-here', spec: { repository: 'r' } }).expect(400);
   });
 
   it('terminates garbage on a run\'s log, drops records of unknown runs, and keeps folding', async () => {

@@ -2,7 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadConfig } from '@conveyor/config';
 import type { CancelSignal } from '@conveyor/contracts';
 import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
-import { ConflictError, DefinitionsStore, ResourcesStore } from '@conveyor/store';
+import { ConflictError, DefinitionsStore, KvMirror, ResourcesStore } from '@conveyor/store';
 import { CancelWatch, type StopOrder } from '../../libs/driver-sdk/src/cancel-watch';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
@@ -118,6 +118,26 @@ describe('state store on a real nats-server', () => {
       expect([(await res.version('w', 'y', 1))?.spec, await res.version('w', 'y', 2)]).toEqual([{ n: 'new' }, undefined]);
     } finally {
       await nc.close();
+    }
+  });
+
+  it('a KvMirror holds what its process writes at once: a value, a change, a delete, however far its watch lags', async () => {
+    const defs = new DefinitionsStore(await openBuckets(ctx));
+    const mirror = new KvMirror(defs, 'resource definitions');
+    await mirror.start();
+    try {
+      const def = { name: 'mirrored', description: '', version: '1', schema: {}, createdAt: '', updatedAt: '' };
+      for (let i = 0; i < 20; i++) {
+        const key = `mirrored-${i}`;
+        const created = await defs.create(key, { ...def, name: key });
+        expect((await mirror.get(key))?.revision).toBe(created);
+        const updated = await defs.update(key, { ...def, name: key, version: '2' }, created);
+        expect((await mirror.get(key))?.value.version).toBe('2');
+        await defs.delete(key, updated);
+        expect(await mirror.get(key)).toBeUndefined();
+      }
+    } finally {
+      await mirror.stop();
     }
   });
 

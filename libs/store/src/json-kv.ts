@@ -49,28 +49,30 @@ export class JsonKv<T> {
 
   /** Creates a new key; ConflictError when it exists. */
   async create(key: string, value: T): Promise<number> {
+    let revision: number;
     try {
-      const revision = await this.kv.create(key, JSON.stringify(value));
-      this.wrote(key, value, revision);
-      return revision;
+      revision = await this.kv.create(key, JSON.stringify(value));
     } catch (err) {
       if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" already exists`);
       throw err;
     }
+    this.wrote(key, value, revision);
+    return revision;
   }
 
   /** Replaces the value written at `revision`; ConflictError when it changed since. */
   async update(key: string, value: T, revision: number): Promise<number> {
+    let stored: number;
     try {
-      const stored = await this.kv.update(key, JSON.stringify(value), revision);
-      this.wrote(key, value, stored);
-      return stored;
+      stored = await this.kv.update(key, JSON.stringify(value), revision);
     } catch (err) {
       if (isWrongRevision(err)) {
         throw new ConflictError(`${this.what} "${key}" was changed by someone else (revision ${revision} is not the latest); read it again and retry`);
       }
       throw err;
     }
+    this.wrote(key, value, stored);
+    return stored;
   }
 
   /**
@@ -92,14 +94,16 @@ export class JsonKv<T> {
       cur ??= await this.require(key);
       const next = change(cur.value);
       if (next === undefined) return cur;
+      let revision: number;
       try {
-        const stored = { value: next, revision: await this.kv.update(key, JSON.stringify(next), cur.revision) };
-        this.wrote(key, next, stored.revision);
-        return stored;
+        revision = await this.kv.update(key, JSON.stringify(next), cur.revision);
       } catch (err) {
         if (!isWrongRevision(err)) throw err;
         cur = undefined;
+        continue;
       }
+      this.wrote(key, next, revision);
+      return { value: next, revision };
     }
     throw new ConflictError(`${this.what} "${key}" is being changed too often; gave up after ${attempts} attempts`);
   }
@@ -107,12 +111,12 @@ export class JsonKv<T> {
   async delete(key: string, revision?: number): Promise<void> {
     try {
       await this.kv.delete(key, revision ? { previousSeq: revision } : undefined);
-      // The delete's own revision is not returned: what it replaced (when known) is what it is newer than.
-      this.wrote(key, undefined, revision);
     } catch (err) {
       if (isWrongRevision(err)) throw new ConflictError(`${this.what} "${key}" was changed by someone else; read it again and retry`);
       throw err;
     }
+    // The delete's own revision is not returned: what it replaced (when known) is what it is newer than.
+    this.wrote(key, undefined, revision);
   }
 
   /** Keys that match a filter (`>` for all); deleted ones may be among them (`list()` drops them). */

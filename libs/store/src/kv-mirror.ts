@@ -44,8 +44,9 @@ export class KvMirror<T> {
       if (!this.watching) return;
       // A delete whose revision is not known: read the key again next time.
       if (revision === undefined) this.held.delete(key);
+      else if (value === undefined) this.deleted(key, revision);
       // A copy: the writer keeps its own object, and may change it.
-      else this.hold(key, value === undefined ? undefined : structuredClone(value), revision);
+      else this.hold(key, structuredClone(value), revision);
     });
   }
 
@@ -95,6 +96,15 @@ export class KvMirror<T> {
       this.held.clear();
       if (!this.stopped) this.rewatch = setTimeout(() => void this.start().catch((err) => this.warn(`could not watch ${this.what} again: ${(err as Error).message}`)), REWATCH_MS);
     }
+  }
+
+  /**
+   * A delete of what was at `replaced` (its own revision is not known): newer than that, so it
+   * replaces what is held at that revision, and the watch's older values stay out.
+   */
+  private deleted(key: string, replaced: number): void {
+    const known = this.held.get(key);
+    if (!known || known.revision <= replaced) this.held.set(key, { revision: replaced });
   }
 
   private hold(key: string, value: T | undefined, revision: number): void {
