@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { credsAuthenticator, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Subjects } from '@conveyor/contracts';
 import type { ConveyorConfig } from '@conveyor/config';
 import { assertServerVersion } from './server-version';
+import { connectBatched } from './batched-writes';
 
 /** One NATS connection and the JetStream handles built on it; every app holds exactly one. */
 export interface JetStreamContext {
@@ -45,7 +46,7 @@ export function connectionOptions(config: ConveyorConfig): ConnectionOptions {
  * app stops at start-up with the reason instead of failing its first fenced transition.
  */
 export async function connectJetStream(config: ConveyorConfig): Promise<JetStreamContext> {
-  const nc = await connect(connectionOptions(config));
+  const nc = await connectBatched(connectionOptions(config));
   try {
     assertServerVersion(nc.info?.version, nc.getServer());
   } catch (err) {

@@ -1,4 +1,5 @@
 export * from './connection';
+export * from './batched-writes';
 export * from './server-version';
 export * from './provision';
 export * from './runs-retention';
