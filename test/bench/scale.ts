@@ -5,7 +5,7 @@ import { newRunId, PROJECTOR_CONSUMER, Subjects, type Run } from '@conveyor/cont
 import { RunIndex } from '@conveyor/store';
 import { readSse } from '../support/api';
 import { monotonicMs as now } from '../drivers/behaviours';
-import { rssBytes } from './cpu';
+import { CpuMeter, rssBytes } from './cpu';
 import { DRIVERS, Stack } from './stack';
 import { summary } from './stats';
 
@@ -14,7 +14,8 @@ import { summary } from './stats';
  * AGENTS agents per driver.
  *  - RUNS no-op 4-step runs started in a burst (64 clients): time until all ended and were
  *    folded, the work waiting sampled every second, projector lag (a run's end record on the
- *    wire -> its run record ended, from a watch of the runs bucket), RSS before and after;
+ *    wire -> its run record ended, from a watch of the runs bucket), RSS before and after, and
+ *    the CPU per run of the gateway and of the agents;
  *  - `GET /runs?limit=50` with a tenth of STORED and with STORED run records in the bucket (the
  *    runs above, and copies of one of them under new ids: real runs would take too long);
  *  - FOLLOWERS SSE followers of one run's log while a step prints LINES lines: each must get
@@ -28,6 +29,14 @@ const FOLLOWERS = Number(process.env.BENCH_SCALE_FOLLOWERS ?? 200);
 const LINES = Number(process.env.BENCH_SCALE_LINES ?? 100_000);
 const TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_S ?? 1_800) * 1000;
 const LANES = 64;
+/**
+ * node's own options for the gateway and for every agent (space-separated), to measure a tuning
+ * of V8's heap against the defaults: BENCH_SCALE_GATEWAY_NODE_ARGS, BENCH_SCALE_AGENT_NODE_ARGS.
+ */
+const NODE_ARGS = {
+  gateway: (process.env.BENCH_SCALE_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  agents: (process.env.BENCH_SCALE_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean),
+};
 const LIST_REQUESTS = 200;
 /** Lines in flight of the raw publisher: the window of libs/logs' writer. */
 const LOG_WINDOW = 512;
@@ -36,7 +45,7 @@ const isEnded = (status: string) => status !== 'queued' && status !== 'running';
 const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
 
 export async function benchScale(): Promise<string[][]> {
-  const stack = await Stack.start(AGENTS, { gatewayEnv: { CONVEYOR_SSE_MAX_PER_RUN: String(FOLLOWERS + 10) } });
+  const stack = await Stack.start(AGENTS, { gatewayEnv: { CONVEYOR_SSE_MAX_PER_RUN: String(FOLLOWERS + 10) }, nodeArgs: NODE_ARGS });
   try {
     const rows = await burst(stack);
     rows.push(...(await listing(stack)));
@@ -94,6 +103,7 @@ async function burst(stack: Stack): Promise<string[][]> {
       await new Promise((r) => setTimeout(r, 1_000));
     }
   })();
+  const cpu = new CpuMeter(stack.procs()).start();
   const t0 = now();
   let ids: string[];
   let startSeconds = 0;
@@ -103,12 +113,15 @@ async function burst(stack: Stack): Promise<string[][]> {
     sampling = false;
   }
   const drainSeconds = (now() - t0) / 1000;
+  const used = cpu.stop();
   await sampler;
   // The last records' watch entries may trail the projector's ack by a moment (bounded).
   for (let i = 0; i < 100 && ids.some((id) => !recordEnded.has(id)); i++) await new Promise((r) => setTimeout(r, 50));
   watch.stop();
   await watching;
   const after = memory(stack);
+  const msPerRun = (name: string) => (used.perProcess.filter((p) => p.name.startsWith(name)).reduce((sum, p) => sum + p.seconds, 0) * 1000) / RUNS;
+  const tuned = [NODE_ARGS.gateway.length ? `gateway: node ${NODE_ARGS.gateway.join(' ')}` : '', NODE_ARGS.agents.length ? `agents: node ${NODE_ARGS.agents.join(' ')}` : ''].filter(Boolean).join('; ') || "node's defaults";
   const lags = ids.filter((id) => recordEnded.has(id) && stack.ended.has(id)).map((id) => recordEnded.get(id)! - stack.ended.get(id)!);
   const lag = summary(lags);
   const succeeded = ids.filter((id) => statuses.get(id) === 'succeeded').length;
@@ -119,7 +132,8 @@ async function burst(stack: Stack): Promise<string[][]> {
     [`scale: work waiting, every ${w.step} s (the largest)`, w.values.join(' '), '-', `pending + unacked of the ${DRIVERS.length} drivers' consumers`],
     [`scale: records waiting for the projector, every ${f.step} s`, f.values.join(' '), '-', 'pending + unacked of its consumer'],
     ['scale: projector lag p50 / p99 (ms)', `${lag.median.toFixed(0)} / ${lag.p99.toFixed(0)}`, '-', `end record on the wire -> run record ended (runs bucket watch), ${lag.n} runs`],
-    ['scale: gateway RSS before / after (MB)', `${mb(before.gateway)} / ${mb(after.gateway)}`, '-', '-'],
+    ['scale: CPU per run during the burst (ms): gateway / all agents / nats-server', `${msPerRun('gateway').toFixed(2)} / ${msPerRun('agent').toFixed(2)} / ${msPerRun('nats-server').toFixed(2)}`, '-', `user+system from the first start until all ended; ${tuned}`],
+    ['scale: gateway RSS before / after (MB)', `${mb(before.gateway)} / ${mb(after.gateway)}`, '-', tuned],
     [`scale: agent RSS, largest before / after (MB)`, `${mb(before.agentsMax)} / ${mb(after.agentsMax)}`, '-', `all ${stack.agents.length} agents: ${mb(before.agentsSum)} / ${mb(after.agentsSum)} MB`],
   ];
 }

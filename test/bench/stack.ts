@@ -18,7 +18,8 @@ const BENCH_CONNECTION = 'bench';
  * `agentsPerDriver` test-driver processes for each of the four no-op drivers (one driver per
  * process, as the built-in drivers are deployed), with a 4-step pipeline `noop` over them.
  * `profileDir`: the gateway and the first agent load the bench's CPU profiler (./cpu-profile);
- * `env`: more settings for every process of the stack, `gatewayEnv`: for the gateway.
+ * `env`: more settings for every process of the stack, `gatewayEnv`: for the gateway;
+ * `nodeArgs`: node's own options (V8's heap flags, say) for the gateway and for every agent.
  */
 export class Stack {
   private ends = new Map<string, () => void>();
@@ -45,19 +46,19 @@ export class Stack {
     });
   }
 
-  static async start(agentsPerDriver: number, opts: { profileDir?: string; env?: Record<string, string>; gatewayEnv?: Record<string, string> } = {}): Promise<Stack> {
-    const { profileDir, env = {}, gatewayEnv = {} } = opts;
+  static async start(agentsPerDriver: number, opts: { profileDir?: string; env?: Record<string, string>; gatewayEnv?: Record<string, string>; nodeArgs?: { gateway?: string[]; agents?: string[] } } = {}): Promise<Stack> {
+    const { profileDir, env = {}, gatewayEnv = {}, nodeArgs = {} } = opts;
     const nats = await NatsServer.start({ monitor: true });
     const profile = (name?: string): { args: string[]; env: Record<string, string> } =>
       profileDir && name ? { args: ['--require', join(__dirname, 'cpu-profile.js')], env: { BENCH_CPU_PROF_DIR: profileDir, BENCH_CPU_PROF_NAME: name } } : { args: [], env: {} };
     const port = await freePort();
     const gp = profile('gateway');
-    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...env, ...gatewayEnv, ...gp.env }, 'listening on', 20_000, gp.args);
+    const gateway = await AppProcess.start('gateway', 'apps/gateway/src/main.js', { CONVEYOR_NATS_URL: nats.url, CONVEYOR_HTTP_PORT: String(port), ...env, ...gatewayEnv, ...gp.env }, 'listening on', 20_000, [...(nodeArgs.gateway ?? []), ...gp.args]);
     const agents: AppProcess[] = [];
     for (let copy = 0; copy < agentsPerDriver; copy++) {
       for (const d of DRIVERS) {
         const ap = profile(copy === 0 && d === DRIVERS[0] ? `agent-${d}` : undefined);
-        agents.push(await startTestDriver([d], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `${d}-${copy}`, CONVEYOR_CONCURRENCY: '16', ...env, ...ap.env }, ap.args));
+        agents.push(await startTestDriver([d], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `${d}-${copy}`, CONVEYOR_CONCURRENCY: '16', ...env, ...ap.env }, [...(nodeArgs.agents ?? []), ...ap.args]));
       }
     }
     const api = new Api(`http://127.0.0.1:${port}`);
