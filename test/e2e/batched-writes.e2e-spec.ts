@@ -77,6 +77,24 @@ describe('batched socket writes', () => {
     expect(await publishAcrossMicrotasks(nc, 'batched.b', 50)).toBeGreaterThanOrEqual(40);
   });
 
+  it('sends what a tick wrote before a close in the same tick (close destroys the socket at once)', async () => {
+    const reader = await open(false);
+    const arriving = receive(reader, 'batched.d', 2);
+    await reader.flush();
+    const nc = await connectBatched({ servers: nats.url });
+    await nc.flush();
+    await new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        nc.publish('batched.d', 'first');
+        void Promise.resolve()
+          .then(() => nc.publish('batched.d', 'last'))
+          .then(() => nc.close())
+          .then(resolve, reject);
+      });
+    });
+    expect(await arriving).toEqual(['first', 'last']);
+  });
+
   it('still batches, and delivers, after the server restarted and the connection came back', async () => {
     const nc = await open(true);
     const reconnected = (async () => {

@@ -1,4 +1,5 @@
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import type { Socket } from 'node:net';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport';
 
 /**
@@ -21,19 +22,30 @@ export class TickBatchedTransport extends NodeTransport {
     if (socket && !this.corked && !this.isClosed) {
       this.corked = true;
       socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
+      process.nextTick(() => this.uncork(socket));
     }
     super.send(frame);
+  }
+
+  /** A close destroys the socket at once: what this tick wrote goes out first, as it did unbatched. */
+  override close(err?: Error): Promise<void> {
+    if (this.socket) this.uncork(this.socket);
+    return super.close(err);
+  }
+
+  private uncork(socket: Socket): void {
+    if (!this.corked) return;
+    this.corked = false;
+    socket.uncork();
   }
 }
 
 /**
  * `connect` of @nats-io/transport-node, on TickBatchedTransport. The transport factory is the
- * client library's global: set here before each connection, it also makes this connection's
- * reconnects (a connection made after with the library's own `connect` sets it back).
+ * client library's global, used at every dial: set here before each connection, it makes this
+ * connection's reconnects too, and those of other connections of the process. A connection made
+ * after with the library's own `connect` sets it back, and this one then reconnects unbatched
+ * (the apps connect only through here; the CLI's event tail and the conformance kit do not).
  */
 export function connectBatched(opts: ConnectionOptions): Promise<NatsConnection> {
   setTransportFactory({ factory: () => new TickBatchedTransport(), dnsResolveFn: nodeResolveHost });
