@@ -2,7 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadConfig } from '@conveyor/config';
 import type { CancelSignal } from '@conveyor/contracts';
 import { connectJetStream, openBuckets, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
-import { ConflictError, DefinitionsStore, KvMirror, ResourcesStore } from '@conveyor/store';
+import { ConflictError, DefinitionsStore, JsonKv, KvMirror, ResourcesStore } from '@conveyor/store';
 import { CancelWatch, type StopOrder } from '../../libs/driver-sdk/src/cancel-watch';
 import { NatsServer } from '../support/nats-server';
 import { waitFor } from '../support/processes';
@@ -139,6 +139,31 @@ describe('state store on a real nats-server', () => {
     } finally {
       await mirror.stop();
     }
+  });
+
+  it('a KvMirror stopped while its watch is being made leaves no watch behind', async () => {
+    // A bucket of its own: no other watch's consumer comes or goes while this one is counted.
+    const store = new JsonKv<{ n: number }>(await ctx.kvm.create('mirror-stop'), 'numbers');
+    // A watch is a push consumer: "push bound" while something subscribes to what it delivers.
+    // The server says so a moment after the subscription comes or goes: waited for, up to 5 s.
+    const watched = async () => (await ctx.jsm.consumers.list('KV_mirror-stop').next()).filter((c) => c.push_bound).length;
+    const becomes = (n: number) => waitFor(`${n} watch(es) of the bucket`, async () => ((await watched()) === n ? true : undefined), 5_000);
+    const mirror = new KvMirror(store, 'numbers');
+    await mirror.start();
+    await becomes(1);
+    await mirror.stop();
+    await becomes(0);
+    const again = new KvMirror(store, 'numbers');
+    const starting = again.start();
+    await again.stop();
+    await starting;
+    // Bound within milliseconds above: none may show up over a second.
+    const seen: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      seen.push(await watched());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(Math.max(...seen)).toBe(0);
   });
 
   it("an agent's cancel watch holds at most its cap of stop orders, the newest", async () => {

@@ -52,9 +52,12 @@ export class KvMirror<T> {
 
   /** Starts the watch; resolves once it is made (its first values come after). */
   async start(): Promise<void> {
-    this.watch = await this.store.kv.watch({ key: '>', include: KvWatchInclude.LastValue });
+    const watch = await this.store.kv.watch({ key: '>', include: KvWatchInclude.LastValue });
+    // Stopped while the watch was being made (at shutdown, or while it was made again).
+    if (this.stopped) return watch.stop();
+    this.watch = watch;
     this.watching = true;
-    this.following = this.follow(this.watch);
+    this.following = this.follow(watch);
   }
 
   async stop(): Promise<void> {
