@@ -11,8 +11,8 @@ import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node
  * server. Here the socket is corked at the first write of a tick and uncorked once the tick,
  * its microtasks included, is done (process.nextTick queued from a microtask runs after the
  * microtask queue drained): the commands go out in one writev, in the order they were made,
- * before any timer or I/O callback runs. Measured: an agent's writes per step 1.3 -> 0.45,
- * the server's reads per run 11.6 -> 6.8 (the bench's CPU part).
+ * before any timer or I/O callback runs. Measured: an agent's writes per step 1.3 -> 0.5,
+ * the server's reads per run 11.6 -> 7.4 (the bench's CPU part; README, What changed since).
  */
 export class TickBatchedTransport extends NodeTransport {
   private corked = false;
