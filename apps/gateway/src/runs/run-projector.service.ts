@@ -3,7 +3,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JsMsg } from '@nats
 import { nanos } from '@nats-io/transport-node';
 import { PROJECTOR_CONSUMER, decodeRunRecord, runIdOf, type LogsEnd, type Run, type RunEnd, type RunEvent, type RunRecord } from '@conveyor/contracts';
 import type { KV } from '@nats-io/kv';
-import { JETSTREAM, SharedConsumer, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, SharedConsumer, leaveOpenRuns, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { applyEvent, graphRoots, recordEvents, runFromFirstWork } from '@conveyor/runs';
 import { ConflictError, NotFoundError, RunsStore, type Versioned } from '@conveyor/store';
@@ -169,7 +169,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           // redelivered after the end enters it again; the reconciler removes such a key.
           const started = records.some(isFirstRecord);
           if (end) this.folded.delete(runId);
-          if (end && !started) await this.openRuns.delete(runId);
+          if (end && !started) await leaveOpenRuns(this.openRuns, runId);
           else if (started && !end) await this.openRuns.put(runId, '');
           // Its commit status and notifications are stored before the records are acked: a
           // gateway that stops in between folds them again, and stores nothing twice.

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import type { KV } from '@nats-io/kv';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { MESSAGE_VERSION, type StepMessage } from '@conveyor/contracts';
-import { JETSTREAM, ensureWorkConsumer, isNotFound, liveAgents, openAgentsBucket, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
+import { JETSTREAM, ensureWorkConsumer, isNotFound, leaveOpenRuns, liveAgents, openAgentsBucket, openOpenRunsBucket, type JetStreamContext } from '@conveyor/jetstream';
 import { RunLog } from '@conveyor/run-log';
 import { isLine, judgeStandstill, type LogHead, type WorkQueueState } from '@conveyor/runs';
 import { PeriodicCheck } from '../common/periodic-check';
@@ -103,7 +103,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
         this.log.warn(`run ${runId}: cannot tell whether its work is in flight: ${judged.why}`);
         return undefined;
       case 'ended':
-        await this.openRuns.delete(runId);
+        await leaveOpenRuns(this.openRuns, runId);
         return undefined;
       case 'no-queue':
         this.log.warn(`run ${runId}: its work waits on ${work!.at.machine ? `build machine "${work!.at.machine}"'s` : 'the'} queue of driver "${work!.at.driver}", which is gone; making it again`);
@@ -133,7 +133,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     if (first?.kind !== 'work') return undefined;
     const g = await this.runLog.graph(runId, first.msg.pipeline.steps);
     if (g.ended) {
-      await this.openRuns.delete(runId);
+      await leaveOpenRuns(this.openRuns, runId);
       return undefined;
     }
     // Approval steps whose time to wait for a person is up fail (their own `timeout`, or CONVEYOR_APPROVAL_TIMEOUT).
