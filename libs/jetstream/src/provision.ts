@@ -147,18 +147,18 @@ export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
     replicas: ctx.config.replicas,
     storage: StorageType.File,
     ttl: ctx.config.retention.runLogMaxAgeMs,
-    messageTtls: true,
   });
 }
 
 /**
- * Takes an ended run out of the open-runs index: a purge whose marker expires a second later (a
- * message TTL), so nothing of the run stays. A delete would leave a tombstone per run for the
- * bucket's max age (30 days), and listing the keys, as every reconciler check does, reads every
- * tombstone: 10,000 of them cost the lister 60–290 ms of CPU per check.
+ * Takes an ended run out of the open-runs index: its key's messages are purged from the bucket's
+ * stream, leaving nothing. A KV delete (or purge) leaves a marker per run for the bucket's max
+ * age (30 days), and listing the keys, as every reconciler check does, reads every marker:
+ * 10,000 of them cost the lister 60–290 ms of CPU per check.
  */
-export function leaveOpenRuns(openRuns: KV, runId: string): Promise<void> {
-  return openRuns.purge(runId, { ttl: '1s' });
+export async function leaveOpenRuns(ctx: JetStreamContext, runId: string): Promise<void> {
+  const bucket = ctx.subjects.bucket('open-runs');
+  await ctx.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${runId}` });
 }
 
 /**
@@ -254,27 +254,16 @@ export async function openBuckets(ctx: JetStreamContext): Promise<Buckets> {
 export async function ensureBucket(
   ctx: JetStreamContext,
   name: string,
-  opts: { history: number; replicas: number; storage: StorageType; ttl?: number; messageTtls?: boolean },
+  opts: { history: number; replicas: number; storage: StorageType; ttl?: number },
 ): Promise<KV> {
-  const { messageTtls, ...kvOpts } = opts;
   // Kvm.create binds to an existing bucket and creates a missing one; two processes racing
   // here send the same stream config, which JetStream accepts twice.
-  let kv: KV;
   try {
-    kv = await ctx.kvm.create(name, { ...kvOpts, allow_direct: true });
+    return await ctx.kvm.create(name, { ...opts, allow_direct: true });
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || !/already in use/i.test(err.message)) throw err;
-    kv = await ctx.kvm.create(name, { ...kvOpts, allow_direct: true });
+    return ctx.kvm.create(name, { ...opts, allow_direct: true });
   }
-  if (messageTtls) {
-    // Per-message TTLs (Nats-TTL) are off unless the stream allows them; Kvm offers them only
-    // with subject delete markers, and never turns them on for a bucket made before. Only ever
-    // turned on (the server refuses turning them off).
-    const stream = `KV_${name}`;
-    const info = await ctx.jsm.streams.info(stream);
-    if (!info.config.allow_msg_ttl) await ctx.jsm.streams.update(stream, { allow_msg_ttl: true });
-  }
-  return kv;
 }
 
 async function ensureStream(ctx: JetStreamContext, config: Partial<StreamConfig> & { name: string }): Promise<void> {

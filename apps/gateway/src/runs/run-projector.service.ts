@@ -72,9 +72,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
       stream: this.ctx.subjects.runsStream,
       config: this.consumerConfig(),
       what: 'event consumer',
-      // Short pulls (heartbeats every 2.5 s): a pull lost with a cluster node that went away is
-      // noticed and made again within seconds, not after the default 30 s.
-      pull: { max_messages: 256, expires: 5_000 },
+      pull: { max_messages: 256 },
       handle: (m) => this.enqueue(m),
       log: this.log,
     });
@@ -169,7 +167,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           // redelivered after the end enters it again; the reconciler removes such a key.
           const started = records.some(isFirstRecord);
           if (end) this.folded.delete(runId);
-          if (end && !started) await leaveOpenRuns(this.openRuns, runId);
+          if (end && !started) await leaveOpenRuns(this.ctx, runId);
           else if (started && !end) await this.openRuns.put(runId, '');
           // Its commit status and notifications are stored before the records are acked: a
           // gateway that stops in between folds them again, and stores nothing twice.
