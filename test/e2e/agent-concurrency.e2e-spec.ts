@@ -80,18 +80,19 @@ describe("an agent's concurrency and consumers", () => {
       await new Promise((r) => setTimeout(r, 60));
     }
     for (const id of ids) expect((await sys.waitForRun(id)).status).toBe('succeeded');
-    // Idle from here: once the pulls made during the burst expired (at most 6 s), what is pulled.
-    await new Promise((r) => setTimeout(r, 7_000));
+    // Idle from here: the pulls made during the burst all expire at the next instant of the
+    // agent's 30 s grid (or the one after, for a pull made within a second of it), and are made
+    // again as one.
     const pulls: Array<{ batch: number }> = [];
     const sub = nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.lull`, { callback: (_e, m) => void pulls.push(m.json()) });
-    await new Promise((r) => setTimeout(r, 10_000));
+    await new Promise((r) => setTimeout(r, 32_000));
     sub.unsubscribe();
-    // One pull of all 16 slots, made again every 5 s at most (before: one pull per slot that
-    // had come free, each made again on its own schedule: about 30 in 10 s).
-    expect(pulls.length).toBeGreaterThanOrEqual(2);
-    expect(pulls.length).toBeLessThanOrEqual(3);
-    expect(pulls.map((p) => p.batch)).toEqual(pulls.map(() => 16));
-  });
+    // Before: one pull per slot that had come free, each made again on its own schedule (about
+    // 30 in 10 s with 5 s pulls).
+    expect(pulls.length).toBeGreaterThanOrEqual(1);
+    expect(pulls.length).toBeLessThanOrEqual(2);
+    expect(pulls[0].batch).toBeGreaterThan(1);
+  }, 90_000);
 
   it('steps one after another on an agent with slots to spare: a pull is made for a quarter of its slots, not for each step that ends', async () => {
     await sys.startDriver(['steady'], { CONVEYOR_CONCURRENCY: '16' });

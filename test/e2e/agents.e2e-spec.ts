@@ -56,6 +56,28 @@ describe('driver agents', () => {
     expect(run.steps.map((s) => s.attempts)).toEqual([1, 1]);
   });
 
+  it('an idle agent exits at once on SIGTERM: its waiting pulls (30 s long) are drained, not waited out, and hold no work', async () => {
+    // Three agents, each pulling on a 30 s grid of its own phase: left to expire, their pulls
+    // would keep all three up for more than 10 s in all but 3% of tries.
+    const idle = await Promise.all([1, 2, 3].map(() => sys.startDriver(['idler'])));
+    await waitFor('the agents listed', async () => ((await agents()).filter((x) => x.drivers.includes('idler')).length === 3 ? true : undefined));
+    const took = await Promise.all(
+      idle.map(async (agent) => {
+        const signalled = Date.now();
+        expect(await agent.stop('SIGTERM')).toBe(0);
+        return Date.now() - signalled;
+      }),
+    );
+    expect(Math.max(...took)).toBeLessThan(10_000);
+    // Work that comes after goes to the next agent at once: no pull of the gone one took it
+    // (it would come back only after the 30 s ack wait).
+    const id = await sys.run([{ driver: 'idler' }]);
+    await sys.startDriver(['idler']);
+    const run = await sys.waitForRun(id, undefined, 20_000);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps[0].attempts).toBe(1);
+  });
+
   it('a draining agent says so in GET /drivers at once, while its step still runs', async () => {
     // Beats 2 s apart (the bucket keeps an entry 3 s), so a drain seen within 1 s of the signal, just after a beat, is not the next beat's.
     const agent = await sys.startDriver(['patient'], { CONVEYOR_HEARTBEAT_INTERVAL: '2s' });

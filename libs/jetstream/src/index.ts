@@ -9,3 +9,4 @@ export * from './agents';
 export * from './step-queues';
 export * from './shared-consumer';
 export * from './stream-reads';
+export * from './pulls';

@@ -1,6 +1,7 @@
 import { JetStreamApiError, type ConsumeOptions, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { JetStreamContext } from './connection';
 import { isNotFound } from './provision';
+import { PULL_EXPIRES_MS, PULL_HEARTBEAT_MS } from './pulls';
 
 const RESTART_DELAY_MS = 1000;
 
@@ -11,8 +12,8 @@ export interface SharedConsumerOptions {
   config: Partial<ConsumerConfig> & { durable_name: string };
   /** What it is, for log lines ("event consumer", "tick consumer"). */
   what: string;
-  /** Pull options (batch size, `expires`: short pulls notice a lost pull within seconds). */
-  pull: Pick<ConsumeOptions, 'max_messages' | 'expires'>;
+  /** Pull options: the batch size. Pulls wait PULL_EXPIRES_MS, with heartbeats every PULL_HEARTBEAT_MS. */
+  pull: Pick<ConsumeOptions, 'max_messages'>;
   /**
    * Each message, in order. Awaited before the next one is taken; to work on several at once,
    * start the work and return (the consumer's max_ack_pending bounds how many are out).
@@ -78,7 +79,7 @@ export class SharedConsumer {
     while (!this.stopped) {
       try {
         const consumer = await this.ctx.js.consumers.get(stream, config.durable_name);
-        this.messages = await consumer.consume(pull);
+        this.messages = await consumer.consume({ ...pull, expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
         // Stopped while the consume was being set up: stop() found nothing to stop.
         if (this.stopped) {
           this.messages.stop();

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import type { Consumer, JsMsg } from '@nats-io/jetstream';
-import { connectJetStream, ensureWorkConsumer, isNotFound, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { PULL_EXPIRES_MS, PULL_HEARTBEAT_MS, connectJetStream, drainPull, ensureWorkConsumer, isNotFound, provisionStreams, type JetStreamContext } from '@conveyor/jetstream';
 import type { ConveyorConfig } from '@conveyor/config';
 
 /**
@@ -34,9 +34,11 @@ export interface JetStreamServerOptions {
 }
 
 /** Pulls expire at instants this far apart (see JetStreamServer.pullExpiresMs). */
-const PULL_EXPIRY_STEP_MS = 5_000;
+const PULL_EXPIRY_STEP_MS = PULL_EXPIRES_MS;
 /** The shortest wait of a pull: one made just before an instant waits for the next. */
 const PULL_MIN_MS = 1_000;
+/** How long close() waits for drained pulls to end (a drain takes a round trip to the server). */
+const DRAIN_PULLS_MS = 5_000;
 /** How long after a pull expired the slots it held wait for others expiring at the same instant. */
 const COALESCE_MS = 20;
 /**
@@ -69,6 +71,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private readonly workers: Promise<void>[] = [];
   private readonly slots: Slots[] = [];
   private readonly inflight = new Set<Promise<void>>();
+  /** Pulls waiting at the server, drained at close. */
+  private readonly waitingPulls = new Set<ConsumerMessages>();
   private readonly log = new Logger('JetStreamServer');
   private readonly stopWaiting = new AbortController();
   /** When the connection last dropped or came back (this process's clock), for `fresh`. */
@@ -187,8 +191,14 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const jobs: Array<Promise<void>> = [];
     let left = want;
     let failed = false;
+    let messages: ConsumerMessages | undefined;
     try {
-      const messages = await source.consumer.fetch({ max_messages: want, expires: this.pullExpiresMs() });
+      const expires = this.pullExpiresMs();
+      // The server refuses a heartbeat longer than half the wait.
+      messages = await source.consumer.fetch({ max_messages: want, expires, idle_heartbeat: Math.max(500, Math.min(PULL_HEARTBEAT_MS, Math.floor(expires / 2))) });
+      this.waitingPulls.add(messages);
+      // Closed while the pull was being made: close() did not see it.
+      if (!this.running) void drainPull(messages);
       for await (const msg of messages) {
         left--;
         source.pulls--;
@@ -202,6 +212,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       // Still counted as pulls until recovered, so a failing consumer is not pulled in a tight loop.
       if (this.running) await this.recover(source, served.pattern, err);
     } finally {
+      if (messages) this.waitingPulls.delete(messages);
       if (left > 0 && !failed) source.expiredAt = Date.now();
       source.pulls -= left;
       served.slots.notify();
@@ -212,11 +223,11 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   /**
    * How long a pull waits for work: until the next of this process's expiry instants (every
    * PULL_EXPIRY_STEP_MS, at a phase of its own, so agents do not pull in step) at least
-   * PULL_MIN_MS away, 1–6 s. A pull is made for the slots that came free since the last one;
+   * PULL_MIN_MS away, 1–31 s. A pull is made for the slots that came free since the last one;
    * under load each is filled at once, but the small pulls waiting when the load stops would,
    * each expiring on its own schedule, be made again one by one for ever, with their heartbeats
    * (seen: 8 pulls of one consumer, 1.4 a second, an idle agent's CPU and the server's).
-   * Expiring together, they are made again as one, on the same grid: one pull every 5 s.
+   * Expiring together, they are made again as one, on the same grid: one pull every 30 s.
    */
   private pullExpiresMs(): number {
     const untilInstant = PULL_EXPIRY_STEP_MS - ((Date.now() - this.expiryPhase) % PULL_EXPIRY_STEP_MS);
@@ -348,8 +359,10 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const timer = setTimeout(() => this.options.processor.abortAll('agent is shutting down'), drain);
     await Promise.all([...this.inflight]);
     clearTimeout(timer);
-    // A pull that is still waiting ends by its expiry; a message it gets then is nak'ed.
-    await Promise.race([Promise.all(this.workers), sleep(PULL_EXPIRY_STEP_MS + PULL_MIN_MS + 1_000)]);
+    // Pulls still waiting are drained rather than left to expire (up to 30 s): a message the
+    // server sent one meanwhile still arrives, and is handed back (nak) for another agent.
+    await Promise.all([...this.waitingPulls].map(drainPull));
+    await Promise.race([Promise.all(this.workers), sleep(DRAIN_PULLS_MS)]);
     await this.options.processor.close();
     if (this.ctx && !this.ctx.nc.isClosed()) await this.ctx.nc.drain().catch(() => this.ctx!.nc.close());
   }

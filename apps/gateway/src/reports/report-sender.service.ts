@@ -45,7 +45,7 @@ export class ReportSender implements OnApplicationBootstrap, OnModuleDestroy {
       stream: this.ctx.subjects.reportsStream,
       config: this.consumerConfig(),
       what: 'reports consumer',
-      pull: { max_messages: IN_FLIGHT, expires: 5_000 },
+      pull: { max_messages: IN_FLIGHT },
       // Sent side by side: one slow receiver does not hold up the others.
       handle: async (m) => {
         const p = this.handle(m).finally(() => this.inFlight.delete(p));

@@ -43,7 +43,7 @@ export class TickRunner implements OnApplicationBootstrap, OnModuleDestroy {
       stream: this.ctx.subjects.ticksStream,
       config: this.consumerConfig(),
       what: 'tick consumer',
-      pull: { max_messages: 16, expires: 5_000 },
+      pull: { max_messages: 16 },
       // One tick at a time.
       handle: (m) => this.handle(m),
       log: this.log,
