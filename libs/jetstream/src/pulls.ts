@@ -4,7 +4,7 @@ import type { Subscription } from '@nats-io/transport-node';
 /**
  * How long a pull request of an app's durable consumers waits at the server. Long: an idle
  * consumer then costs one request every 30 s, not one every 5 s with its expiry notice and a
- * heartbeat (measured: an idle agent 0.2 -> 0.06% of a core, the nats-server 0.1% less).
+ * heartbeat (measured: a stack that ran nothing, 0.89–1.12% -> 0.70–0.75% of a core in all).
  */
 export const PULL_EXPIRES_MS = 30_000;
 
