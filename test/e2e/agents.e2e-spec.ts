@@ -78,6 +78,21 @@ describe('driver agents', () => {
     expect(run.steps[0].attempts).toBe(1);
   });
 
+  it('an idle agent stopped while the nats-server does not answer (SIGSTOP) still exits: draining its pulls and its connection is bounded', async () => {
+    const agent = await sys.startDriver(['stranded']);
+    await waitFor('the agent listed', async () => (await agents()).find((x) => x.id === agent.agentId));
+    const pid = sys.nats.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // Not killed by stop()'s own bound (SIGKILL after 45 s: exit code null). A drain ends with
+      // a flush, which waits for the server's answer: unbounded, it never came. What the agent
+      // waits for now is bounded: its last heartbeats' 10 s timeouts, then 5 s per drain (about 28 s).
+      expect(await agent.stop('SIGTERM', 45_000)).toBe(0);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   it('a draining agent says so in GET /drivers at once, while its step still runs', async () => {
     // Beats 2 s apart (the bucket keeps an entry 3 s), so a drain seen within 1 s of the signal, just after a beat, is not the next beat's.
     const agent = await sys.startDriver(['patient'], { CONVEYOR_HEARTBEAT_INTERVAL: '2s' });

@@ -195,7 +195,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     try {
       const expires = this.pullExpiresMs();
       // The server refuses a heartbeat longer than half the wait.
-      messages = await source.consumer.fetch({ max_messages: want, expires, idle_heartbeat: Math.max(500, Math.min(PULL_HEARTBEAT_MS, Math.floor(expires / 2))) });
+      messages = await source.consumer.fetch({ max_messages: want, expires, idle_heartbeat: Math.min(PULL_HEARTBEAT_MS, Math.floor(expires / 2)) });
       this.waitingPulls.add(messages);
       // Closed while the pull was being made: close() did not see it.
       if (!this.running) void drainPull(messages);
@@ -361,10 +361,16 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     clearTimeout(timer);
     // Pulls still waiting are drained rather than left to expire (up to 30 s): a message the
     // server sent one meanwhile still arrives, and is handed back (nak) for another agent.
-    await Promise.all([...this.waitingPulls].map(drainPull));
-    await Promise.race([Promise.all(this.workers), sleep(DRAIN_PULLS_MS)]);
+    // Bounded: with NATS away, a drain waits for a reconnect that may not come.
+    const drained = Promise.all([...this.waitingPulls].map(drainPull)).then(() => Promise.all(this.workers));
+    await Promise.race([drained, sleep(DRAIN_PULLS_MS)]);
     await this.options.processor.close();
-    if (this.ctx && !this.ctx.nc.isClosed()) await this.ctx.nc.drain().catch(() => this.ctx!.nc.close());
+    const nc = this.ctx?.nc;
+    if (nc && !nc.isClosed()) {
+      // Bounded too: a drain ends with a flush, which a server that does not answer never ends.
+      await Promise.race([nc.drain().catch(() => undefined), sleep(DRAIN_PULLS_MS)]);
+      if (!nc.isClosed()) await nc.close();
+    }
   }
 
   on(): void {
