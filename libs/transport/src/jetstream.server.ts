@@ -33,8 +33,6 @@ export interface JetStreamServerOptions {
   drainTimeoutMs?: number;
 }
 
-/** Pulls expire at instants this far apart (see JetStreamServer.pullExpiresMs). */
-const PULL_EXPIRY_STEP_MS = PULL_EXPIRES_MS;
 /** The shortest wait of a pull: one made just before an instant waits for the next. */
 const PULL_MIN_MS = 1_000;
 /** How long close() waits for drained pulls to end (a drain takes a round trip to the server). */
@@ -86,7 +84,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   /** Work stored before this process connected, judged (not fresh) until `until`. */
   private beforeConnect = { upToSeq: Number.MAX_SAFE_INTEGER, until: Number.POSITIVE_INFINITY };
   /** This process's phase of pull expiries (see pullExpiresMs). */
-  private readonly expiryPhase = Math.floor(Math.random() * PULL_EXPIRY_STEP_MS);
+  private readonly expiryPhase = Math.floor(Math.random() * PULL_EXPIRES_MS);
 
   constructor(private readonly options: JetStreamServerOptions) {
     super();
@@ -222,7 +220,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   /**
    * How long a pull waits for work: until the next of this process's expiry instants (every
-   * PULL_EXPIRY_STEP_MS, at a phase of its own, so agents do not pull in step) at least
+   * PULL_EXPIRES_MS, at a phase of its own, so agents do not pull in step) at least
    * PULL_MIN_MS away, 1–31 s. A pull is made for the slots that came free since the last one;
    * under load each is filled at once, but the small pulls waiting when the load stops would,
    * each expiring on its own schedule, be made again one by one for ever, with their heartbeats
@@ -230,8 +228,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
    * Expiring together, they are made again as one, on the same grid: one pull every 30 s.
    */
   private pullExpiresMs(): number {
-    const untilInstant = PULL_EXPIRY_STEP_MS - ((Date.now() - this.expiryPhase) % PULL_EXPIRY_STEP_MS);
-    return untilInstant < PULL_MIN_MS ? untilInstant + PULL_EXPIRY_STEP_MS : untilInstant;
+    const untilInstant = PULL_EXPIRES_MS - ((Date.now() - this.expiryPhase) % PULL_EXPIRES_MS);
+    return untilInstant < PULL_MIN_MS ? untilInstant + PULL_EXPIRES_MS : untilInstant;
   }
 
   /** A pulled message into a free slot, and its processing; undefined when it was handed back at once. */
