@@ -1,4 +1,6 @@
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { PROJECTOR_CONSUMER } from '@conveyor/contracts';
 import { Api } from '../support/api';
 import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
@@ -20,8 +22,12 @@ import { summary, table } from './stats';
 const HOPS = Number(process.env.BENCH_HOPS ?? 500);
 const RUNS = Number(process.env.BENCH_RUNS ?? 300);
 const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 500);
+/** Runs per copy that a new set of agents serves before the throughput by copies is timed (see ./cpu-phase on warming up). */
+const THROUGHPUT_WARM_UP = Number(process.env.BENCH_THROUGHPUT_WARMUP ?? 2_000);
 
 const WARM_UP = 20;
+/** Runs the hand-off's stack serves before its latency is measured (see handOff). */
+const LATENCY_WARM_UP = Number(process.env.BENCH_LATENCY_WARMUP ?? 2_000);
 
 /** Samples after the first WARM_UP (connections, consumers and JIT warm up). */
 const warm = (samples: number[]) => samples.slice(WARM_UP);
@@ -64,6 +70,16 @@ async function handOff(api: Api, nats: NatsServer): Promise<{ handoffs: number[]
   const triggers: number[] = [];
   const lags: number[] = [];
   try {
+    // The gateway and both drivers serve LATENCY_WARM_UP runs first, 16 at a time (untimed):
+    // a process takes thousands of runs to reach its steady cost (./cpu-phase), the raw hop's
+    // small programs far fewer.
+    const warming: string[] = [];
+    await Promise.all(Array.from({ length: 16 }, async (_, lane) => {
+      for (let i = lane; i < LATENCY_WARM_UP; i += 16) {
+        warming.push((await api.ok<{ runid: string }>('POST', '/resources', { name: `hw-${i}`, resource: 'bench', pipeline: 'handoff', spec: {} })).runid);
+      }
+    }));
+    await waitFor('the warm-up runs', () => (warming.every((id) => clocks.get(id)?.two) ? true : undefined), 300_000, 50);
     for (let i = 0; i < RUNS + WARM_UP; i++) {
       const t0 = now();
       const { runid } = await api.ok<{ runid: string }>('POST', '/resources', { name: `h-${i}`, resource: 'bench', pipeline: 'handoff', spec: {} });
@@ -140,6 +156,14 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
   const fanOuts: number[] = [];
   const fanIns: number[] = [];
   try {
+    // Warmed as the hand-off's stack is (10 steps a run: a fifth as many runs), 16 at a time.
+    const warming: string[] = [];
+    await Promise.all(Array.from({ length: 16 }, async (_, lane) => {
+      for (let i = lane; i < LATENCY_WARM_UP / 5; i += 16) {
+        warming.push((await api.ok<{ runid: string }>('POST', '/resources', { name: `gw-${i}`, resource: 'bench', pipeline: 'graph', spec: {} })).runid);
+      }
+    }));
+    await waitFor('the warm-up runs', () => (warming.every((id) => clocks.get(id)?.steps.has('join')) ? true : undefined), 300_000, 50);
     for (let i = 0; i < GRAPH_RUNS + WARM_UP; i++) {
       const { runid } = await api.ok<{ runid: string }>('POST', '/resources', { name: `g-${i}`, resource: 'bench', pipeline: 'graph', spec: {} });
       const c = clocks.get(runid) ?? { steps: new Map<string, Clock>() };
@@ -165,7 +189,7 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
     }));
     const wanted = new Set(ids);
     const finished = await waitFor('graph throughput runs', async () => {
-      const runs = await api.ok<Array<{ id: string; status: string }>>('GET', `/runs?pipeline=graph&limit=${GRAPH_RUNS + WARM_UP + GRAPH_RUNS}`);
+      const runs = await api.ok<Array<{ id: string; status: string }>>('GET', `/runs?pipeline=graph&limit=${Math.min(500, GRAPH_RUNS + WARM_UP + GRAPH_RUNS)}`);
       const ended = runs.filter((r) => wanted.has(r.id) && r.status !== 'queued' && r.status !== 'running');
       return ended.length === ids.length ? ended : undefined;
     }, 300_000, 100);
@@ -177,30 +201,77 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
   }
 }
 
+/**
+ * THROUGHPUT_RUNS no-op 4-step runs, 16 clients, `copies` agents serving all four drivers. The
+ * new agents first serve THROUGHPUT_WARM_UP runs per copy (untimed), so that each has served as
+ * many steps when the timing starts, whatever the copies: a process takes thousands of runs to
+ * reach its steady cost (./cpu-phase). Timed from
+ * the first POST until every run's end record is stored and the projector folded it; the ends
+ * are seen on a subscription (polling the gateway would take its CPU while it is measured), and
+ * the run records are read once, after, to count the runs that succeeded.
+ */
 async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{ perSecond: number; correct: number }> {
   const procs: AppProcess[] = [];
   for (let i = 0; i < copies; i++) {
     procs.push(await startTestDriver(['t1', 't2', 't3', 't4'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `tp-${copies}-${i}`, CONVEYOR_CONCURRENCY: '16' }));
   }
+  const nc = await connect({ servers: nats.url });
+  const jsm = await jetstreamManager(nc);
+  const ended = new Set<string>();
+  let waiting: { ids: Set<string>; done: () => void } | undefined;
+  nc.subscribe('conveyor.steps.*.end', {
+    callback: (_e, m) => {
+      const run = m.subject.split('.')[2];
+      ended.add(run);
+      if (waiting && [...waiting.ids].every((id) => ended.has(id))) waiting.done();
+    },
+  });
+  await nc.flush();
   const pipeline = `tp-${copies}`;
   await api.ok('POST', '/pipelines', { name: pipeline, resource: 'bench', steps: ['t1', 't2', 't3', 't4'].map((d, i) => ({ id: `s${i}`, name: d, driver: d })) });
-  const ids: string[] = [];
-  const start = now();
-  const lanes = 16;
-  await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
-    for (let i = lane; i < THROUGHPUT_RUNS; i += lanes) {
-      ids.push((await api.ok<{ runid: string }>('POST', '/resources', { name: `tp${copies}-${i}`, resource: 'bench', pipeline, spec: {} })).runid);
+  const burst = async (prefix: string, n: number): Promise<string[]> => {
+    const ids: string[] = [];
+    const lanes = 16;
+    await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
+      for (let i = lane; i < n; i += lanes) {
+        ids.push((await api.ok<{ runid: string }>('POST', '/resources', { name: `${prefix}-${i}`, resource: 'bench', pipeline, spec: {} })).runid);
+      }
+    }));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${prefix}: ${ids.filter((id) => !ended.has(id)).length} of ${n} runs had not ended after 300 s`)), 300_000);
+      waiting = { ids: new Set(ids), done: () => { clearTimeout(t); resolve(); } };
+      if (ids.every((id) => ended.has(id))) waiting.done();
+    });
+    await waitFor('the projector to fold every record', async () => {
+      const c = await jsm.consumers.info('CONVEYOR_RUNS', PROJECTOR_CONSUMER);
+      return c.num_pending === 0 && c.num_ack_pending === 0 ? true : undefined;
+    }, 300_000, 20);
+    return ids;
+  };
+  try {
+    await burst(`tp${copies}-warm`, THROUGHPUT_WARM_UP * copies);
+    const start = now();
+    const ids = await burst(`tp${copies}`, THROUGHPUT_RUNS);
+    const seconds = (now() - start) / 1000;
+    const wanted = new Set(ids);
+    // Newest first, a page of at most 500 at a time: the timed runs are the newest.
+    let correct = 0;
+    let seen = 0;
+    let before = '';
+    for (let page = 0; page < 100 && seen < ids.length; page++) {
+      const runs = await api.ok<Array<{ id: string; status: string }>>('GET', `/runs?pipeline=${pipeline}&limit=500${before}`);
+      if (!runs.length) break;
+      for (const r of runs.filter((r) => wanted.has(r.id))) {
+        seen++;
+        if (r.status === 'succeeded') correct++;
+      }
+      before = `&before=${runs[runs.length - 1].id}`;
     }
-  }));
-  const wanted = new Set(ids);
-  const done = await waitFor('throughput runs', async () => {
-    const runs = await api.ok<Array<{ id: string; status: string }>>('GET', `/runs?pipeline=${pipeline}&limit=${THROUGHPUT_RUNS}`);
-    const finished = runs.filter((r) => wanted.has(r.id) && r.status !== 'queued' && r.status !== 'running');
-    return finished.length === ids.length ? finished : undefined;
-  }, 300_000, 100);
-  const seconds = (now() - start) / 1000;
-  await Promise.all(procs.map((p) => p.stop('SIGTERM')));
-  return { perSecond: ids.length / seconds, correct: done.filter((r) => r.status === 'succeeded').length };
+    return { perSecond: ids.length / seconds, correct };
+  } finally {
+    await nc.close();
+    await Promise.all(procs.map((p) => p.stop('SIGTERM')));
+  }
 }
 
 /** Latency, graphs, throughput by copies, artifacts and the dashboard, on one stack (BENCH_LATENCY=0 skips them). */
