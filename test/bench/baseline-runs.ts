@@ -45,10 +45,11 @@ export interface BaselineResult {
 }
 
 /**
- * `runs` runs (after `warmUp` of them, not measured) with records of `payloadBytes`; CPU of
+ * `runs` runs (after `warmUp` of them, not measured) with records of `payloadBytes`, started at
+ * `ratePerSecond` (0: as fast as the starter's clients can); CPU of
  * the starter, each driver and the baseline's nats-server from the first publish to the last end.
  */
-export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number): Promise<BaselineResult> {
+export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number, ratePerSecond = 0): Promise<BaselineResult> {
   const nats = await NatsServer.start({ monitor: true });
   const children: ChildProcess[] = [];
   try {
@@ -61,7 +62,7 @@ export async function baselineRuns(runs: number, payloadBytes: number, warmUp: n
     await nc.close();
     const drivers: Array<{ child: ChildProcess; lines: AsyncIterator<string> }> = [];
     for (let i = 1; i <= STEPS; i++) drivers.push(await startScript(['driver', nats.url, String(i)]));
-    const starter = await startScript(['starter', nats.url, String(runs), String(payloadBytes), String(warmUp)]);
+    const starter = await startScript(['starter', nats.url, String(runs), String(payloadBytes), String(warmUp), String(ratePerSecond)]);
     children.push(...drivers.map((d) => d.child), starter.child);
     const meter = new CpuMeter([
       { name: 'starter', pid: starter.child.pid! },
@@ -123,7 +124,7 @@ async function driver(url: string, step: number): Promise<void> {
   }
 }
 
-async function starter(url: string, runs: number, payloadBytes: number, warmUp: number): Promise<void> {
+async function starter(url: string, runs: number, payloadBytes: number, warmUp: number, ratePerSecond: number): Promise<void> {
   const nc = await connect({ servers: url, name: 'starter' });
   const js = jetstream(nc);
   // Ends counted per wave (its runs' first letter); a plain subscription sees each end as it is
@@ -133,9 +134,13 @@ async function starter(url: string, runs: number, payloadBytes: number, warmUp: 
   nc.subscribe('base.steps.*.end', { callback: (_e, m) => { ended[m.subject.split('.')[2][0] as 'w' | 'r']++; wake?.(); } });
   await nc.flush();
   const payload = new Uint8Array(payloadBytes).fill(120);
-  const wave = async (prefix: 'w' | 'r', n: number) => {
+  const wave = async (prefix: 'w' | 'r', n: number, ratePerSecond = 0) => {
+    const t0 = performance.now();
     await Promise.all(Array.from({ length: LANES }, async (_, lane) => {
       for (let i = lane; i < n; i += LANES) {
+        // Paced as Stack.burst paces Conveyor's runs.
+        const wait = ratePerSecond > 0 ? t0 + (i * 1000) / ratePerSecond - performance.now() : 0;
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const run = `${prefix}${i}`;
         await js.publish(workSubject(run, 1), payload, { headers: fence(run, 0), msgID: `${run}.start` });
       }
@@ -146,7 +151,7 @@ async function starter(url: string, runs: number, payloadBytes: number, warmUp: 
   process.stdout.write('ready\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
   const t0 = performance.now();
-  await wave('r', runs);
+  await wave('r', runs, ratePerSecond);
   process.stdout.write(`done ${performance.now() - t0}\n`);
   // The connection stays open until the bench ends this process: its messages are counted then.
 }
@@ -165,8 +170,8 @@ async function allEnded(all: () => boolean, onWake: (wake: () => void) => void):
 
 // Run as a script: one process of the baseline (see startScript).
 if (require.main === module) {
-  const [role, url, a, b, c] = process.argv.slice(2);
-  (role === 'driver' ? driver(url, Number(a)) : starter(url, Number(a), Number(b), Number(c))).catch((err) => {
+  const [role, url, a, b, c, d] = process.argv.slice(2);
+  (role === 'driver' ? driver(url, Number(a)) : starter(url, Number(a), Number(b), Number(c), Number(d ?? 0))).catch((err) => {
     console.error(err);
     process.exit(1);
   });

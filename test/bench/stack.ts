@@ -95,13 +95,21 @@ export class Stack {
    * answer; resolves when all have ended (bounded by `timeoutMs`) and the projector has folded
    * every record (its consumer has nothing pending or unacked). `onStarted`: once every run was started.
    */
-  async burst(prefix: string, n: number, lanes: number, timeoutMs: number, onStarted?: () => void): Promise<string[]> {
+  /**
+   * Starts n no-op runs from `lanes` clients, each starting its next run when the last one was
+   * answered, and at `ratePerSecond` (run i not before i / rate seconds in; 0: as fast as they
+   * can); resolves when all ended and were folded.
+   */
+  async burst(prefix: string, n: number, lanes: number, timeoutMs: number, onStarted?: () => void, ratePerSecond = 0): Promise<string[]> {
     const ids: string[] = [];
     const ends: Promise<void>[] = [];
-    const deadline = now() + timeoutMs;
+    const t0 = now();
+    const deadline = t0 + timeoutMs;
     await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
       for (let i = lane; i < n; i += lanes) {
         if (now() > deadline) throw new Error(`${prefix}: only ${ids.length} of ${n} runs started in ${timeoutMs} ms`);
+        const wait = ratePerSecond > 0 ? t0 + (i * 1000) / ratePerSecond - now() : 0;
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const r = await this.startRun(`${prefix}-${i}`);
         ids.push(r.runid);
         ends.push(r.ended);
