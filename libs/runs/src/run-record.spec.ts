@@ -1,5 +1,5 @@
 import type { Pipeline, Resource, RunEvent, RunRecord, StepMessage } from '@conveyor/contracts';
-import { applyEvent, newRun, recordEvents, runFromFirstWork } from './run-record';
+import { applyEvent, firstStepMessage, firstStepMessageOf, newRun, recordEvents, runFromFirstWork } from './run-record';
 
 const pipeline: Pipeline = {
   name: 'p', description: '', resource: 'r', createdAt: '', updatedAt: '',
@@ -92,5 +92,22 @@ describe('a start recorded beside the log', () => {
       const run = order.reduce((r, rec, i) => recordEvents(rec, rec === skip ? 2 : rec === lateStart ? 3 : 4).reduce(applyEvent, r), runFromFirstWork(msg));
       expect([run.status, run.steps.map((s) => s.status)]).toEqual(['cancelled', ['skipped', 'skipped', 'succeeded']]);
     }
+  });
+});
+
+describe('firstStepMessageOf', () => {
+  it('is, but for the run id and time, the first step message of the run newRun makes (matrices expanded, notify and failFast kept)', () => {
+    const p: Pipeline = {
+      ...pipeline,
+      failFast: false,
+      notify: [{ type: 'webhook', url: 'http://127.0.0.1:9/hook' } as never],
+      steps: [...pipeline.steps, { id: 'm', name: 'M', driver: 'd1', matrix: { os: ['a', 'b'] } }],
+    };
+    const r: Resource = { ...resource, spec: { big: 'x'.repeat(100) }, metadata: { k: 'v' } };
+    const run = newRun('0'.repeat(26), p, r, new Date(0));
+    expect(firstStepMessageOf(p, r)).toEqual(firstStepMessage(run, r));
+    expect(JSON.stringify(firstStepMessageOf(p, r)).length).toBe(JSON.stringify(firstStepMessage(run, r)).length);
+    expect(firstStepMessageOf(p, r).pipeline.steps.map((s) => s.id)).toEqual(run.pipeline.steps.map((s) => s.id));
+    expect(run.pipeline.steps.length).toBe(5);
   });
 });

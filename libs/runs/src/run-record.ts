@@ -24,6 +24,25 @@ export function newRun(id: string, pipeline: Pipeline, resource: Resource, now =
 }
 
 /**
+ * The first step's message a run of `pipeline` for `resource` would start with, without making
+ * the run's record (no graph analysis, no copies): to know its size before anything is stored.
+ */
+export function firstStepMessageOf(pipeline: Pipeline, resource: Resource): StepMessage {
+  return firstStepMessage({ id: '0'.repeat(26), pipeline: pipelineSnapshot({ ...pipeline, steps: expandMatrices(pipeline.steps).steps }), createdAt: new Date(0).toISOString() }, resource);
+}
+
+/** What a run's record and its messages carry of its pipeline. */
+function pipelineSnapshot(pipeline: PipelineSnapshot): PipelineSnapshot {
+  return {
+    name: pipeline.name,
+    resource: pipeline.resource,
+    steps: pipeline.steps,
+    ...(pipeline.failFast !== undefined ? { failFast: pipeline.failFast } : {}),
+    ...(pipeline.notify?.length ? { notify: pipeline.notify } : {}),
+  };
+}
+
+/**
  * The record of a run as its first step's work describes it: what the gateway's projector
  * makes when it finds a run's log but no record (the gateway that started it stopped
  * between the two writes).
@@ -36,13 +55,7 @@ function runRecord(id: string, pipeline: PipelineSnapshot, resource: ResourceRef
   const { needs } = resolveNeeds(pipeline.steps);
   return {
     id,
-    pipeline: {
-      name: pipeline.name,
-      resource: pipeline.resource,
-      steps: structuredClone(pipeline.steps),
-      ...(pipeline.failFast !== undefined ? { failFast: pipeline.failFast } : {}),
-      ...(pipeline.notify?.length ? { notify: structuredClone(pipeline.notify) } : {}),
-    },
+    pipeline: structuredClone(pipelineSnapshot(pipeline)),
     resource,
     ...(trigger ? { trigger } : {}),
     status: 'queued',
@@ -71,7 +84,7 @@ export function pipelineOfRun(run: Pick<Run, 'pipeline'>, steps = run.pipeline.s
 }
 
 /** The message that starts a run: its first step, carrying everything a driver needs. */
-export function firstStepMessage(run: Run, resource: Resource): StepMessage {
+export function firstStepMessage(run: Pick<Run, 'id' | 'pipeline' | 'createdAt'>, resource: Resource): StepMessage {
   return {
     v: MESSAGE_VERSION,
     runId: run.id,
