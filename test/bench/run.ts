@@ -218,12 +218,13 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
   const nc = await connect({ servers: nats.url });
   const jsm = await jetstreamManager(nc);
   const ended = new Set<string>();
-  let waiting: { ids: Set<string>; done: () => void } | undefined;
+  // The runs of the burst being waited for that have not ended yet.
+  let waiting: { open: Set<string>; done: () => void } | undefined;
   nc.subscribe('conveyor.steps.*.end', {
     callback: (_e, m) => {
       const run = m.subject.split('.')[2];
       ended.add(run);
-      if (waiting && [...waiting.ids].every((id) => ended.has(id))) waiting.done();
+      if (waiting?.open.delete(run) && waiting.open.size === 0) waiting.done();
     },
   });
   await nc.flush();
@@ -239,8 +240,8 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
     }));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${prefix}: ${ids.filter((id) => !ended.has(id)).length} of ${n} runs had not ended after 300 s`)), 300_000);
-      waiting = { ids: new Set(ids), done: () => { clearTimeout(t); resolve(); } };
-      if (ids.every((id) => ended.has(id))) waiting.done();
+      waiting = { open: new Set(ids.filter((id) => !ended.has(id))), done: () => { clearTimeout(t); resolve(); } };
+      if (waiting.open.size === 0) waiting.done();
     });
     await waitFor('the projector to fold every record', async () => {
       const c = await jsm.consumers.info('CONVEYOR_RUNS', PROJECTOR_CONSUMER);
