@@ -161,7 +161,7 @@ describe('artifacts (built-in drivers, Docker, Object Store)', () => {
   });
 
   it('the seed pipeline builds the example C project in conveyor/build-c and keeps its binary, byte for byte the one built by hand', async () => {
-    ensureCBuildImage();
+    await ensureCBuildImage();
     const examples = join(__dirname, '..', '..', 'deploy', 'examples');
     const work = mkdtempSync(join(tmpdir(), 'conveyor-c-app-'));
     try {

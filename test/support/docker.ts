@@ -1,4 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -39,9 +40,14 @@ export function ensureBuildImage(): void {
   execFileSync('bash', [join(__dirname, '..', '..', 'deploy', 'image', 'build.sh')], { stdio: 'pipe', timeout: 120_000 });
 }
 
-/** conveyor/build-c:latest (gcc, make), built once per machine by deploy/image/build-c.sh (about a minute). */
-export function ensureCBuildImage(): void {
-  execFileSync('bash', [join(__dirname, '..', '..', 'deploy', 'image', 'build-c.sh')], { stdio: 'pipe', timeout: 600_000 });
+/**
+ * conveyor/build-c:latest (gcc, make), built once per machine by deploy/image/build-c.sh (about a
+ * minute). Not with execFileSync: a test's gateway runs in the test's process, and an event loop
+ * blocked for longer than its HTTP keep-alive (5 s) hands the test's next request a pooled socket
+ * the gateway closes at that moment (ECONNRESET, seen in CI when the image had to be built).
+ */
+export async function ensureCBuildImage(): Promise<void> {
+  await promisify(execFile)('bash', [join(__dirname, '..', '..', 'deploy', 'image', 'build-c.sh')], { timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
 }
 
 /** BuildContainers as tests use it: no network, never pulling, quick stops. */
