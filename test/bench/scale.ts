@@ -28,7 +28,7 @@ const STORED = Number(process.env.BENCH_SCALE_STORED ?? 100_000);
 const FOLLOWERS = Number(process.env.BENCH_SCALE_FOLLOWERS ?? 200);
 const LINES = Number(process.env.BENCH_SCALE_LINES ?? 100_000);
 const TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_S ?? 1_800) * 1000;
-/** How long the stack sits idle after the burst before its RSS is read again: whether what a burst grew is given back (V8 shrinks a heap only once it sees the allocation rate fall, which a process left alone does not show it). */
+/** How long the stack sits idle after the burst before its RSS is read again: whether what a burst grew is given back (measured: not within 60 s; V8 gave it back once the process served a request again). */
 const SETTLE_S = Number(process.env.BENCH_SCALE_SETTLE_S ?? 60);
 const LANES = 64;
 /**
