@@ -8,8 +8,22 @@ import { Bucket, type KV } from '@nats-io/kv';
  * listed too: callers read the values and drop those.
  */
 export async function listKeys(kv: KV, filter = '>'): Promise<string[]> {
-  if (!(kv instanceof Bucket)) throw new Error('listKeys needs a bucket from @nats-io/kv');
-  const prefix = `$KV.${kv.bucket}.`;
-  const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: prefix + filter });
+  const bucket = bucketOf(kv);
+  const prefix = `$KV.${bucket.bucket}.`;
+  const info = await bucket.jsm.streams.info(bucket.stream, { subjects_filter: prefix + filter });
   return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
+}
+
+/**
+ * Removes `key` from the bucket's stream, leaving nothing: a KV delete or purge leaves a marker
+ * for the bucket's max age, which every listing of its keys reads again.
+ */
+export async function purgeKeyEntirely(kv: KV, key: string): Promise<void> {
+  const bucket = bucketOf(kv);
+  await bucket.jsm.streams.purge(bucket.stream, { filter: `$KV.${bucket.bucket}.${key}` });
+}
+
+function bucketOf(kv: KV): Bucket {
+  if (!(kv instanceof Bucket)) throw new Error('needs a bucket from @nats-io/kv');
+  return kv;
 }

@@ -8,6 +8,7 @@ import {
 import { nanos } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { JetStreamContext } from './connection';
+import { purgeKeyEntirely } from './kv-keys';
 
 export interface Buckets {
   definitions: KV;
@@ -156,9 +157,8 @@ export function openOpenRunsBucket(ctx: JetStreamContext): Promise<KV> {
  * age (30 days), and listing the keys, as every reconciler check does, reads every marker:
  * 10,000 of them cost the lister 60–290 ms of CPU per check.
  */
-export async function leaveOpenRuns(ctx: JetStreamContext, runId: string): Promise<void> {
-  const bucket = ctx.subjects.bucket('open-runs');
-  await ctx.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${runId}` });
+export function leaveOpenRuns(openRuns: KV, runId: string): Promise<void> {
+  return purgeKeyEntirely(openRuns, runId);
 }
 
 /**

@@ -167,7 +167,7 @@ export class RunProjector implements OnApplicationBootstrap, OnModuleDestroy {
           // redelivered after the end enters it again; the reconciler removes such a key.
           const started = records.some(isFirstRecord);
           if (end) this.folded.delete(runId);
-          if (end && !started) await leaveOpenRuns(this.ctx, runId);
+          if (end && !started) await leaveOpenRuns(this.openRuns, runId);
           else if (started && !end) await this.openRuns.put(runId, '');
           // Its commit status and notifications are stored before the records are acked: a
           // gateway that stops in between folds them again, and stores nothing twice.

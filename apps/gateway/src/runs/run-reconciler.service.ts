@@ -103,7 +103,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
         this.log.warn(`run ${runId}: cannot tell whether its work is in flight: ${judged.why}`);
         return undefined;
       case 'ended':
-        await leaveOpenRuns(this.ctx, runId);
+        await leaveOpenRuns(this.openRuns, runId);
         return undefined;
       case 'no-queue':
         this.log.warn(`run ${runId}: its work waits on ${work!.at.machine ? `build machine "${work!.at.machine}"'s` : 'the'} queue of driver "${work!.at.driver}", which is gone; making it again`);
@@ -133,7 +133,7 @@ export class RunReconciler implements OnApplicationBootstrap, OnModuleDestroy {
     if (first?.kind !== 'work') return undefined;
     const g = await this.runLog.graph(runId, first.msg.pipeline.steps);
     if (g.ended) {
-      await leaveOpenRuns(this.ctx, runId);
+      await leaveOpenRuns(this.openRuns, runId);
       return undefined;
     }
     // Approval steps whose time to wait for a person is up fail (their own `timeout`, or CONVEYOR_APPROVAL_TIMEOUT).
