@@ -28,8 +28,13 @@ const STORED = Number(process.env.BENCH_SCALE_STORED ?? 100_000);
 const FOLLOWERS = Number(process.env.BENCH_SCALE_FOLLOWERS ?? 200);
 const LINES = Number(process.env.BENCH_SCALE_LINES ?? 100_000);
 const TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_S ?? 1_800) * 1000;
-/** How long the stack sits idle after the burst before its RSS is read again: whether what a burst grew is given back (measured: not within 60 s; V8 gave it back once the process served a request again). */
-const SETTLE_S = Number(process.env.BENCH_SCALE_SETTLE_S ?? 60);
+/**
+ * How long the stack sits idle after the burst while its RSS is read (every 10 s): whether, and
+ * when, what a burst grew is given back. V8's memory reducer gives it back on its own about
+ * 70-100 s after the burst's last GC (`node --trace-gc`: a "Mark-Compact (reduce)"), so the
+ * default watches past that.
+ */
+const SETTLE_S = Number(process.env.BENCH_SCALE_SETTLE_S ?? 150);
 const LANES = 64;
 /**
  * node's own options for the gateway and for every agent (space-separated), to measure a tuning
@@ -122,15 +127,18 @@ async function burst(stack: Stack): Promise<string[][]> {
   watch.stop();
   await watching;
   const after = memory(stack);
-  // Idle, as a stack is between bursts; the largest reading of each process's last 10 s counts.
+  // Idle, as a stack is between bursts: read every 10 s; the largest reading of the last 10 s counts.
+  const idle: Array<{ s: number } & ReturnType<typeof memory>> = [];
   const settled: ReturnType<typeof memory>[] = [];
-  for (let i = 0; i < SETTLE_S; i++) {
+  for (let i = 1; i <= SETTLE_S; i++) {
     await new Promise((r) => setTimeout(r, 1_000));
-    if (i >= SETTLE_S - 10) settled.push(memory(stack));
+    if (i % 10 === 0) idle.push({ s: i, ...memory(stack) });
+    if (i > SETTLE_S - 10) settled.push(memory(stack));
   }
   const rest = settled.length
     ? { gateway: Math.max(...settled.map((m) => m.gateway)), agentsMax: Math.max(...settled.map((m) => m.agentsMax)), agentsSum: Math.max(...settled.map((m) => m.agentsSum)) }
     : after;
+  const series = (pick: (m: ReturnType<typeof memory>) => number) => idle.map((m) => mb(pick(m))).join(' ');
   const msPerRun = (name: string) => (used.perProcess.filter((p) => p.name.startsWith(name)).reduce((sum, p) => sum + p.seconds, 0) * 1000) / RUNS;
   const tuned = [NODE_ARGS.gateway.length ? `gateway: node ${NODE_ARGS.gateway.join(' ')}` : '', NODE_ARGS.agents.length ? `agents: node ${NODE_ARGS.agents.join(' ')}` : ''].filter(Boolean).join('; ') || "node's defaults";
   const lags = ids.filter((id) => recordEnded.has(id) && stack.ended.has(id)).map((id) => recordEnded.get(id)! - stack.ended.get(id)!);
@@ -146,6 +154,7 @@ async function burst(stack: Stack): Promise<string[][]> {
     ['scale: CPU per run during the burst (ms): gateway / all agents / nats-server', `${msPerRun('gateway').toFixed(2)} / ${msPerRun('agent').toFixed(2)} / ${msPerRun('nats-server').toFixed(2)}`, '-', `user+system from the first start until all ended; ${tuned}`],
     [`scale: gateway RSS before / after / ${SETTLE_S} s idle after (MB)`, `${mb(before.gateway)} / ${mb(after.gateway)} / ${mb(rest.gateway)}`, '-', `${tuned}; the idle figure is the largest of its last 10 s`],
     [`scale: agent RSS, largest before / after / ${SETTLE_S} s idle after (MB)`, `${mb(before.agentsMax)} / ${mb(after.agentsMax)} / ${mb(rest.agentsMax)}`, '-', `all ${stack.agents.length} agents: ${mb(before.agentsSum)} / ${mb(after.agentsSum)} / ${mb(rest.agentsSum)} MB`],
+    ['scale: RSS while idle after the burst, every 10 s (MB)', `gateway ${series((m) => m.gateway)}`, '-', `largest agent ${series((m) => m.agentsMax)}`],
   ];
 }
 

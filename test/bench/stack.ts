@@ -91,14 +91,10 @@ export class Stack {
   }
 
   /**
-   * `n` no-op runs started by `lanes` clients side by side, each waiting for the gateway's
-   * answer; resolves when all have ended (bounded by `timeoutMs`) and the projector has folded
-   * every record (its consumer has nothing pending or unacked). `onStarted`: once every run was started.
-   */
-  /**
-   * Starts n no-op runs from `lanes` clients, each starting its next run when the last one was
-   * answered, and at `ratePerSecond` (run i not before i / rate seconds in; 0: as fast as they
-   * can); resolves when all ended and were folded.
+   * `n` no-op runs started by `lanes` clients side by side, each starting its next run when the
+   * gateway answered its last, and at `ratePerSecond` (run i not before i / rate seconds in; 0: as
+   * fast as they can); resolves when all have ended (bounded by `timeoutMs`) and the projector has
+   * folded every record (its consumer has nothing pending or unacked). `onStarted`: once every run was started.
    */
   async burst(prefix: string, n: number, lanes: number, timeoutMs: number, onStarted?: () => void, ratePerSecond = 0): Promise<string[]> {
     const ids: string[] = [];
