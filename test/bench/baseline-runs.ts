@@ -42,6 +42,18 @@ export interface BaselineResult {
   cpu: { perProcess: Array<{ name: string; seconds: number }>; total: number };
   /** NATS messages (in + out, as the server counts them) of the starter and of all drivers. */
   messages: { perProcess: Map<string, number>; total: number };
+  /** CPU of the same processes idle for `idleSeconds` after the runs, when asked. */
+  idle?: { perProcess: Array<{ name: string; seconds: number }>; total: number };
+}
+
+/**
+ * How the baseline's drivers are laid out: `copies` of each (16 in flight per process), one
+ * process per driver (as the CPU part deploys Conveyor's agents) or, `allSteps`, each process
+ * serving all four (as the throughput part's agents do).
+ */
+export interface BaselineLayout {
+  copies: number;
+  allSteps: boolean;
 }
 
 /**
@@ -49,7 +61,7 @@ export interface BaselineResult {
  * `ratePerSecond` (0: as fast as the starter's clients can); CPU of
  * the starter, each driver and the baseline's nats-server from the first publish to the last end.
  */
-export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number, ratePerSecond = 0): Promise<BaselineResult> {
+export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number, ratePerSecond = 0, layout: BaselineLayout = { copies: 1, allSteps: false }, idleSeconds = 0): Promise<BaselineResult> {
   const nats = await NatsServer.start({ monitor: true });
   const children: ChildProcess[] = [];
   try {
@@ -57,24 +69,36 @@ export async function baselineRuns(runs: number, payloadBytes: number, warmUp: n
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: STREAM, subjects: ['base.steps.>'], storage: StorageType.File, duplicate_window: 120e9 });
     for (let i = 1; i <= STEPS; i++) {
-      await jsm.consumers.add(STREAM, { durable_name: `d${i}`, filter_subject: workSubject('*', i), ack_policy: AckPolicy.Explicit, max_ack_pending: IN_FLIGHT, ack_wait: 30e9 });
+      await jsm.consumers.add(STREAM, { durable_name: `d${i}`, filter_subject: workSubject('*', i), ack_policy: AckPolicy.Explicit, max_ack_pending: IN_FLIGHT * layout.copies, ack_wait: 30e9 });
     }
     await nc.close();
+    const steps = Array.from({ length: STEPS }, (_, i) => String(i + 1));
     const drivers: Array<{ child: ChildProcess; lines: AsyncIterator<string> }> = [];
-    for (let i = 1; i <= STEPS; i++) drivers.push(await startScript(['driver', nats.url, String(i)]));
+    for (let copy = 0; copy < layout.copies; copy++) {
+      for (const served of layout.allSteps ? [steps.join(',')] : steps) drivers.push(await startScript(['driver', nats.url, served]));
+    }
     const starter = await startScript(['starter', nats.url, String(runs), String(payloadBytes), String(warmUp), String(ratePerSecond)]);
     children.push(...drivers.map((d) => d.child), starter.child);
-    const meter = new CpuMeter([
+    const procs = [
       { name: 'starter', pid: starter.child.pid! },
       ...drivers.map((d, i) => ({ name: `driver ${i + 1}`, pid: d.child.pid! })),
       { name: 'nats-server', pid: nats.pid! },
-    ]).start();
+    ];
+    const meter = new CpuMeter(procs).start();
     const messageMeter = await new MessageMeter(nats, (name) => (name === 'starter' ? 'starter' : name === 'driver' ? 'drivers' : undefined)).start();
     starter.child.stdin!.write('go\n');
     const done = await nextLine(starter.lines, 'done', 600_000);
     const cpu = meter.stop();
     const messages = await messageMeter.stop();
-    return { seconds: Number(done.split(' ')[1]) / 1000, cpu, messages };
+    let idle: BaselineResult['idle'];
+    if (idleSeconds > 0) {
+      // As Conveyor's stack is idled (./cpu-phase): 2 s for the last acks, then the window.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const idleMeter = new CpuMeter(procs).start();
+      await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+      idle = idleMeter.stop();
+    }
+    return { seconds: Number(done.split(' ')[1]) / 1000, cpu, messages, idle };
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await nats.dispose();
@@ -103,12 +127,16 @@ async function nextLine(lines: AsyncIterator<string>, prefix: string, timeoutMs:
   }
 }
 
-async function driver(url: string, step: number): Promise<void> {
+/** One driver process serving `steps`, each from its durable consumer. */
+async function driver(url: string, steps: number[]): Promise<void> {
   const nc = await connect({ servers: url, name: 'driver' });
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(STREAM, `d${step}`);
-  const messages = await consumer.consume({ max_messages: IN_FLIGHT });
+  const served = await Promise.all(steps.map(async (step) => ({ step, messages: await (await js.consumers.get(STREAM, `d${step}`)).consume({ max_messages: IN_FLIGHT }) })));
   process.stdout.write('ready\n');
+  await Promise.all(served.map(({ step, messages }) => serve(js, step, messages)));
+}
+
+async function serve(js: ReturnType<typeof jetstream>, step: number, messages: AsyncIterable<JsMsg>): Promise<void> {
   const handOff = async (m: JsMsg) => {
     const run = m.subject.split('.')[2];
     const next = step < STEPS ? workSubject(run, step + 1) : `base.steps.${run}.end`;
@@ -171,7 +199,7 @@ async function allEnded(all: () => boolean, onWake: (wake: () => void) => void):
 // Run as a script: one process of the baseline (see startScript).
 if (require.main === module) {
   const [role, url, a, b, c, d] = process.argv.slice(2);
-  (role === 'driver' ? driver(url, Number(a)) : starter(url, Number(a), Number(b), Number(c), Number(d ?? 0))).catch((err) => {
+  (role === 'driver' ? driver(url, a.split(',').map(Number)) : starter(url, Number(a), Number(b), Number(c), Number(d ?? 0))).catch((err) => {
     console.error(err);
     process.exit(1);
   });

@@ -101,7 +101,7 @@ export async function benchCpu(): Promise<string[][]> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const m = await measureStack({ profileDir, idleSeconds: IDLE_SECONDS });
   const { cpu: conveyor, idle } = m;
-  const base = await baselineRuns(RUNS, m.payloadBytes, WARM_UP, RATE);
+  const base = await baselineRuns(RUNS, m.payloadBytes, WARM_UP, RATE, undefined, idle ? IDLE_SECONDS : 0);
   let traced: { m: Measured; spans: number } | undefined;
   if (process.env.BENCH_TRACING !== '0') {
     const receiver = await OtlpReceiver.start();
@@ -150,10 +150,17 @@ export async function benchCpu(): Promise<string[][]> {
     ]);
   }
   if (idle) {
+    // Beside each process, its counterpart of the baseline idled alike: the floor of a nats.js
+    // process holding its consumers' pulls open, and of a nats-server with nothing to do.
     const pct = (s: number) => `${((100 * s) / IDLE_SECONDS).toFixed(2)}`;
+    const baseIdle = base.idle?.perProcess ?? [];
+    const counterpart = (name: string, i: number) => (name === 'gateway' ? 'starter' : name === 'nats-server' ? 'nats-server' : `driver ${i}`);
     rows.push(
-      ...idle.perProcess.map((p) => [`idle CPU, % of one core: ${p.name}`, pct(p.seconds), '-', `over ${IDLE_SECONDS} s`]),
-      ['idle CPU, % of one core: total', pct(idle.total), '-', `gateway + ${agents.length} agents + nats-server (target < 1%)`],
+      ...idle.perProcess.map((p, i) => {
+        const other = baseIdle.find((b) => b.name === counterpart(p.name, i));
+        return [`idle CPU, % of one core: ${p.name}${other ? ` / ${other.name}` : ''}`, pct(p.seconds), other ? pct(other.seconds) : '-', `over ${IDLE_SECONDS} s, 2 s after the measured runs`];
+      }),
+      ['idle CPU, % of one core: total', pct(idle.total), base.idle ? pct(base.idle.total) : '-', `gateway + ${agents.length} agents + nats-server (target < 1%); the baseline: its starter, ${baseDrivers.length} drivers and nats-server idled alike`],
     );
   }
   if (m.profiles.length) console.log(`\nCPU profiles of the measured runs: ${m.profiles.join(', ')}`);

@@ -6,6 +6,7 @@ import { freePort, NatsServer } from '../support/nats-server';
 import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
 import { benchArtifacts } from './artifacts';
+import { baselineRuns } from './baseline-runs';
 import { benchBrowser } from './browser';
 import { benchCpu } from './cpu-phase';
 import { benchDockerPipeline } from './docker-pipeline';
@@ -24,6 +25,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 300);
 const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 500);
 /** Runs per copy that a new set of agents serves before the throughput by copies is timed (see ./cpu-phase on warming up). */
 const THROUGHPUT_WARM_UP = Number(process.env.BENCH_THROUGHPUT_WARMUP ?? 2_000);
+/** Runs of the raw baseline beside each throughput by copies: it runs them 3-5 times as fast, so more of them, for a few seconds at least. */
+const RAW_THROUGHPUT_RUNS = Number(process.env.BENCH_RAW_THROUGHPUT_RUNS ?? 10 * THROUGHPUT_RUNS);
 
 const WARM_UP = 20;
 /** Runs the hand-off's stack serves before its latency is measured (see handOff). */
@@ -210,7 +213,7 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
  * are seen on a subscription (polling the gateway would take its CPU while it is measured), and
  * the run records are read once, after, to count the runs that succeeded.
  */
-async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{ perSecond: number; correct: number }> {
+async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{ perSecond: number; correct: number; payloadBytes: number }> {
   const procs: AppProcess[] = [];
   for (let i = 0; i < copies; i++) {
     procs.push(await startTestDriver(['t1', 't2', 't3', 't4'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `tp-${copies}-${i}`, CONVEYOR_CONCURRENCY: '16' }));
@@ -251,9 +254,12 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
   };
   try {
     await burst(`tp${copies}-warm`, THROUGHPUT_WARM_UP * copies);
+    const stored = (await jsm.streams.info('CONVEYOR_RUNS')).state;
     const start = now();
     const ids = await burst(`tp${copies}`, THROUGHPUT_RUNS);
     const seconds = (now() - start) / 1000;
+    const storedAfter = (await jsm.streams.info('CONVEYOR_RUNS')).state;
+    const payloadBytes = Math.round((storedAfter.bytes - stored.bytes) / Math.max(1, storedAfter.messages - stored.messages));
     const wanted = new Set(ids);
     // Newest first, a page of at most 500 at a time: the timed runs are the newest.
     let correct = 0;
@@ -268,7 +274,7 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
       }
       before = `&before=${runs[runs.length - 1].id}`;
     }
-    return { perSecond: ids.length / seconds, correct };
+    return { perSecond: ids.length / seconds, correct, payloadBytes };
   } finally {
     await nc.close();
     await Promise.all(procs.map((p) => p.stop('SIGTERM')));
@@ -326,18 +332,33 @@ async function latencyAndThroughput(results: string[][]): Promise<void> {
       [`graph runs/s (${FAN + 2} no-op steps each)`, g.perSecond.toFixed(1), '-', `${g.correct}/${GRAPH_RUNS} succeeded; ${(g.perSecond * (FAN + 2)).toFixed(0)} steps/s`],
     );
 
-    const tp: Record<number, { perSecond: number; correct: number }> = {};
+    const tp: Record<number, Awaited<ReturnType<typeof throughput>>> = {};
+    const rawRuns: Record<number, number> = {};
     const copiesList = (process.env.BENCH_COPIES ?? '1,2,4').split(',').map(Number);
+    const cop = (n: number) => `${n} cop${n === 1 ? 'y' : 'ies'}`;
     for (const copies of copiesList) {
-      process.stdout.write(`throughput: ${THROUGHPUT_RUNS} no-op 4-step runs, ${copies} cop${copies === 1 ? 'y' : 'ies'} of each driver ... `);
+      process.stdout.write(`throughput: ${THROUGHPUT_RUNS} no-op 4-step runs, ${cop(copies)} of each driver, then the raw baseline laid out alike ... `);
       tp[copies] = await throughput(api, nats, copies);
+      // The machine's own scaling: the raw client doing a run's least JetStream work (./baseline-runs)
+      // in as many processes, each serving all four drivers, warmed up as much, flat out.
+      const base = await baselineRuns(RAW_THROUGHPUT_RUNS, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, 0, { copies, allSteps: true });
+      rawRuns[copies] = RAW_THROUGHPUT_RUNS / base.seconds;
       console.log('done');
-      results.push([
-        `runs/s, ${copies} cop${copies === 1 ? 'y' : 'ies'} per driver`,
-        tp[copies].perSecond.toFixed(1),
-        copies === copiesList[0] ? '-' : tp[copiesList[0]].perSecond.toFixed(1),
-        `${tp[copies].correct}/${THROUGHPUT_RUNS} succeeded (target >= 100/s)${copies === copiesList[0] ? '' : `, ${(tp[copies].perSecond / tp[copiesList[0]].perSecond).toFixed(2)}x of ${copiesList[0]}`}`,
-      ]);
+      const first = copiesList[0];
+      results.push(
+        [
+          `runs/s, ${cop(copies)} per driver`,
+          tp[copies].perSecond.toFixed(1),
+          copies === first ? '-' : tp[first].perSecond.toFixed(1),
+          `${tp[copies].correct}/${THROUGHPUT_RUNS} succeeded (target >= 100/s)${copies === first ? '' : `, ${(tp[copies].perSecond / tp[first].perSecond).toFixed(2)}x of ${first}`}`,
+        ],
+        [
+          `raw baseline runs/s, ${cop(copies)} of its drivers`,
+          rawRuns[copies].toFixed(1),
+          copies === first ? '-' : rawRuns[first].toFixed(1),
+          `${RAW_THROUGHPUT_RUNS} such runs on the raw client (./baseline-runs), ${copies} process${copies === 1 ? '' : 'es'} serving all four drivers${copies === first ? '' : `: ${(rawRuns[copies] / rawRuns[first]).toFixed(2)}x of ${first}, against Conveyor's ${(tp[copies].perSecond / tp[first].perSecond).toFixed(2)}x`}`,
+        ],
+      );
     }
     if (process.env.BENCH_ARTIFACTS !== '0') {
       process.stdout.write('a 100 MB artifact: upload, download through the gateway, the gateway\'s memory ... ');
