@@ -7,6 +7,7 @@ import { AppProcess, startTestDriver, waitFor } from '../support/processes';
 import { monotonicMs as now } from '../drivers/behaviours';
 import { benchArtifacts } from './artifacts';
 import { baselineRuns } from './baseline-runs';
+import { CpuMeter } from './cpu';
 import { benchBrowser } from './browser';
 import { benchCpu } from './cpu-phase';
 import { benchDockerPipeline } from './docker-pipeline';
@@ -213,7 +214,7 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
  * are seen on a subscription (polling the gateway would take its CPU while it is measured), and
  * the run records are read once, after, to count the runs that succeeded.
  */
-async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{ perSecond: number; correct: number; payloadBytes: number }> {
+async function throughput(api: Api, nats: NatsServer, gatewayPid: number, copies: number): Promise<{ perSecond: number; correct: number; payloadBytes: number; cpuMsPerRun: number }> {
   const procs: AppProcess[] = [];
   for (let i = 0; i < copies; i++) {
     procs.push(await startTestDriver(['t1', 't2', 't3', 't4'], { CONVEYOR_NATS_URL: nats.url, CONVEYOR_AGENT_ID: `tp-${copies}-${i}`, CONVEYOR_CONCURRENCY: '16' }));
@@ -255,9 +256,11 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
   try {
     await burst(`tp${copies}-warm`, THROUGHPUT_WARM_UP * copies);
     const stored = (await jsm.streams.info('CONVEYOR_RUNS')).state;
+    const meter = new CpuMeter([{ name: 'gateway', pid: gatewayPid }, ...procs.map((p, i) => ({ name: `agent ${i}`, pid: p.proc.pid! })), { name: 'nats-server', pid: nats.pid! }]).start();
     const start = now();
     const ids = await burst(`tp${copies}`, THROUGHPUT_RUNS);
     const seconds = (now() - start) / 1000;
+    const cpuMsPerRun = (meter.stop().total * 1000) / THROUGHPUT_RUNS;
     const storedAfter = (await jsm.streams.info('CONVEYOR_RUNS')).state;
     const payloadBytes = Math.round((storedAfter.bytes - stored.bytes) / Math.max(1, storedAfter.messages - stored.messages));
     const wanted = new Set(ids);
@@ -274,7 +277,7 @@ async function throughput(api: Api, nats: NatsServer, copies: number): Promise<{
       }
       before = `&before=${runs[runs.length - 1].id}`;
     }
-    return { perSecond: ids.length / seconds, correct, payloadBytes };
+    return { perSecond: ids.length / seconds, correct, payloadBytes, cpuMsPerRun };
   } finally {
     await nc.close();
     await Promise.all(procs.map((p) => p.stop('SIGTERM')));
@@ -334,15 +337,19 @@ async function latencyAndThroughput(results: string[][]): Promise<void> {
 
     const tp: Record<number, Awaited<ReturnType<typeof throughput>>> = {};
     const rawRuns: Record<number, number> = {};
+    const rawCpu: Record<number, number> = {};
     const copiesList = (process.env.BENCH_COPIES ?? '1,2,4').split(',').map(Number);
     const cop = (n: number) => `${n} cop${n === 1 ? 'y' : 'ies'}`;
     for (const copies of copiesList) {
       process.stdout.write(`throughput: ${THROUGHPUT_RUNS} no-op 4-step runs, ${cop(copies)} of each driver, then the raw baseline laid out alike ... `);
-      tp[copies] = await throughput(api, nats, copies);
+      tp[copies] = await throughput(api, nats, gateway.proc.pid!, copies);
       // The machine's own scaling: the raw client doing a run's least JetStream work (./baseline-runs)
       // in as many processes, each serving all four drivers, warmed up as much, flat out.
       const base = await baselineRuns(RAW_THROUGHPUT_RUNS, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, 0, { copies, allSteps: true });
       rawRuns[copies] = RAW_THROUGHPUT_RUNS / base.seconds;
+      // And at Conveyor's pace: what each run costs the raw client at the same load, by processes.
+      const paced = await baselineRuns(THROUGHPUT_RUNS * 2, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, Math.round(tp[copies].perSecond), { copies, allSteps: true });
+      rawCpu[copies] = (paced.cpu.total * 1000) / (THROUGHPUT_RUNS * 2);
       console.log('done');
       const first = copiesList[0];
       results.push(
@@ -351,6 +358,12 @@ async function latencyAndThroughput(results: string[][]): Promise<void> {
           tp[copies].perSecond.toFixed(1),
           copies === first ? '-' : tp[first].perSecond.toFixed(1),
           `${tp[copies].correct}/${THROUGHPUT_RUNS} succeeded (target >= 100/s)${copies === first ? '' : `, ${(tp[copies].perSecond / tp[first].perSecond).toFixed(2)}x of ${first}`}`,
+        ],
+        [
+          `CPU per run (ms) in the throughput, ${cop(copies)}: Conveyor / raw baseline`,
+          tp[copies].cpuMsPerRun.toFixed(2),
+          rawCpu[copies].toFixed(2),
+          `every process, user+system; the raw baseline's ${THROUGHPUT_RUNS * 2} runs started at Conveyor's runs/s${copies === first ? '' : `: ${(tp[copies].cpuMsPerRun / tp[first].cpuMsPerRun).toFixed(2)}x ${cop(first)}'s for Conveyor, ${(rawCpu[copies] / rawCpu[first]).toFixed(2)}x for the raw baseline`}`,
         ],
         [
           `raw baseline runs/s, ${cop(copies)} of its drivers`,
