@@ -154,6 +154,7 @@ export async function benchCpu(): Promise<string[][]> {
     // process holding its consumers' pulls open, and of a nats-server with nothing to do.
     const pct = (s: number) => `${((100 * s) / IDLE_SECONDS).toFixed(2)}`;
     const baseIdle = base.idle?.perProcess ?? [];
+    // Stack.procs() lists the gateway, then the agents in the drivers' order, then the nats-server.
     const counterpart = (name: string, i: number) => (name === 'gateway' ? 'starter' : name === 'nats-server' ? 'nats-server' : `driver ${i}`);
     rows.push(
       ...idle.perProcess.map((p, i) => {

@@ -212,7 +212,9 @@ async function graph(api: Api, nats: NatsServer): Promise<{ paths: number[]; fan
  * reach its steady cost (./cpu-phase). Timed from
  * the first POST until every run's end record is stored and the projector folded it; the ends
  * are seen on a subscription (polling the gateway would take its CPU while it is measured), and
- * the run records are read once, after, to count the runs that succeeded.
+ * the run records are read once, after, to count the runs that succeeded. Also the CPU of the
+ * gateway, the agents and the nats-server over the timed runs, and their stored bytes per record
+ * (the raw baseline beside it carries as much).
  */
 async function throughput(api: Api, nats: NatsServer, gatewayPid: number, copies: number): Promise<{ perSecond: number; correct: number; payloadBytes: number; cpuMsPerRun: number }> {
   const procs: AppProcess[] = [];
@@ -343,8 +345,8 @@ async function latencyAndThroughput(results: string[][]): Promise<void> {
     for (const copies of copiesList) {
       process.stdout.write(`throughput: ${THROUGHPUT_RUNS} no-op 4-step runs, ${cop(copies)} of each driver, then the raw baseline laid out alike ... `);
       tp[copies] = await throughput(api, nats, gateway.proc.pid!, copies);
-      // The machine's own scaling: the raw client doing a run's least JetStream work (./baseline-runs)
-      // in as many processes, each serving all four drivers, warmed up as much, flat out.
+      // The raw client doing a run's least JetStream work (./baseline-runs) in as many processes,
+      // each serving all four drivers, warmed up as much: first flat out, for its runs/s.
       const base = await baselineRuns(RAW_THROUGHPUT_RUNS, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, 0, { copies, allSteps: true });
       rawRuns[copies] = RAW_THROUGHPUT_RUNS / base.seconds;
       // And at Conveyor's pace: what each run costs the raw client at the same load, by processes.

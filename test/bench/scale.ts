@@ -128,11 +128,11 @@ async function burst(stack: Stack): Promise<string[][]> {
   await watching;
   const after = memory(stack);
   // Idle, as a stack is between bursts: read every 10 s; the largest reading of the last 10 s counts.
-  const idle: Array<{ s: number } & ReturnType<typeof memory>> = [];
+  const idle: ReturnType<typeof memory>[] = [];
   const settled: ReturnType<typeof memory>[] = [];
   for (let i = 1; i <= SETTLE_S; i++) {
     await new Promise((r) => setTimeout(r, 1_000));
-    if (i % 10 === 0) idle.push({ s: i, ...memory(stack) });
+    if (i % 10 === 0) idle.push(memory(stack));
     if (i > SETTLE_S - 10) settled.push(memory(stack));
   }
   const rest = settled.length
