@@ -24,8 +24,10 @@ jest.setTimeout(120_000);
 /** The engine deadline of these tests: the real dockerd is frozen for a few seconds at most. */
 const DEADLINE_MS = 2_000;
 
-/** How long `promise` took to settle, and how: its value or its error. */
-/** How long `promise` took to settle, counted from `t0`: the moment before the call that made it (the call's own deadline starts inside it). */
+/**
+ * How long `promise` took to settle, and how (its value or its error), counted from `t0`: the
+ * moment before the call that made it (the call's own deadline starts inside it).
+ */
 async function timed<T>(promise: Promise<T>, t0 = Date.now()): Promise<{ ms: number; value?: T; error?: Error }> {
   try {
     const value = await promise;
