@@ -59,9 +59,15 @@ export interface BaselineLayout {
 /**
  * `runs` runs (after `warmUp` of them, not measured) with records of `payloadBytes`, started at
  * `ratePerSecond` (0: as fast as the starter's clients can); CPU of
- * the starter, each driver and the baseline's nats-server from the first publish to the last end.
+ * the starter, each driver and the baseline's nats-server from the first publish to the last end;
+ * then, when `idleSeconds`, of the same processes idle.
  */
-export async function baselineRuns(runs: number, payloadBytes: number, warmUp: number, ratePerSecond = 0, layout: BaselineLayout = { copies: 1, allSteps: false }, idleSeconds = 0): Promise<BaselineResult> {
+export async function baselineRuns(
+  runs: number,
+  payloadBytes: number,
+  warmUp: number,
+  { ratePerSecond = 0, layout = { copies: 1, allSteps: false }, idleSeconds = 0 }: { ratePerSecond?: number; layout?: BaselineLayout; idleSeconds?: number } = {},
+): Promise<BaselineResult> {
   const nats = await NatsServer.start({ monitor: true });
   const children: ChildProcess[] = [];
   try {

@@ -101,7 +101,7 @@ export async function benchCpu(): Promise<string[][]> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const m = await measureStack({ profileDir, idleSeconds: IDLE_SECONDS });
   const { cpu: conveyor, idle } = m;
-  const base = await baselineRuns(RUNS, m.payloadBytes, WARM_UP, RATE, undefined, idle ? IDLE_SECONDS : 0);
+  const base = await baselineRuns(RUNS, m.payloadBytes, WARM_UP, { ratePerSecond: RATE, idleSeconds: idle ? IDLE_SECONDS : 0 });
   let traced: { m: Measured; spans: number } | undefined;
   if (process.env.BENCH_TRACING !== '0') {
     const receiver = await OtlpReceiver.start();

@@ -347,10 +347,10 @@ async function latencyAndThroughput(results: string[][]): Promise<void> {
       tp[copies] = await throughput(api, nats, gateway.proc.pid!, copies);
       // The raw client doing a run's least JetStream work (./baseline-runs) in as many processes,
       // each serving all four drivers, warmed up as much: first flat out, for its runs/s.
-      const base = await baselineRuns(RAW_THROUGHPUT_RUNS, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, 0, { copies, allSteps: true });
+      const base = await baselineRuns(RAW_THROUGHPUT_RUNS, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, { layout: { copies, allSteps: true } });
       rawRuns[copies] = RAW_THROUGHPUT_RUNS / base.seconds;
       // And at Conveyor's pace: what each run costs the raw client at the same load, by processes.
-      const paced = await baselineRuns(THROUGHPUT_RUNS * 2, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, Math.round(tp[copies].perSecond), { copies, allSteps: true });
+      const paced = await baselineRuns(THROUGHPUT_RUNS * 2, tp[copies].payloadBytes, THROUGHPUT_WARM_UP * copies, { ratePerSecond: Math.round(tp[copies].perSecond), layout: { copies, allSteps: true } });
       rawCpu[copies] = (paced.cpu.total * 1000) / (THROUGHPUT_RUNS * 2);
       console.log('done');
       const first = copiesList[0];
