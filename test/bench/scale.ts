@@ -6,6 +6,7 @@ import { RunIndex } from '@conveyor/store';
 import { readSse } from '../support/api';
 import { monotonicMs as now } from '../drivers/behaviours';
 import { CpuMeter, rssBytes } from './cpu';
+import { frameworkFloorRss } from './framework-floor';
 import { DRIVERS, Stack } from './stack';
 import { summary } from './stats';
 
@@ -78,6 +79,8 @@ function compact(series: number[], points = 40): { step: number; values: number[
 
 async function burst(stack: Stack): Promise<string[][]> {
   const before = memory(stack);
+  // The agents' baseline: Nest, rxjs and the NATS client in a process of their own, no Conveyor code.
+  const floor = await frameworkFloorRss(stack.nats.url);
   // When each run's record first shows it ended (updates only, from now on).
   const kvm = new Kvm(stack.nc);
   const kv = await kvm.open('conveyor-runs');
@@ -153,7 +156,7 @@ async function burst(stack: Stack): Promise<string[][]> {
     ['scale: projector lag p50 / p99 (ms)', `${lag.median.toFixed(0)} / ${lag.p99.toFixed(0)}`, '-', `end record on the wire -> run record ended (runs bucket watch), ${lag.n} runs`],
     ['scale: CPU per run during the burst (ms): gateway / all agents / nats-server', `${msPerRun('gateway').toFixed(2)} / ${msPerRun('agent').toFixed(2)} / ${msPerRun('nats-server').toFixed(2)}`, '-', `user+system from the first start until all ended; ${tuned}`],
     [`scale: gateway RSS before / after / ${SETTLE_S} s idle after (MB)`, `${mb(before.gateway)} / ${mb(after.gateway)} / ${mb(rest.gateway)}`, '-', `${tuned}; the idle figure is the largest of its last 10 s`],
-    [`scale: agent RSS, largest before / after / ${SETTLE_S} s idle after (MB)`, `${mb(before.agentsMax)} / ${mb(after.agentsMax)} / ${mb(rest.agentsMax)}`, '-', `all ${stack.agents.length} agents: ${mb(before.agentsSum)} / ${mb(after.agentsSum)} / ${mb(rest.agentsSum)} MB`],
+    [`scale: agent RSS, largest before / after / ${SETTLE_S} s idle after (MB)`, `${mb(before.agentsMax)} / ${mb(after.agentsMax)} / ${mb(rest.agentsMax)}`, mb(floor), `all ${stack.agents.length} agents: ${mb(before.agentsSum)} / ${mb(after.agentsSum)} / ${mb(rest.agentsSum)} MB; the baseline: an empty Nest microservice connected to NATS (./framework-floor), idle, read before the burst`],
     ['scale: RSS while idle after the burst, every 10 s (MB)', `gateway ${series((m) => m.gateway)}`, '-', `largest agent ${series((m) => m.agentsMax)}`],
   ];
 }
