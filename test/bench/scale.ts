@@ -16,7 +16,8 @@ import { summary } from './stats';
  *  - RUNS no-op 4-step runs started in a burst (64 clients): time until all ended and were
  *    folded, the work waiting sampled every second, projector lag (a run's end record on the
  *    wire -> its run record ended, from a watch of the runs bucket), RSS before, right after
- *    and SETTLE_S idle seconds after, and the CPU per run of the gateway and of the agents;
+ *    and SETTLE_S idle seconds after (the agents' beside an empty Nest microservice's, the
+ *    floor their frameworks set: ./framework-floor), and the CPU per run of the gateway and of the agents;
  *  - `GET /runs?limit=50` with a tenth of STORED and with STORED run records in the bucket (the
  *    runs above, and copies of one of them under new ids: real runs would take too long);
  *  - FOLLOWERS SSE followers of one run's log while a step prints LINES lines: each must get
