@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { connect, headers } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, StorageType, type JsMsg } from '@nats-io/jetstream';
 import { NatsServer } from '../support/nats-server';
 import { CpuMeter } from './cpu';
 import { MessageMeter } from './messages';
+import { nextLine, startScript, type ScriptProcess } from './script-process';
 
 /**
  * The baseline of the CPU a run costs: a hand-written program on the raw `@nats-io/jetstream`
@@ -79,11 +79,11 @@ export async function baselineRuns(
     }
     await nc.close();
     const steps = Array.from({ length: STEPS }, (_, i) => String(i + 1));
-    const drivers: Array<{ child: ChildProcess; lines: AsyncIterator<string> }> = [];
+    const drivers: ScriptProcess[] = [];
     for (let copy = 0; copy < layout.copies; copy++) {
-      for (const served of layout.allSteps ? [steps.join(',')] : steps) drivers.push(await startScript(['driver', nats.url, served]));
+      for (const served of layout.allSteps ? [steps.join(',')] : steps) drivers.push(await startScript(__filename, ['driver', nats.url, served], 'baseline'));
     }
-    const starter = await startScript(['starter', nats.url, String(runs), String(payloadBytes), String(warmUp), String(ratePerSecond)]);
+    const starter = await startScript(__filename, ['starter', nats.url, String(runs), String(payloadBytes), String(warmUp), String(ratePerSecond)], 'baseline');
     children.push(...drivers.map((d) => d.child), starter.child);
     const procs = [
       { name: 'starter', pid: starter.child.pid! },
@@ -93,7 +93,7 @@ export async function baselineRuns(
     const meter = new CpuMeter(procs).start();
     const messageMeter = await new MessageMeter(nats, (name) => (name === 'starter' ? 'starter' : name === 'driver' ? 'drivers' : undefined)).start();
     starter.child.stdin!.write('go\n');
-    const done = await nextLine(starter.lines, 'done', 600_000);
+    const done = await nextLine(starter.lines, 'done', 600_000, 'baseline');
     const cpu = meter.stop();
     const messages = await messageMeter.stop();
     let idle: BaselineResult['idle'];
@@ -108,28 +108,6 @@ export async function baselineRuns(
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await nats.dispose();
-  }
-}
-
-/** Starts this file as a script with `args` and waits (bounded) until it says `ready`. */
-async function startScript(args: string[]): Promise<{ child: ChildProcess; lines: AsyncIterator<string> }> {
-  const child = spawn(process.execPath, [__filename, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  await nextLine(lines, 'ready', 60_000);
-  return { child, lines };
-}
-
-async function nextLine(lines: AsyncIterator<string>, prefix: string, timeoutMs: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`baseline: no "${prefix}" in ${timeoutMs} ms`)), timeoutMs)));
-  try {
-    for (;;) {
-      const next = await Promise.race([lines.next(), timeout]);
-      if (next.done) throw new Error(`baseline: the process exited before "${prefix}"`);
-      if (next.value.startsWith(prefix)) return next.value;
-    }
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -202,7 +180,7 @@ async function allEnded(all: () => boolean, onWake: (wake: () => void) => void):
   }
 }
 
-// Run as a script: one process of the baseline (see startScript).
+// Run as a script: one process of the baseline (see ./script-process).
 if (require.main === module) {
   const [role, url, a, b, c, d] = process.argv.slice(2);
   (role === 'driver' ? driver(url, a.split(',').map(Number)) : starter(url, Number(a), Number(b), Number(c), Number(d ?? 0))).catch((err) => {

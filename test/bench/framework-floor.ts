@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
@@ -7,6 +5,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { rssBytes } from './cpu';
+import { startScript } from './script-process';
 
 /**
  * The baseline of an agent's memory: what the frameworks an agent is made of take before any
@@ -50,13 +49,8 @@ class ConnectOnly extends Server implements CustomTransportStrategy {
 
 /** RSS (bytes) of the floor process, connected to `natsUrl`, after it idled SETTLE_MS; bounded by 60 s. */
 export async function frameworkFloorRss(natsUrl: string): Promise<number> {
-  const child = spawn(process.execPath, [__filename, natsUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { child } = await startScript(__filename, [natsUrl], 'framework floor');
   try {
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('framework floor: not ready in 60 s')), 60_000)));
-    const first = await Promise.race([lines.next(), late]).finally(() => clearTimeout(timer));
-    if (first.done || first.value !== 'ready') throw new Error(`framework floor: the process said ${JSON.stringify(first.value)} instead of "ready"`);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     return rssBytes(child.pid!);
   } finally {
@@ -70,7 +64,7 @@ async function floorProcess(url: string): Promise<void> {
   process.stdout.write('ready\n');
 }
 
-// Run as a script: the floor process (see frameworkFloorRss).
+// Run as a script: the floor process (see frameworkFloorRss, ./script-process).
 if (require.main === module) {
   floorProcess(process.argv[2]).catch((err) => {
     console.error(err);
